@@ -1,0 +1,1 @@
+"""ekvio-assets: the Ekvio LMS statistics reports as Dagster assets in DuckDB."""

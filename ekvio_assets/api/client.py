@@ -1,0 +1,322 @@
+"""The Ekvio report-task protocol over httpx: create a task, poll it, stream its file to disk.
+
+Transient faults (connection errors, timeouts, 429/500/502/503/504) are retried with exponential
+backoff and jitter, honouring `Retry-After`; every other failure raises `EkvioApiError` with a
+message that names the report, the task and the cause. The token is a header of the API client
+only: it is sent to the API's own origin and to nothing else, and no message ever contains it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from ekvio_assets.reports.specs import ReportSpec
+
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+TASK_RUNNING, MODULE_UNAVAILABLE = ("integration", "company_id")
+ERROR_ANOTHER_TASK = 1007
+POLL_PATH = "/v3/integration/{task_id}"
+_TASK_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+_DOWNLOAD_CHUNK = 1 << 20
+_DONE_STATUSES = ("completed", "fail")
+
+
+class EkvioApiError(RuntimeError):
+    """A failure of the Ekvio API that retrying will not fix; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ExportWindow:
+    """The change-time window of an export; both bounds None means the full report."""
+
+    after: datetime | None = None
+    to: datetime | None = None
+
+    def query_params(self) -> dict[str, str]:
+        bounds = {"after_date": self.after, "to_date": self.to}
+        return {name: bound.isoformat(timespec="seconds") for name, bound in bounds.items() if bound is not None}
+
+    def describe(self) -> str:
+        if self.after is None and self.to is None:
+            return "full report"
+        return f"changes from {self.after or 'the beginning'} to {self.to or 'now'}"
+
+
+FULL_EXPORT = ExportWindow()
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    report: str
+    task_id: str
+    path: Path
+    size_bytes: int
+    requested_at: datetime
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    backoff_base_seconds: float = 1.0
+    backoff_cap_seconds: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.backoff_cap_seconds * 5)
+        ceiling = min(self.backoff_cap_seconds, self.backoff_base_seconds * 2**attempt)
+        return random.uniform(ceiling / 2, ceiling)
+
+
+class _TransientError(Exception):
+    def __init__(self, cause: str, retry_after: float | None = None) -> None:
+        super().__init__(cause)
+        self.retry_after = retry_after
+
+
+class EkvioClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        poll_interval_seconds: float,
+        poll_timeout_seconds: float,
+        busy_wait_timeout_seconds: float = 900.0,
+        request_timeout_seconds: float = 120.0,
+        retry: RetryPolicy = RetryPolicy(),
+        report_paths: Mapping[str, str] | None = None,
+        log: logging.Logger | Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._poll_interval = poll_interval_seconds
+        self._poll_timeout = poll_timeout_seconds
+        self._busy_wait_timeout = busy_wait_timeout_seconds
+        self._retry = retry
+        self._report_paths = dict(report_paths or {})
+        self._log = log or logging.getLogger(__name__)
+        self._sleep = sleep
+        self._clock = clock
+        timeout = httpx.Timeout(request_timeout_seconds, connect=min(30.0, request_timeout_seconds))
+        json_headers = {"Accept": "application/json"}
+        self._api = httpx.Client(
+            base_url=self._base_url,
+            headers={**json_headers, "Authorization": f"Bearer {token}"},
+            timeout=timeout,
+        )
+        # Result files may live on a storage host: that client never carries the token.
+        self._files = httpx.Client(headers=json_headers, timeout=timeout, follow_redirects=True)
+
+    def close(self) -> None:
+        self._api.close()
+        self._files.close()
+
+    def export(self, spec: ReportSpec, window: ExportWindow, destination_dir: Path) -> ExportedFile:
+        requested_at = datetime.now(timezone.utc)
+        task_id = self.create_task(spec, window)
+        file_url = self.wait_for_file(spec, task_id)
+        return self.download(spec, task_id, file_url, destination_dir, requested_at)
+
+    def create_task(self, spec: ReportSpec, window: ExportWindow) -> str:
+        path = self._report_paths.get(spec.name, spec.path)
+        params = window.query_params()
+        body = {} if spec.method == "POST" else None
+        started = self._clock()
+        busy_attempt = 0
+        while True:
+            response = self._call(spec, "create the task", spec.method, path, params=params, json=body)
+            errors = _api_errors(response)
+            if _has_error(errors, ERROR_ANOTHER_TASK, MODULE_UNAVAILABLE):
+                raise EkvioApiError(
+                    f"The {spec.title} report is not available for this company (Ekvio error 1007 on "
+                    f"company_id: {_messages(errors)}). Ask Ekvio to enable the module for the company's "
+                    f"API account, or leave the {spec.name} asset out of the job."
+                )
+            if _has_error(errors, ERROR_ANOTHER_TASK, TASK_RUNNING):
+                waited = self._clock() - started
+                if waited >= self._busy_wait_timeout:
+                    raise EkvioApiError(
+                        f"The {spec.title} report could not start: another task of this report kept "
+                        f"running for {waited:.0f} s ({_messages(errors)}). Try again later."
+                    )
+                delay = self._retry.delay(busy_attempt)
+                busy_attempt += 1
+                self._log.info(
+                    f"{spec.name}: another {spec.title} task is running on the Ekvio side; "
+                    f"trying again in {delay:.1f} s"
+                )
+                self._sleep(delay)
+                continue
+            self._raise_for_answer(spec, "create the task", response, errors)
+            task_id = str(_data(response).get("integration", ""))
+            if not _TASK_ID.fullmatch(task_id):
+                raise EkvioApiError(f"The {spec.title} report task was created but the answer carried no valid task id")
+            self._log.info(f"{spec.name}: created Ekvio task {task_id} ({window.describe()})")
+            return task_id
+
+    def wait_for_file(self, spec: ReportSpec, task_id: str) -> str:
+        started = self._clock()
+        while True:
+            elapsed = self._clock() - started
+            if elapsed + self._poll_interval > self._poll_timeout:
+                raise EkvioApiError(
+                    f"{spec.title} task {task_id} did not complete within {self._poll_timeout:.0f} s "
+                    f"(EKVIO_POLL_TIMEOUT_SECONDS); it may still finish on the Ekvio side, run again later"
+                )
+            self._sleep(self._poll_interval)
+            response = self._call(spec, f"poll task {task_id}", "GET", POLL_PATH.format(task_id=task_id))
+            self._raise_for_answer(spec, f"poll task {task_id}", response, _api_errors(response))
+            answer = _data(response)
+            status = str(answer.get("status", "unknown"))
+            file_url = answer.get("file")
+            self._log.info(f"{spec.name}: task {task_id} is {status} ({self._clock() - started:.0f} s elapsed)")
+            if status == "fail":
+                log_hint = f"; its log is at {file_url}" if file_url else ""
+                raise EkvioApiError(f"{spec.title} task {task_id} failed on the Ekvio side{log_hint}")
+            if status == "completed":
+                if not isinstance(file_url, str) or not file_url.strip():
+                    raise EkvioApiError(f"{spec.title} task {task_id} completed without a result file URL")
+                return file_url
+
+    def download(
+        self, spec: ReportSpec, task_id: str, file_url: str, destination_dir: Path, requested_at: datetime
+    ) -> ExportedFile:
+        url = urljoin(self._base_url + "/", file_url.strip())
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise EkvioApiError(f"{spec.title} task {task_id} points to a result file that is not http(s)")
+        destination_dir.mkdir(parents=True, exist_ok=True)
+        name = f"{requested_at.strftime('%Y%m%dT%H%M%S%fZ')}_task-{task_id}.json"
+        final_path = destination_dir / name
+        partial_path = destination_dir / f"{name}.part"
+        client = self._api if _same_origin(url, self._base_url) else self._files
+
+        def fetch() -> int:
+            with client.stream("GET", url, follow_redirects=True) as response:
+                _raise_if_transient(response)
+                if response.status_code != 200:
+                    response.read()
+                    self._raise_for_answer(spec, f"download the file of task {task_id}", response, [])
+                written = 0
+                with partial_path.open("wb") as out:
+                    for chunk in response.iter_bytes(_DOWNLOAD_CHUNK):
+                        out.write(chunk)
+                        written += len(chunk)
+                return written
+
+        size = self._with_retries(spec, f"download the file of task {task_id}", fetch)
+        partial_path.replace(final_path)
+        self._log.info(f"{spec.name}: task {task_id} file saved to {final_path} ({size:,} bytes)")
+        return ExportedFile(spec.name, task_id, final_path, size, requested_at)
+
+    def _call(self, spec: ReportSpec, action: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self._with_retries(spec, action, lambda: self._api.request(method, path, **kwargs))
+
+    def _with_retries(self, spec: ReportSpec, action: str, send: Callable[[], Any]) -> Any:
+        attempt = 0
+        while True:
+            try:
+                with _transient_faults():
+                    result = send()
+                if isinstance(result, httpx.Response):
+                    _raise_if_transient(result)
+                return result
+            except _TransientError as fault:
+                attempt += 1
+                if attempt >= self._retry.max_attempts:
+                    raise EkvioApiError(
+                        f"Could not {action} of the {spec.title} report: {fault} after {attempt} attempts"
+                    ) from None
+                delay = self._retry.delay(attempt - 1, fault.retry_after)
+                self._log.warning(
+                    f"{spec.name}: {action} failed ({fault}); retry {attempt} of "
+                    f"{self._retry.max_attempts - 1} in {delay:.1f} s"
+                )
+                self._sleep(delay)
+
+    def _raise_for_answer(
+        self, spec: ReportSpec, action: str, response: httpx.Response, errors: list[dict[str, Any]]
+    ) -> None:
+        status = response.status_code
+        if status == 200 and not errors:
+            return
+        hint = {
+            401: "the API token was refused: check EKVIO_API_TOKEN",
+            403: "the API token lacks permission for this report",
+            404: "not found: check EKVIO_API_URL and the report path",
+        }.get(status, "")
+        detail = "; ".join(part for part in (f"HTTP {status}", hint, _messages(errors)) if part)
+        raise EkvioApiError(f"Could not {action} of the {spec.title} report: {detail}")
+
+
+@contextmanager
+def _transient_faults() -> Iterator[None]:
+    try:
+        yield
+    except (httpx.TransportError, httpx.DecodingError) as error:
+        raise _TransientError(f"{type(error).__name__}: {error}") from None
+
+
+def _raise_if_transient(response: httpx.Response) -> None:
+    if response.status_code in TRANSIENT_STATUSES:
+        raise _TransientError(f"HTTP {response.status_code}", _retry_after(response))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        moment = email.utils.parsedate_to_datetime(value)
+        return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds()) if moment else None
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _data(response: httpx.Response) -> dict[str, Any]:
+    body = _body(response)
+    data = body.get("data") if isinstance(body, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def _api_errors(response: httpx.Response) -> list[dict[str, Any]]:
+    body = _body(response)
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return [error for error in errors if isinstance(error, dict)] if isinstance(errors, list) else []
+
+
+def _has_error(errors: list[dict[str, Any]], code: int, field: str) -> bool:
+    return any(str(error.get("code")) == str(code) and error.get("field") == field for error in errors)
+
+
+def _messages(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(f"Ekvio error {error.get('code')}: {error.get('message', '')}".strip() for error in errors)
+
+
+def _same_origin(url: str, other: str) -> bool:
+    return _origin(url) == _origin(other)
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)

@@ -1,0 +1,68 @@
+"""The Ekvio API as a Dagster resource, with the embedded simulator as its default peer."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from ekvio_assets.api.client import EkvioClient, ExportedFile, ExportWindow, RetryPolicy
+from ekvio_assets.reports.specs import ReportSpec
+
+
+class EkvioApiResource(dg.ConfigurableResource):
+    """Creates Ekvio report tasks, polls them and streams their files into the raw archive.
+
+    With no `api_url` it starts the embedded Ekvio simulator (demo data) on a free loopback port
+    for the duration of the step, and says so in the log.
+    """
+
+    api_url: str | None = Field(default=None, description="Base URL of the company's Ekvio API (EKVIO_API_URL); unset: the embedded simulator")
+    api_token: str | None = Field(default=None, description="Bearer token (EKVIO_API_TOKEN), read through EnvVar")
+    poll_interval_seconds: float = Field(description="Pause between task status polls (EKVIO_POLL_INTERVAL_SECONDS)")
+    poll_timeout_seconds: float = Field(description="Give up on a task after this long (EKVIO_POLL_TIMEOUT_SECONDS)")
+    busy_wait_timeout_seconds: float = Field(default=900.0, description="How long to keep retrying while another task of the report runs (Ekvio error 1007)")
+    request_timeout_seconds: float = Field(default=120.0, description="Timeout of one HTTP request")
+    max_attempts: int = Field(default=6, description="Attempts per HTTP call on transient faults")
+    backoff_base_seconds: float = Field(default=1.0, description="First retry delay; doubles per attempt, with jitter")
+    report_paths: dict[str, str] = Field(default_factory=dict, description="Per-report path overrides, e.g. {\"attempts\": \"/v2/materials/tests/attempts\"}")
+
+    _client: EkvioClient | None = PrivateAttr(default=None)
+    _resources: ExitStack | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        log = context.log or dg.get_dagster_logger()
+        self._resources = ExitStack()
+        base_url, token = self.api_url, self.api_token
+        if base_url is None:
+            from ekvio_assets.simulator import DatasetConfig, generate, running_simulator
+
+            simulator = self._resources.enter_context(running_simulator(generate(DatasetConfig())))
+            base_url, token = simulator.url, simulator.token
+            log.warning(
+                f"EKVIO_API_URL is not set: using the embedded Ekvio simulator at {base_url} with its demo data set"
+            )
+        elif not token:
+            raise dg.Failure("EKVIO_API_URL is set but EKVIO_API_TOKEN is empty: set the company's API token")
+        self._client = EkvioClient(
+            base_url,
+            token or "",
+            poll_interval_seconds=self.poll_interval_seconds,
+            poll_timeout_seconds=self.poll_timeout_seconds,
+            busy_wait_timeout_seconds=self.busy_wait_timeout_seconds,
+            request_timeout_seconds=self.request_timeout_seconds,
+            retry=RetryPolicy(max_attempts=self.max_attempts, backoff_base_seconds=self.backoff_base_seconds),
+            report_paths=self.report_paths,
+            log=log,
+        )
+        self._resources.callback(self._client.close)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._resources is not None:
+            self._resources.close()
+
+    def export(self, spec: ReportSpec, window: ExportWindow, destination_dir: Path) -> ExportedFile:
+        if self._client is None:
+            raise RuntimeError("EkvioApiResource used outside a Dagster execution")
+        return self._client.export(spec, window, destination_dir)

@@ -1,0 +1,106 @@
+"""The EKVIO_* settings, read and validated in one place.
+
+A bad value is reported at start (when Dagster loads the code location, or when the CLI starts)
+with every problem named, instead of as a stack trace deep inside a run. The API token is only
+checked for presence here: its value is read by Dagster through `EnvVar` and never kept by us.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+API_URL = "EKVIO_API_URL"
+API_TOKEN = "EKVIO_API_TOKEN"
+DATA_DIR = "EKVIO_DATA_DIR"
+TIMEZONE = "EKVIO_TIMEZONE"
+POLL_INTERVAL = "EKVIO_POLL_INTERVAL_SECONDS"
+POLL_TIMEOUT = "EKVIO_POLL_TIMEOUT_SECONDS"
+
+DEFAULT_DATA_DIR = "data"
+DEFAULT_TIMEZONE = "Europe/Moscow"
+DEFAULT_POLL_INTERVAL_SECONDS = 10.0
+# The embedded simulator finishes a task in seconds; polling it every 10 s would only slow the demo.
+EMBEDDED_POLL_INTERVAL_SECONDS = 1.0
+DEFAULT_POLL_TIMEOUT_SECONDS = 3600.0
+
+
+class ConfigError(ValueError):
+    """One or more EKVIO_* settings are missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_url: str | None
+    data_dir: Path
+    timezone: str
+    poll_interval_seconds: float
+    poll_timeout_seconds: float
+
+    @property
+    def uses_embedded_simulator(self) -> bool:
+        return self.api_url is None
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "ekvio.duckdb"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+
+        api_url = _optional(env, API_URL)
+        if api_url is not None:
+            api_url = api_url.rstrip("/")
+            parts = urlsplit(api_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                problems.append(f"{API_URL} must be an http(s) URL such as https://api.ekvio.ru, got {api_url!r}")
+            if _optional(env, API_TOKEN) is None:
+                problems.append(f"{API_URL} is set, so {API_TOKEN} must be set to the company's API token")
+
+        timezone = _optional(env, TIMEZONE) or DEFAULT_TIMEZONE
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(f"{TIMEZONE} must be an IANA time zone such as Europe/Moscow, got {timezone!r}")
+
+        default_interval = DEFAULT_POLL_INTERVAL_SECONDS if api_url else EMBEDDED_POLL_INTERVAL_SECONDS
+        poll_interval = _positive_seconds(env, POLL_INTERVAL, default_interval, problems)
+        poll_timeout = _positive_seconds(env, POLL_TIMEOUT, DEFAULT_POLL_TIMEOUT_SECONDS, problems)
+
+        if problems:
+            raise ConfigError("Invalid Ekvio configuration:\n- " + "\n- ".join(problems))
+        return cls(
+            api_url=api_url,
+            data_dir=Path(_optional(env, DATA_DIR) or DEFAULT_DATA_DIR).expanduser().absolute(),
+            timezone=timezone,
+            poll_interval_seconds=poll_interval,
+            poll_timeout_seconds=poll_timeout,
+        )
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _positive_seconds(env: Mapping[str, str], name: str, default: float, problems: list[str]) -> float:
+    raw = _optional(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        problems.append(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value

@@ -1,0 +1,245 @@
+"""The four Ekvio reports, described once.
+
+Everything that differs between reports is data in a `ReportSpec`: the endpoint, the filters, where
+the records sit in the payload, the columns with their types, the key and the change time. The
+generic export, load and merge code, the Dagster assets and the simulator all read these specs, so
+they cannot disagree about a field.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+
+class FieldType(enum.Enum):
+    """How a payload value is read, and the DuckDB type it lands in."""
+
+    TEXT = "VARCHAR"
+    INTEGER = "BIGINT"
+    BOOLEAN = "BOOLEAN"
+    # ISO 8601 date-time; a value without an offset is in the company's time zone.
+    TIMESTAMP = "TIMESTAMPTZ"
+    # Unix time in seconds, or an ISO 8601 date-time: the API sends deadlines both ways.
+    UNIXTIME_OR_TIMESTAMP = "TIMESTAMPTZ"
+
+    @property
+    def duckdb_type(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Field:
+    """One documented payload field and the table column it becomes."""
+
+    column: str
+    source: tuple[str, ...]
+    type: FieldType
+    description: str
+
+
+def _field(column: str, type_: FieldType, description: str, source: str | None = None) -> Field:
+    path = tuple((source or column).split("."))
+    return Field(column=column, source=path, type=type_, description=description)
+
+
+T, I, B, TS, UTS = (
+    FieldType.TEXT,
+    FieldType.INTEGER,
+    FieldType.BOOLEAN,
+    FieldType.TIMESTAMP,
+    FieldType.UNIXTIME_OR_TIMESTAMP,
+)
+
+# Company-specific columns of the course report: one per questionnaire question and group type.
+COURSE_DYNAMIC_COLUMNS = re.compile(r"^(form_question_[0-9]+|group_[a-z][a-z0-9_]{0,62})$")
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """A report of the Ekvio API as one table.
+
+    For a nested report (`children_key` set) every payload record is a parent object (a material,
+    a programme) whose `children_key` array holds one object per learner; the table has one row per
+    child, carrying the parent's `parent_fields`.
+    """
+
+    name: str
+    title: str
+    method: str
+    path: str
+    filters: tuple[str, ...]
+    fields: tuple[Field, ...]
+    key: tuple[str, ...]
+    change_time: str
+    parent_fields: tuple[Field, ...] = ()
+    children_key: str | None = None
+    dynamic_columns: re.Pattern[str] | None = None
+
+    @property
+    def columns(self) -> tuple[Field, ...]:
+        return self.parent_fields + self.fields
+
+    @property
+    def is_nested(self) -> bool:
+        return self.children_key is not None
+
+    def column(self, name: str) -> Field:
+        for field in self.columns:
+            if field.column == name:
+                return field
+        raise KeyError(f"report {self.name} has no column {name}")
+
+
+_WINDOW_FILTERS = ("after_date", "to_date")
+
+ATTEMPTS = ReportSpec(
+    name="attempts",
+    title="Test attempts",
+    method="GET",
+    path="/v2/materials/tests/attempts",
+    filters=_WINDOW_FILTERS,
+    key=("attempt_id",),
+    change_time="updated_at",
+    fields=(
+        _field("attempt_id", T, "Attempt id (a UUID)", source="id"),
+        _field("material_id", I, "Id of the test material"),
+        _field("login", T, "Learner's login"),
+        _field("status", T, "Attempt status: fail, completed, checking"),
+        _field("number", I, "Sequence number of the attempt"),
+        _field("points", I, "Points scored"),
+        _field("percent", I, "Percent of the test passed"),
+        _field("q_count", I, "Number of questions"),
+        _field("q_success", I, "Questions answered correctly"),
+        _field("q_fail", I, "Questions answered wrongly"),
+        _field("q_checking", I, "Questions waiting for a manual check"),
+        _field("started_at", TS, "When the attempt started"),
+        _field("ended_at", TS, "When the attempt ended"),
+        _field("created_at", TS, "When the record was created"),
+        _field("updated_at", TS, "When the record last changed"),
+    ),
+)
+
+MATERIAL_STATISTICS = ReportSpec(
+    name="material_statistics",
+    title="Learning-material statistics",
+    method="POST",
+    path="/v3/materials/statistic",
+    filters=("material_status", "user_status", *_WINDOW_FILTERS),
+    key=("material_id", "login"),
+    change_time="update_at",
+    children_key="statistics",
+    parent_fields=(
+        _field("material_id", I, "Id of the learning material", source="id"),
+        _field("material_name", T, "Name of the material", source="name"),
+        _field("material_type", T, "Material type: pdf, scorm, link, html, test, video, ...", source="type"),
+        _field("material_points", I, "Maximum points for the material (null if it has none)", source="points"),
+    ),
+    fields=(
+        _field("login", T, "Learner's login"),
+        _field("user_status", T, "Learner's account status: active, blocked"),
+        _field("material_status", T, "Learner's status on the material: appointed, in_progress, completed, checking, fail"),
+        _field("points", I, "Points the learner scored on the material"),
+        _field("progress", I, "Learner's progress on the material, percent"),
+        _field("start_at", TS, "When the learner started the material"),
+        _field("end_at", TS, "When the learner finished the material"),
+        _field("update_at", TS, "The learner's last activity on the material"),
+    ),
+)
+
+_COURSE_CONTENT = ("pdf", "link", "html")
+
+COURSE_STATISTICS = ReportSpec(
+    name="course_statistics",
+    title="Course (training) statistics",
+    method="GET",
+    path="/v2/trainings/statistic",
+    filters=_WINDOW_FILTERS,
+    key=("material_id", "user_id"),
+    change_time="last_activity",
+    dynamic_columns=COURSE_DYNAMIC_COLUMNS,
+    fields=(
+        _field("user_id", I, "Learner's user id"),
+        _field("material_id", I, "Id of the course material"),
+        _field("fio", T, "Learner's full name"),
+        _field("user_status", T, "Learner's account status: active, blocked"),
+        _field("login", T, "Learner's login"),
+        _field("start_time", TS, "When the learner started the course"),
+        _field("complete_date", TS, "When the learner completed the course"),
+        _field("total_time", I, "Total time spent on the course, seconds"),
+        _field("course_name", T, "Name of the course", source="name"),
+        _field("is_required", I, "1 if the course is required, else 0"),
+        _field("user_scores", I, "Points the learner scored"),
+        _field("max_interaction_scores", I, "Maximum points for interactive inserts"),
+        *(
+            field
+            for content in _COURSE_CONTENT
+            for field in (
+                _field(f"{content}_viewed", I, f"{content.upper()} materials of the course viewed"),
+                _field(f"{content}_total", I, f"{content.upper()} materials in the course"),
+            )
+        ),
+        _field("scorm_total_time", I, "Time spent on the SCORM material"),
+        _field("scorm_status", T, "SCORM status: completed, not completed, not started, Unknown, passed, failed"),
+        _field("scorm_percent", I, "Percent of the SCORM material passed"),
+        _field("user_final_scores", I, "Points scored in the final test"),
+        _field("max_final_scores", I, "Maximum points of the final test"),
+        _field("percent_final_scores", I, "Percent of the final test passed"),
+        _field("last_activity", TS, "The learner's last activity on the course"),
+        _field("current_turn", I, "Number of the current final-test attempt"),
+        _field("turns_count", I, "Number of final-test attempts"),
+        _field("filled_type", T, "Source that filled the record"),
+        _field("group_region", T, "Group: region"),
+        _field("group_city", T, "Group: city"),
+        _field("group_role", T, "Group: role"),
+        _field("group_position", T, "Group: position"),
+        _field("group_team", T, "Group: team"),
+        _field("group_department", T, "Group: department"),
+        _field("group_function", T, "Group: function"),
+    ),
+)
+
+PROGRAM_MATERIAL_TYPES = ("pdf", "scorm", "link", "html", "test", "video", "longread", "document")
+
+PROGRAM_STATISTICS = ReportSpec(
+    name="program_statistics",
+    title="Learning-programme statistics",
+    method="GET",
+    path="/v3/learning-programmes/statistic",
+    filters=("program_status", "material_status", "user_status", "include", *_WINDOW_FILTERS),
+    key=("program_id", "login"),
+    change_time="active_at",
+    children_key="statistics",
+    parent_fields=(
+        _field("program_id", I, "Id of the learning programme", source="id"),
+        _field("program_name", T, "Name of the programme", source="name"),
+        _field("deadline_type", T, "Type of the recommended completion date"),
+        _field("deadline_at", UTS, "Recommended completion date"),
+        _field("deadline_period_at", T, "Period of a relative completion date"),
+        _field("program_points", I, "Maximum points for the programme", source="points"),
+        *(
+            _field(f"materials_{kind}", I, f"{kind.upper()} materials in the programme", source=f"materials.{kind}")
+            for kind in PROGRAM_MATERIAL_TYPES
+        ),
+        _field("materials_total", I, "Materials in the programme", source="materials.total"),
+    ),
+    fields=(
+        _field("login", T, "Learner's login"),
+        _field("user_status", T, "Learner's account status: active, blocked"),
+        _field("program_status", T, "Learner's status on the programme: appointed, in_progress, completed, checking, fail"),
+        _field("progress", I, "Learner's progress on the programme, percent"),
+        _field("points", I, "Points the learner scored on the programme"),
+        _field("start_at", TS, "When the learner started the programme"),
+        _field("active_at", TS, "The learner's last activity on the programme"),
+        _field("end_at", TS, "When the learner finished the programme"),
+        _field("passed_at_time", B, "Whether the programme was completed on time"),
+        *(
+            _field(f"completed_{kind}", I, f"{kind.upper()} materials the learner completed", source=kind)
+            for kind in PROGRAM_MATERIAL_TYPES
+        ),
+    ),
+)
+
+REPORTS: tuple[ReportSpec, ...] = (ATTEMPTS, MATERIAL_STATISTICS, COURSE_STATISTICS, PROGRAM_STATISTICS)
+REPORTS_BY_NAME = {spec.name: spec for spec in REPORTS}

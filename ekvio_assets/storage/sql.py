@@ -1,0 +1,13 @@
+"""Quoting for the few names and paths that must be spliced into SQL text.
+
+Values always go as parameters; identifiers come from the report specs or from dynamic field
+names that matched a strict pattern, and are quoted anyway.
+"""
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
