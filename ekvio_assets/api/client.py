@@ -28,7 +28,7 @@ from ekvio_assets.reports.specs import ReportSpec
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 TASK_RUNNING, MODULE_UNAVAILABLE = ("integration", "company_id")
 ERROR_ANOTHER_TASK = 1007
-POLL_PATH = "/v3/integration/{task_id}"
+TASK_STATUS_PATH = "/v3/integration/{task_id}"
 _TASK_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 _DOWNLOAD_CHUNK = 1 << 20
 _DONE_STATUSES = ("completed", "fail")
@@ -98,6 +98,7 @@ class EkvioClient:
         request_timeout_seconds: float = 120.0,
         retry: RetryPolicy = RetryPolicy(),
         report_paths: Mapping[str, str] | None = None,
+        task_status_path: str = TASK_STATUS_PATH,
         log: logging.Logger | Any = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -108,6 +109,7 @@ class EkvioClient:
         self._busy_wait_timeout = busy_wait_timeout_seconds
         self._retry = retry
         self._report_paths = dict(report_paths or {})
+        self._task_status_path = task_status_path
         self._log = log or logging.getLogger(__name__)
         self._sleep = sleep
         self._clock = clock
@@ -178,7 +180,7 @@ class EkvioClient:
                     f"(EKVIO_POLL_TIMEOUT_SECONDS); it may still finish on the Ekvio side, run again later"
                 )
             self._sleep(self._poll_interval)
-            response = self._call(spec, f"poll task {task_id}", "GET", POLL_PATH.format(task_id=task_id))
+            response = self._call(spec, f"poll task {task_id}", "GET", self._task_status_path.format(task_id=task_id))
             self._raise_for_answer(spec, f"poll task {task_id}", response, _api_errors(response))
             answer = _data(response)
             status = str(answer.get("status", "unknown"))
@@ -207,7 +209,7 @@ class EkvioClient:
         def fetch() -> int:
             with client.stream("GET", url, follow_redirects=True) as response:
                 _raise_if_transient(response)
-                if response.status_code != 200:
+                if not response.is_success:
                     response.read()
                     self._raise_for_answer(spec, f"download the file of task {task_id}", response, [])
                 written = 0
@@ -251,7 +253,7 @@ class EkvioClient:
         self, spec: ReportSpec, action: str, response: httpx.Response, errors: list[dict[str, Any]]
     ) -> None:
         status = response.status_code
-        if status == 200 and not errors:
+        if response.is_success and not errors:
             return
         hint = {
             401: "the API token was refused: check EKVIO_API_TOKEN",

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from ekvio_assets.api.client import EkvioClient, ExportedFile, ExportWindow, RetryPolicy
+from ekvio_assets.api.client import TASK_STATUS_PATH, EkvioClient, ExportedFile, ExportWindow, RetryPolicy
 from ekvio_assets.reports.specs import ReportSpec
 
 
@@ -27,6 +27,8 @@ class EkvioApiResource(dg.ConfigurableResource):
     max_attempts: int = Field(default=6, description="Attempts per HTTP call on transient faults")
     backoff_base_seconds: float = Field(default=1.0, description="First retry delay; doubles per attempt, with jitter")
     report_paths: dict[str, str] = Field(default_factory=dict, description="Per-report path overrides, e.g. {\"attempts\": \"/v2/materials/tests/attempts\"}")
+
+    task_status_path: str = Field(default=TASK_STATUS_PATH, description="Path of the task status poll; /v2/integration/{task_id} works the same")
 
     _client: EkvioClient | None = PrivateAttr(default=None)
     _resources: ExitStack | None = PrivateAttr(default=None)
@@ -54,6 +56,7 @@ class EkvioApiResource(dg.ConfigurableResource):
             request_timeout_seconds=self.request_timeout_seconds,
             retry=RetryPolicy(max_attempts=self.max_attempts, backoff_base_seconds=self.backoff_base_seconds),
             report_paths=self.report_paths,
+            task_status_path=self.task_status_path,
             log=log,
         )
         self._resources.callback(self._client.close)

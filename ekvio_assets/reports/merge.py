@@ -57,14 +57,12 @@ _CONVERSIONS = {
     FieldType.INTEGER: "ekvio_integer({})",
     FieldType.BOOLEAN: "ekvio_boolean({})",
     FieldType.TIMESTAMP: "ekvio_timestamp({})",
-    FieldType.UNIXTIME_OR_TIMESTAMP: "ekvio_timestamp({})",
 }
 
 _READABLE_TYPE = {
     FieldType.INTEGER: "an integer",
     FieldType.BOOLEAN: "a boolean",
     FieldType.TIMESTAMP: "a date-time",
-    FieldType.UNIXTIME_OR_TIMESTAMP: "a unix time or date-time",
 }
 
 

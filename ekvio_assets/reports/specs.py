@@ -19,10 +19,9 @@ class FieldType(enum.Enum):
     TEXT = "VARCHAR"
     INTEGER = "BIGINT"
     BOOLEAN = "BOOLEAN"
-    # ISO 8601 date-time; a value without an offset is in the company's time zone.
+    # ISO 8601 date-time (one without an offset is in the company's time zone) or unix time in
+    # seconds: the API sends programme deadlines both ways.
     TIMESTAMP = "TIMESTAMPTZ"
-    # Unix time in seconds, or an ISO 8601 date-time: the API sends deadlines both ways.
-    UNIXTIME_OR_TIMESTAMP = "TIMESTAMPTZ"
 
     @property
     def duckdb_type(self) -> str:
@@ -44,13 +43,7 @@ def _field(column: str, type_: FieldType, description: str, source: str | None =
     return Field(column=column, source=path, type=type_, description=description)
 
 
-T, I, B, TS, UTS = (
-    FieldType.TEXT,
-    FieldType.INTEGER,
-    FieldType.BOOLEAN,
-    FieldType.TIMESTAMP,
-    FieldType.UNIXTIME_OR_TIMESTAMP,
-)
+T, I, B, TS = FieldType.TEXT, FieldType.INTEGER, FieldType.BOOLEAN, FieldType.TIMESTAMP
 
 # Company-specific columns of the course report: one per questionnaire question and group type.
 COURSE_DYNAMIC_COLUMNS = re.compile(r"^(form_question_[0-9]+|group_[a-z][a-z0-9_]{0,62})$")
@@ -215,7 +208,7 @@ PROGRAM_STATISTICS = ReportSpec(
         _field("program_id", I, "Id of the learning programme", source="id"),
         _field("program_name", T, "Name of the programme", source="name"),
         _field("deadline_type", T, "Type of the recommended completion date"),
-        _field("deadline_at", UTS, "Recommended completion date"),
+        _field("deadline_at", TS, "Recommended completion date (sent as unix time or as a date-time)"),
         _field("deadline_period_at", T, "Period of a relative completion date"),
         _field("program_points", I, "Maximum points for the programme", source="points"),
         *(

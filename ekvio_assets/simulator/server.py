@@ -1,0 +1,549 @@
+"""The Ekvio simulator: an HTTP server speaking the asynchronous report protocol of PROTOCOL.md.
+
+Every report of `ekvio_assets.reports.specs.REPORTS` gets its create route; a task is polled on
+`/v3/integration/{id}` (or `/v2/...`) and completes at its `polls_to_complete`-th poll with the
+absolute URL of its result file, served under `/files/<random name>` without a token, as a storage
+host would. A `FaultPlan` makes chosen calls fail the ways the real API and its network do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import http
+import itertools
+import json
+import secrets
+import socket
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import ijson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from ekvio_assets.reports.specs import PROGRAM_STATISTICS, REPORTS, REPORTS_BY_NAME, ReportSpec
+from ekvio_assets.simulator.faults import CONTENT_FAULTS, Call, FaultKind, FaultPlan, FaultRule, corrupt_records
+from ekvio_assets.simulator.generator import Dataset, RecordFilter, write_report_file
+
+ERROR_ANOTHER_TASK = 1007
+MAX_FILTER_VALUES = 500
+POLL_PATHS = ("/v3/integration/{task_id:int}", "/v2/integration/{task_id:int}")
+FINAL_STATUSES = frozenset({"completed", "fail"})
+# How long a completing poll waits for its result file before answering "processing" after all.
+_COMPLETION_WAIT_SECONDS = 5.0
+_CHUNK_BYTES = 1 << 16
+_FIRST_TASK_ID = 4_000_001
+_MAINTENANCE_PAGE = "<html><body><h1>Технические работы</h1><p>Service is under maintenance</p></body></html>"
+
+
+@dataclass
+class SimulatorState:
+    """What the simulator saw and did, for tests to check."""
+
+    tasks_created: Counter[str] = dataclass_field(default_factory=Counter)  # by report name
+    requests: Counter[Call] = dataclass_field(default_factory=Counter)
+    faults_injected: list[tuple[Call, FaultKind, str]] = dataclass_field(default_factory=list)  # call, kind, report
+    # The Authorization header of every request (None when absent), by call kind; kept out of repr
+    # so that printing the state never shows a token.
+    authorization_headers: defaultdict[Call, list[str | None]] = dataclass_field(
+        default_factory=lambda: defaultdict(list), repr=False
+    )
+
+
+@dataclass
+class _ServedFile:
+    path: Path
+    report: str
+    media_type: str
+
+
+@dataclass
+class _Task:
+    task_id: int
+    report: str
+    result: Future[Any]  # writing the result file
+    result_file: _ServedFile
+    last_seen: float
+    status: str = "queued"
+    polls: int = 0
+    stuck: bool = False  # never completes (a NEVER_COMPLETE fault)
+    answer_file: str | None = None  # name of the file the poll answer points to
+
+
+class _InvalidRequest(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class _Simulator:
+    """The state and the route handlers of one simulator app."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        token: str,
+        polls_to_complete: int,
+        files_dir: Path,
+        faults: FaultPlan,
+        payload_files: Mapping[str, Path],
+        task_idle_timeout: float,
+    ) -> None:
+        unknown = set(payload_files) - set(REPORTS_BY_NAME)
+        if unknown:
+            raise ValueError(f"payload_files for unknown reports: {sorted(unknown)}")
+        self.state = SimulatorState()
+        self._dataset = dataset
+        self._expected_authorization = f"Bearer {token}".encode()
+        self._polls_to_complete = max(1, polls_to_complete)
+        self._files_dir = files_dir
+        self._faults = faults
+        self._payload_files = {report: Path(path) for report, path in payload_files.items()}
+        self._task_idle_timeout = task_idle_timeout
+        self._task_ids = itertools.count(_FIRST_TASK_ID)
+        self._tasks: dict[int, _Task] = {}
+        self._latest_tasks: dict[str, _Task] = {}
+        self._files: dict[str, _ServedFile] = {}
+        self._writers = ThreadPoolExecutor(max_workers=len(REPORTS), thread_name_prefix="ekvio-simulator-writer")
+        self._stop_writing = threading.Event()
+
+    def routes(self) -> list[Route]:
+        routes = [
+            Route(
+                spec.path,
+                functools.partial(self.create, spec),
+                # The programme report switches to POST to carry filters in a body.
+                methods=sorted({spec.method, "POST"}),
+                name=f"create_{spec.name}",
+            )
+            for spec in REPORTS
+        ]
+        routes += [Route(path, self.poll, methods=["GET"]) for path in POLL_PATHS]
+        routes.append(Route("/files/{name}", self.download, methods=["GET"], name="download"))
+        return routes
+
+    def close(self) -> None:
+        self._stop_writing.set()
+        self._writers.shutdown(wait=True, cancel_futures=True)
+
+    async def create(self, spec: ReportSpec, request: Request) -> Response:
+        self._observe(request, Call.CREATE)
+        if not self._authorized(request):
+            return _unauthorized()
+        fault = self._take_fault(Call.CREATE, spec.name)
+        if fault is not None and fault.kind is FaultKind.TASK_RUNNING:
+            running = self._running_task(spec.name)
+            return _another_task_answer(running.task_id if running else next(self._task_ids))
+        if fault is not None and fault.kind is FaultKind.MODULE_UNAVAILABLE:
+            return _errors(400, ERROR_ANOTHER_TASK, "company_id", f"Module {spec.title} not available for company")
+        if fault is not None:
+            return _transport_fault(fault)
+        try:
+            after, to, record_filter = _selection(spec, request.query_params, await request.body())
+        except _InvalidRequest as error:
+            return _errors(400, 400, error.field, error.message)
+        running = self._running_task(spec.name)
+        if running is not None:
+            return _another_task_answer(running.task_id)
+        task = self._start_task(spec, after, to, record_filter)
+        return JSONResponse({"data": {"integration": task.task_id}})
+
+    async def poll(self, request: Request) -> Response:
+        self._observe(request, Call.POLL)
+        if not self._authorized(request):
+            return _unauthorized()
+        task = self._tasks.get(request.path_params["task_id"])
+        if task is None:
+            return _errors(404, 404, "integration", f"Task {request.path_params['task_id']} not found")
+        task.last_seen = time.monotonic()
+        fault = self._take_fault(Call.POLL, task.report)
+        if fault is not None:
+            if fault.kind is FaultKind.TASK_FAIL:
+                self._fail(task, "the report could not be built (simulated failure)")
+            elif fault.kind is FaultKind.NEVER_COMPLETE:
+                task.stuck = True
+            elif fault.kind is FaultKind.COMPLETED_WITHOUT_FILE:
+                task.status, task.answer_file = "completed", None
+            else:
+                return _transport_fault(fault)
+        if task.status not in FINAL_STATUSES:
+            await self._advance(task)
+        file_url = None if task.answer_file is None else self._file_url(request, task.answer_file)
+        return JSONResponse({"data": {"status": task.status, "file": file_url}})
+
+    async def download(self, request: Request) -> Response:
+        self._observe(request, Call.DOWNLOAD)
+        served = self._files.get(request.path_params["name"])
+        if served is None:
+            return _errors(404, 404, "file", "File not found")
+        fault = self._take_fault(Call.DOWNLOAD, served.report)
+        if fault is None:
+            return FileResponse(served.path, media_type=served.media_type)
+        if fault.kind is FaultKind.DROP_CONNECTION:
+            return _CutConnection(served)
+        if fault.kind is FaultKind.FILE_404:
+            return PlainTextResponse("Not Found", status_code=404)
+        if fault.kind is FaultKind.FILE_TRUNCATED:
+            size = served.path.stat().st_size // 2
+            return StreamingResponse(
+                _file_chunks(served.path, size), media_type=served.media_type, headers={"Content-Length": str(size)}
+            )
+        if fault.kind is FaultKind.FILE_HTML:
+            return HTMLResponse(_MAINTENANCE_PAGE)
+        if fault.kind is FaultKind.FILE_ERRORS:
+            return JSONResponse({"errors": [{"code": 500, "field": "report", "message": "Report generation failed"}]})
+        if fault.kind in CONTENT_FAULTS:
+            spoiled = await run_in_threadpool(self._spoiled_copy, fault.kind, served)
+            return FileResponse(spoiled, media_type=served.media_type)
+        return _transport_fault(fault)
+
+    def _file_url(self, request: Request, name: str) -> str:
+        """The absolute URL of a served file, on the host the client reached."""
+        return str(request.url_for("download", name=name))
+
+    def _observe(self, request: Request, call: Call) -> None:
+        self.state.requests[call] += 1
+        self.state.authorization_headers[call].append(request.headers.get("authorization"))
+
+    def _authorized(self, request: Request) -> bool:
+        presented = request.headers.get("authorization", "").encode()
+        return secrets.compare_digest(presented, self._expected_authorization)
+
+    def _take_fault(self, call: Call, report: str) -> FaultRule | None:
+        fault = self._faults.take(call, report)
+        if fault is not None:
+            self.state.faults_injected.append((call, fault.kind, report))
+        return fault
+
+    def _running_task(self, report: str) -> _Task | None:
+        """The report's task still blocking a new one; a task nobody polls stops blocking when idle."""
+        task = self._latest_tasks.get(report)
+        if task is None or task.status in FINAL_STATUSES:
+            return None
+        return task if time.monotonic() - task.last_seen <= self._task_idle_timeout else None
+
+    def _start_task(
+        self, spec: ReportSpec, after: datetime | None, to: datetime | None, record_filter: RecordFilter
+    ) -> _Task:
+        payload_file = self._payload_files.get(spec.name)
+        result: Future[Any]
+        if payload_file is None:
+            path = self._files_dir / f"{secrets.token_urlsafe(16)}.json"
+            result = self._writers.submit(
+                self._dataset.write_result_file,
+                spec.name,
+                path,
+                after,
+                to,
+                record_filter=record_filter,
+                stop=self._stop_writing,
+            )
+        else:
+            path = payload_file
+            result = Future()
+            result.set_result(None)
+        task = _Task(
+            task_id=next(self._task_ids),
+            report=spec.name,
+            result=result,
+            result_file=_ServedFile(path, spec.name, "application/json"),
+            last_seen=time.monotonic(),
+        )
+        self._tasks[task.task_id] = task
+        self._latest_tasks[spec.name] = task
+        self.state.tasks_created[spec.name] += 1
+        return task
+
+    async def _advance(self, task: _Task) -> None:
+        task.polls += 1
+        if task.polls >= self._polls_to_complete and not task.stuck:
+            try:
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(task.result)), _COMPLETION_WAIT_SECONDS)
+            except TimeoutError:
+                pass  # a big file: the task stays "processing" until a later poll
+            except Exception as error:
+                self._fail(task, f"writing the result file failed: {error!r}")
+                return
+            else:
+                task.status, task.answer_file = "completed", self._serve(task.result_file)
+                return
+        task.status = "queued" if task.polls == 1 else "processing"
+
+    def _fail(self, task: _Task, reason: str) -> None:
+        log = self._files_dir / f"{secrets.token_urlsafe(16)}.log"
+        log.write_text(f"Integration task {task.task_id} ({task.report}) failed: {reason}\n", encoding="utf-8")
+        task.status, task.answer_file = "fail", self._serve(_ServedFile(log, task.report, "text/plain"))
+
+    def _serve(self, served: _ServedFile) -> str:
+        """Publish a file under an unguessable name; the name is the only credential."""
+        name = f"{secrets.token_urlsafe(16)}{served.path.suffix}"
+        self._files[name] = served
+        return name
+
+    def _spoiled_copy(self, kind: FaultKind, served: _ServedFile) -> Path:
+        spec = REPORTS_BY_NAME[served.report]
+        target = self._files_dir / f"{secrets.token_urlsafe(16)}.json"
+        with open(served.path, "rb") as source:
+            records = ijson.items(source, "data.item", use_float=True)
+            write_report_file(target, corrupt_records(kind, spec, iter(records)), {})
+        return target
+
+
+def _selection(
+    spec: ReportSpec, query: Mapping[str, str], body: bytes
+) -> tuple[datetime | None, datetime | None, RecordFilter]:
+    """The window and filters of a create request, as the API would read them."""
+    for name in query:
+        if name not in spec.filters:
+            raise _InvalidRequest(name, f"unknown parameter for the {spec.title} report")
+        if name not in ("after_date", "to_date", "user_status"):
+            raise _InvalidRequest(name, "the simulator does not implement this filter")
+    after, to = _query_datetime(query, "after_date"), _query_datetime(query, "to_date")
+    if after is not None and to is not None and after > to:
+        raise _InvalidRequest("to_date", "to_date is before after_date")
+    user_status = query.get("user_status")
+    if user_status not in (None, "active", "blocked"):
+        raise _InvalidRequest("user_status", "user_status must be active or blocked")
+    body_filters = _body_filters(spec, body)
+    record_filter = RecordFilter(
+        logins=body_filters.get("login"),
+        program_ids=body_filters.get("program"),
+        category_ids=body_filters.get("category"),
+        user_status=user_status,
+    )
+    return after, to, record_filter
+
+
+def _query_datetime(query: Mapping[str, str], name: str) -> datetime | None:
+    value = query.get(name)
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _InvalidRequest(name, f"{name} is not an ISO 8601 date-time: {value!r}") from None
+    if moment.utcoffset() is None:
+        raise _InvalidRequest(name, f"{name} has no UTC offset: {value!r}")
+    return moment
+
+
+_BODY_FILTER_TYPES = {"login": str, "program": int, "category": int}
+
+
+def _body_filters(spec: ReportSpec, body: bytes) -> dict[str, frozenset[Any]]:
+    """`{"filters": {"login": [...], "program": [...], "category": [...]}}`, each list at most 500 long."""
+    if not body.strip():
+        return {}
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise _InvalidRequest("filters", "the request body is not JSON") from None
+    filters = document.get("filters", {}) if isinstance(document, dict) else {} if document is None else None
+    if not isinstance(filters, dict):
+        raise _InvalidRequest("filters", 'the body must be {"filters": {...}}')
+    parsed = {}
+    for name, values in filters.items():
+        field = f"filters.{name}"
+        value_type = _BODY_FILTER_TYPES.get(name)
+        if value_type is None:
+            raise _InvalidRequest(field, "unknown filter")
+        if name != "login" and spec is not PROGRAM_STATISTICS:
+            raise _InvalidRequest(field, f"the {spec.title} report has no {name} filter")
+        if not isinstance(values, list) or not all(
+            isinstance(value, value_type) and not isinstance(value, bool) for value in values
+        ):
+            raise _InvalidRequest(field, f"{name} must be a list of {value_type.__name__} values")
+        if len(values) > MAX_FILTER_VALUES:
+            raise _InvalidRequest(field, f"{name} holds {len(values)} values, at most {MAX_FILTER_VALUES} are allowed")
+        parsed[name] = frozenset(values)
+    return parsed
+
+
+def _errors(status: int, code: int, field: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    return JSONResponse({"errors": [{"code": code, "field": field, "message": message}]}, status, headers)
+
+
+def _unauthorized() -> Response:
+    return _errors(401, 401, "authorization", "Unauthorized", {"WWW-Authenticate": "Bearer"})
+
+
+def _another_task_answer(running_task_id: int) -> Response:
+    message = (
+        "The integration task cannot be taken on because another asynchronous task associated with this "
+        f"module is running. Running task ID: {running_task_id}"
+    )
+    return _errors(400, ERROR_ANOTHER_TASK, "integration", message)
+
+
+def _transport_fault(fault: FaultRule) -> Response:
+    """What a gateway answers (or does not) in front of the API."""
+    if fault.kind is FaultKind.DROP_CONNECTION:
+        return _CutConnection(None)
+    status = fault.kind.http_status
+    assert status is not None, f"{fault.kind} is not a transport fault"
+    title = f"{status} {http.HTTPStatus(status).phrase}"
+    page = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center></body></html>"
+    return HTMLResponse(page, status, {"Retry-After": "1"} if status == 429 else None)
+
+
+async def _file_chunks(path: Path, limit: int) -> AsyncIterator[bytes]:
+    """The first `limit` bytes of a file, in chunks."""
+    remaining = limit
+    async with await anyio.open_file(path, "rb") as file:
+        while remaining > 0:
+            chunk = await file.read(min(_CHUNK_BYTES, remaining))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+            yield chunk
+
+
+class _CutConnection(Response):
+    """Closes the connection without an answer, or (given a file) after half of the file's body."""
+
+    def __init__(self, served: _ServedFile | None) -> None:
+        super().__init__()
+        self._served = served
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._served is not None:
+            size = self._served.path.stat().st_size
+            headers = [(b"content-type", self._served.media_type.encode()), (b"content-length", str(size).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            async for chunk in _file_chunks(self._served.path, size // 2):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        _transport(receive).close()
+        # Returning before the server has seen the connection go would make it log an incomplete answer.
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+
+def _transport(receive: Receive) -> asyncio.BaseTransport:
+    # ASGI has no message that drops a connection. Uvicorn's `receive` is a method of the request
+    # cycle, which holds the connection's transport (an asyncio or a uvloop one).
+    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    if not callable(getattr(transport, "close", None)):
+        raise RuntimeError("dropping a connection needs the simulator to run under uvicorn")
+    return transport  # type: ignore[return-value]
+
+
+def create_app(
+    dataset: Dataset,
+    *,
+    token: str,
+    polls_to_complete: int = 2,
+    files_dir: Path,
+    faults: FaultPlan | None = None,
+    payload_files: Mapping[str, Path] | None = None,
+    task_idle_timeout: float = 30.0,
+) -> Starlette:
+    """The simulator as a Starlette app; `app.state.simulator` is its `SimulatorState`.
+
+    Result files are written to `files_dir`. `payload_files` serves a given file verbatim as the
+    result of a report (any window). A task nobody polls for `task_idle_timeout` seconds no longer
+    blocks a new task of its report.
+    """
+    simulator = _Simulator(
+        dataset,
+        token,
+        polls_to_complete,
+        Path(files_dir),
+        faults or FaultPlan(),
+        payload_files or {},
+        task_idle_timeout,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        simulator.close()
+
+    app = Starlette(routes=simulator.routes(), lifespan=lifespan)
+    app.state.simulator = simulator.state
+    return app
+
+
+@dataclass(frozen=True)
+class RunningSimulator:
+    url: str  # base URL, e.g. http://127.0.0.1:54321
+    token: str = dataclass_field(repr=False)
+    state: SimulatorState
+    dataset: Dataset
+    files_dir: Path
+
+
+@contextlib.contextmanager
+def running_simulator(
+    dataset: Dataset,
+    *,
+    token: str | None = None,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    polls_to_complete: int = 2,
+    faults: FaultPlan | None = None,
+    payload_files: Mapping[str, Path] | None = None,
+    task_idle_timeout: float = 30.0,
+) -> Iterator[RunningSimulator]:
+    """Run the simulator on `host:port` (0: a free port) in a background thread until the block ends."""
+    token = token or secrets.token_urlsafe(24)
+    with tempfile.TemporaryDirectory(prefix="ekvio-simulator-") as files_dir, _bound_socket(host, port) as sock:
+        app = create_app(
+            dataset,
+            token=token,
+            polls_to_complete=polls_to_complete,
+            files_dir=Path(files_dir),
+            faults=faults,
+            payload_files=payload_files,
+            task_idle_timeout=task_idle_timeout,
+        )
+        config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="ekvio-simulator", daemon=True)
+        thread.start()
+        try:
+            _wait_until_started(server, thread)
+            bound_host, bound_port = sock.getsockname()[:2]
+            url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+            url = f"http://{url_host}:{bound_port}"
+            yield RunningSimulator(url, token, app.state.simulator, dataset, Path(files_dir))
+        finally:
+            server.should_exit = True
+            thread.join()
+
+
+@contextlib.contextmanager
+def _bound_socket(host: str, port: int) -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    with sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        yield sock
+
+
+def _wait_until_started(server: uvicorn.Server, thread: threading.Thread, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the Ekvio simulator failed to start (see the uvicorn log above)")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"the Ekvio simulator did not start within {timeout:.0f} s")
+        time.sleep(0.01)

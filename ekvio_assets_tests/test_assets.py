@@ -1,0 +1,155 @@
+"""The real Definitions, materialized into a DuckDB file under tmp_path, over HTTP to the simulator."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pytest
+
+from ekvio_assets.config import Settings
+from ekvio_assets.definitions import build_definitions
+from ekvio_assets.jobs import REFRESH_JOB
+from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, REPORTS, FieldType, ReportSpec
+from ekvio_assets.simulator import FaultPlan, FaultRule
+
+
+def _settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, running: Any) -> Settings:
+    monkeypatch.setenv("EKVIO_API_URL", running.url)
+    monkeypatch.setenv("EKVIO_API_TOKEN", running.token)
+    monkeypatch.setenv("EKVIO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("EKVIO_POLL_INTERVAL_SECONDS", "0.02")
+    return Settings.from_env()
+
+
+def _refresh(settings: Settings, instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
+    job = build_definitions(settings).resolve_job_def(REFRESH_JOB)
+    return job.execute_in_process(instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=False)
+
+
+def _table(settings: Settings, spec: ReportSpec) -> dict[tuple[Any, ...], dict[str, Any]]:
+    with duckdb.connect(str(settings.database_path), read_only=True) as con:
+        cursor = con.execute(f'SELECT * FROM "{spec.name}"')
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+    return {tuple(row[column] for column in spec.key): row for row in rows}
+
+
+def _without_lineage(row: dict[str, Any]) -> dict[str, Any]:
+    loaded = {name: value for name, value in row.items() if not name.startswith("_")}
+    loaded["extra_fields"] = json.loads(loaded["extra_fields"]) if loaded["extra_fields"] else None
+    return loaded
+
+
+def test_definitions_hold_every_asset_resource_and_job() -> None:
+    defs = build_definitions(Settings.from_env({}))
+    assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == {spec.name for spec in REPORTS}
+    assert set(defs.resources) == {"ekvio_api", "warehouse"}
+    job = defs.resolve_job_def(REFRESH_JOB)
+    assert {node.name for node in job.nodes} == {spec.name for spec in REPORTS}
+
+
+def test_a_refresh_loads_every_report_exactly_as_the_simulator_holds_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: Any
+) -> None:
+    settings = _settings(monkeypatch, tmp_path, simulator)
+    result = _refresh(settings)
+    assert result.success
+
+    for spec in REPORTS:
+        truth = simulator.dataset.truth(spec.name)
+        table = _table(settings, spec)
+        assert len(table) == len(truth) > 0, spec.name
+        for expected in truth:
+            row = _without_lineage(table[tuple(expected[column] for column in spec.key)])
+            assert {name: row.get(name) for name in expected} == expected, spec.name
+        materialization = result.asset_materializations_for_node(spec.name)[0]
+        metadata = materialization.metadata
+        assert metadata["dagster/row_count"].value == len(truth)
+        assert metadata["rows_rejected"].value == 0
+        assert Path(metadata["raw_file"].value).is_file()
+        assert Path(metadata["raw_file"].value).parent == settings.raw_dir / spec.name
+        assert simulator.token not in json.dumps({key: str(value) for key, value in metadata.items()})
+
+
+def test_refreshing_again_changes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: Any) -> None:
+    settings = _settings(monkeypatch, tmp_path, simulator)
+    assert _refresh(settings).success
+    before = {spec.name: _table(settings, spec) for spec in REPORTS}
+    second = _refresh(settings)
+    assert second.success
+    assert {spec.name: _table(settings, spec) for spec in REPORTS} == before
+    for spec in REPORTS:
+        metadata = second.asset_materializations_for_node(spec.name)[0].metadata
+        assert (metadata["rows_inserted"].value, metadata["rows_updated"].value) == (0, 0)
+
+
+def _expected_value(field_type: FieldType, value: Any) -> Any:
+    if value is None or field_type is FieldType.TEXT:
+        return value
+    if field_type is FieldType.TIMESTAMP:
+        return datetime.fromisoformat(value)
+    return int(value) if field_type is FieldType.INTEGER else value
+
+
+@pytest.mark.parametrize(
+    ("spec", "example"), [(ATTEMPTS, "attempts.json"), (COURSE_STATISTICS, "trainings_statistic.json")]
+)
+def test_vendor_examples_load_with_every_field(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    simulator_factory: Any,
+    vendor_examples: Path,
+    spec: ReportSpec,
+    example: str,
+) -> None:
+    records = json.loads((vendor_examples / example).read_text(encoding="utf-8"))["data"]
+    with simulator_factory(payload_files={spec.name: vendor_examples / example}) as running:
+        settings = _settings(monkeypatch, tmp_path, running)
+        job = build_definitions(settings).resolve_job_def(REFRESH_JOB)
+        result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), asset_selection=[dg.AssetKey(spec.name)])
+    assert result.success
+    table = _table(settings, spec)
+    assert len(table) == len(records)
+    for record in records:
+        row = table[tuple(_expected_value(spec.column(c).type, record[spec.column(c).source[0]]) for c in spec.key)]
+        for field in spec.columns:
+            assert row[field.column] == _expected_value(field.type, record[field.source[0]]), field.column
+        documented = {field.source[0] for field in spec.columns}
+        for name in set(record) - documented:
+            assert row[name] == record[name], name
+
+
+def test_an_unavailable_module_fails_its_asset_clearly_and_the_others_load(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator_factory: Any
+) -> None:
+    faults = FaultPlan([FaultRule("create", "module_unavailable", count=None, report=COURSE_STATISTICS.name)])
+    with simulator_factory(faults=faults) as running:
+        settings = _settings(monkeypatch, tmp_path, running)
+        result = _refresh(settings)
+    assert not result.success
+    failure = result.failure_data_for_node(COURSE_STATISTICS.name)
+    assert failure is not None and "not available for this company" in failure.error.message
+    for spec in REPORTS:
+        if spec is not COURSE_STATISTICS:
+            assert result.asset_materializations_for_node(spec.name), spec.name
+
+
+def test_without_an_api_url_the_embedded_simulator_is_used_and_said(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("EKVIO_API_URL", "EKVIO_API_TOKEN", "EKVIO_POLL_INTERVAL_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("EKVIO_DATA_DIR", str(tmp_path / "data"))
+    settings = Settings.from_env()
+    instance = dg.DagsterInstance.ephemeral()
+    job = build_definitions(settings).resolve_job_def(REFRESH_JOB)
+    result = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey(ATTEMPTS.name)])
+    assert result.success
+    assert len(_table(settings, ATTEMPTS)) > 0
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert any("EKVIO_API_URL is not set: using the embedded Ekvio simulator" in m for m in messages)

@@ -1,0 +1,46 @@
+"""EKVIO_* settings: defaults, and one clear error that names every bad value."""
+
+from pathlib import Path
+
+import pytest
+
+from ekvio_assets.config import ConfigError, Settings
+
+
+def test_defaults_use_the_embedded_simulator() -> None:
+    settings = Settings.from_env({})
+    assert settings.uses_embedded_simulator
+    assert settings.data_dir == Path("data").absolute()
+    assert settings.database_path == Path("data").absolute() / "ekvio.duckdb"
+    assert (settings.timezone, settings.poll_timeout_seconds) == ("Europe/Moscow", 3600.0)
+    assert settings.poll_interval_seconds == 1.0
+
+
+def test_a_configured_api_takes_its_url_and_the_documented_poll_interval() -> None:
+    settings = Settings.from_env(
+        {"EKVIO_API_URL": "https://api.example.test/", "EKVIO_API_TOKEN": "secret", "EKVIO_DATA_DIR": "/tmp/x"}
+    )
+    assert settings.api_url == "https://api.example.test"
+    assert settings.poll_interval_seconds == 10.0
+    assert settings.data_dir == Path("/tmp/x")
+
+
+def test_every_problem_is_named_at_once_and_the_token_never_shown() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(
+            {
+                "EKVIO_API_URL": "ftp://files",
+                "EKVIO_TIMEZONE": "Mars/Olympus",
+                "EKVIO_POLL_INTERVAL_SECONDS": "soon",
+                "EKVIO_POLL_TIMEOUT_SECONDS": "-5",
+            }
+        )
+    message = str(raised.value)
+    for name in ("EKVIO_API_URL must be", "EKVIO_API_TOKEN must be set", "EKVIO_TIMEZONE", "EKVIO_POLL_INTERVAL_SECONDS", "EKVIO_POLL_TIMEOUT_SECONDS"):
+        assert name in message
+
+
+def test_a_token_value_is_never_echoed() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"EKVIO_API_URL": "not a url", "EKVIO_API_TOKEN": "tok-SECRET-123"})
+    assert "tok-SECRET-123" not in str(raised.value)

@@ -1,0 +1,192 @@
+"""The generic load path on crafted report files: drift, rejects, duplicates, idempotence, bad files."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from ekvio_assets.api.client import ExportedFile
+from ekvio_assets.reports.load import load_report_file
+from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, PROGRAM_STATISTICS, ReportSpec
+from ekvio_assets.reports.staging import ReportFileError
+from ekvio_assets.storage.warehouse import DuckDBWarehouse
+
+MOSCOW_OFFSET_HOURS = 3
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> DuckDBWarehouse:
+    return DuckDBWarehouse(data_dir=str(tmp_path / "data"), timezone="Europe/Moscow")
+
+
+def _write(tmp_path: Path, name: str, content: Any) -> Path:
+    path = tmp_path / name
+    path.write_text(content if isinstance(content, str) else json.dumps(content, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def _load(warehouse: DuckDBWarehouse, spec: ReportSpec, path: Path, task_id: str = "1", **window: datetime):
+    exported = ExportedFile(spec.name, task_id, path, path.stat().st_size, datetime.now(timezone.utc))
+    return load_report_file(warehouse, spec, exported, window.get("start"), window.get("end"))
+
+
+def _rows(warehouse: DuckDBWarehouse, sql: str) -> list[dict[str, Any]]:
+    with warehouse.read_connection() as con:
+        cursor = con.execute(sql)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def _attempt(attempt_id: str, updated_at: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": attempt_id, "material_id": 742, "login": "ivanov", "status": "completed", "number": 1,
+        "points": 10, "percent": 100, "q_count": 5, "q_success": 5, "q_fail": 0, "q_checking": 0,
+        "started_at": "2024-03-01T10:00:00+03:00", "ended_at": "2024-03-01T10:05:00+03:00",
+        "created_at": "2024-03-01T10:05:00+03:00", "updated_at": updated_at, **fields,
+    }
+
+
+def test_drifted_values_land_typed_and_nothing_is_dropped(warehouse: DuckDBWarehouse, tmp_path: Path) -> None:
+    payload = {"data": [
+        _attempt("a1", "2024-03-01T10:05:00", material_id="742", points="12", tags=["x"], category_id=5),
+        _attempt("a2", "2024-03-01 07:05:00Z", ended_at=None, percent=80.0),
+        {k: v for k, v in _attempt("a3", "2024-03-01T12:05:00+05:00").items() if k != "number"},
+    ]}
+    loaded = _load(warehouse, ATTEMPTS, _write(tmp_path, "a.json", payload))
+    assert (loaded.outcome.inserted, loaded.outcome.rejected) == (3, 0)
+
+    rows = {row["attempt_id"]: row for row in _rows(warehouse, "SELECT * FROM attempts")}
+    same_instant = datetime(2024, 3, 1, 7, 5, tzinfo=timezone.utc)
+    assert all(rows[key]["updated_at"] == same_instant for key in ("a1", "a2", "a3"))
+    assert rows["a1"]["material_id"] == 742 and rows["a1"]["points"] == 12
+    assert json.loads(rows["a1"]["extra_fields"]) == {"tags": ["x"], "category_id": 5}
+    assert rows["a2"]["extra_fields"] is None and rows["a2"]["ended_at"] is None and rows["a2"]["percent"] == 80
+    assert rows["a3"]["number"] is None
+    assert rows["a1"]["_task_id"] == "1" and rows["a1"]["_raw_file"].endswith("a.json")
+
+
+def test_nested_report_flattens_parents_with_extras_and_both_deadline_forms(
+    warehouse: DuckDBWarehouse, tmp_path: Path
+) -> None:
+    learner = {
+        "login": "ivanov", "user_status": "active", "program_status": "completed", "progress": 100,
+        "points": "30", "start_at": "2024-03-01T10:00:00+03:00", "active_at": "2024-03-02T10:00:00+03:00",
+        "end_at": "2024-03-02T10:00:00+03:00", "passed_at_time": True, "pdf": 1, "scorm": 0, "link": 0,
+        "html": 0, "test": 1, "video": 0, "longread": 0, "document": 0, "badge": "gold",
+    }
+    materials = {"pdf": 1, "scorm": 0, "link": 0, "html": 0, "test": 1, "video": 0, "longread": 0, "document": 0, "total": 2}
+    payload = {"include": [], "data": [
+        {"id": 7, "name": "Onboarding", "deadline_type": "fixed", "deadline_at": 1709856000,
+         "deadline_period_at": None, "points": 30, "materials": {**materials, "audio": 3}, "category": "HR",
+         "statistics": [learner, {**learner, "login": "petrov", "passed_at_time": 0}]},
+        {"id": "8", "name": "Safety", "deadline_type": "fixed", "deadline_at": "2024-03-08T03:00:00+03:00",
+         "deadline_period_at": None, "points": 10, "materials": materials, "statistics": [learner]},
+        {"id": 9, "name": "Nobody yet", "materials": materials, "statistics": []},
+    ]}
+    loaded = _load(warehouse, PROGRAM_STATISTICS, _write(tmp_path, "p.json", payload))
+    assert (loaded.outcome.rows_in_file, loaded.outcome.rejected) == (3, 0)
+
+    rows = {(r["program_id"], r["login"]): r for r in _rows(warehouse, "SELECT * FROM program_statistics")}
+    deadline = datetime(2024, 3, 8, 0, 0, tzinfo=timezone.utc)
+    assert rows[(7, "ivanov")]["deadline_at"] == deadline == rows[(8, "ivanov")]["deadline_at"]
+    assert rows[(7, "ivanov")]["materials_total"] == 2 and rows[(7, "ivanov")]["completed_test"] == 1
+    assert rows[(7, "ivanov")]["points"] == 30 and rows[(7, "petrov")]["passed_at_time"] is False
+    assert json.loads(rows[(7, "ivanov")]["extra_fields"]) == {
+        "badge": "gold", "parent.materials.audio": 3, "parent.category": "HR"
+    }
+    assert json.loads(rows[(8, "ivanov")]["extra_fields"]) == {"badge": "gold"}
+
+
+def test_company_specific_course_fields_become_columns(warehouse: DuckDBWarehouse, vendor_examples: Path) -> None:
+    _load(warehouse, COURSE_STATISTICS, vendor_examples / "trainings_statistic.json")
+    rows = _rows(warehouse, "SELECT login, form_question_10, group_region, course_name FROM course_statistics ORDER BY login")
+    assert rows == [
+        {"login": "birukov.s", "form_question_10": "М", "group_region": "Волгоградская область", "course_name": "New course"},
+        {"login": "petrov.p", "form_question_10": "М", "group_region": "Волгоградская область", "course_name": "New course"},
+    ]
+
+
+def test_unreadable_records_are_set_aside_with_the_failing_field(warehouse: DuckDBWarehouse, tmp_path: Path) -> None:
+    payload = {"data": [
+        _attempt("good", "2024-03-01T10:05:00+03:00"),
+        _attempt("bad-points", "2024-03-01T10:05:00+03:00", points="twelve"),
+        _attempt("bad-date", "31.02.2024", percent=12.5),
+        {k: v for k, v in _attempt("x", "2024-03-01T10:05:00+03:00").items() if k != "id"},
+        "not an object",
+    ]}
+    loaded = _load(warehouse, ATTEMPTS, _write(tmp_path, "a.json", payload))
+    assert (loaded.outcome.inserted, loaded.outcome.rejected) == (1, 4)
+    assert loaded.table_metadata["dagster/row_count"].value == 1
+
+    rejects = _rows(warehouse, "SELECT problems, record FROM rejected_records ORDER BY problems")
+    problems = sorted(problem for reject in rejects for problem in reject["problems"])
+    assert problems == [
+        "key field attempt_id is missing",
+        "percent is not an integer: 12.5",
+        "points is not an integer: twelve",
+        "record is not a JSON object",
+        "updated_at is not a date-time: 31.02.2024",
+    ]
+    assert any(json.loads(reject["record"]).get("attempt_id") == "bad-points" for reject in rejects)
+
+
+def test_duplicate_keys_keep_the_newest_version(warehouse: DuckDBWarehouse, tmp_path: Path) -> None:
+    payload = {"data": [
+        _attempt("a1", "2024-03-02T10:00:00+03:00", points=20),
+        _attempt("a1", "2024-03-01T10:00:00+03:00", points=10),
+    ]}
+    loaded = _load(warehouse, ATTEMPTS, _write(tmp_path, "a.json", payload))
+    assert (loaded.outcome.inserted, loaded.outcome.duplicates) == (1, 1)
+    assert _rows(warehouse, "SELECT points FROM attempts") == [{"points": 20}]
+
+
+def test_reloading_changes_nothing_and_older_files_never_roll_back(warehouse: DuckDBWarehouse, tmp_path: Path) -> None:
+    newer = _write(tmp_path, "newer.json", {"data": [_attempt("a1", "2024-03-02T10:00:00+03:00", points=20)]})
+    older = _write(tmp_path, "older.json", {"data": [_attempt("a1", "2024-03-01T10:00:00+03:00", points=10)]})
+    _load(warehouse, ATTEMPTS, newer, task_id="new")
+    before = _rows(warehouse, "SELECT * FROM attempts")
+
+    again = _load(warehouse, ATTEMPTS, newer, task_id="again")
+    assert (again.outcome.inserted, again.outcome.updated) == (0, 0)
+    late = _load(warehouse, ATTEMPTS, older, task_id="old")
+    assert (late.outcome.inserted, late.outcome.updated) == (0, 0)
+    assert _rows(warehouse, "SELECT * FROM attempts") == before
+
+    changed = _write(tmp_path, "changed.json", {"data": [_attempt("a1", "2024-03-03T10:00:00+03:00", points=30)]})
+    assert _load(warehouse, ATTEMPTS, changed, task_id="changed").outcome.updated == 1
+    assert _rows(warehouse, "SELECT points, _task_id FROM attempts") == [{"points": 30, "_task_id": "changed"}]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"data": [{"id": "a1", "login": "x"}, {"id": "a2"', "not valid JSON after 1 records"),
+        ("<html><body>502 Bad Gateway</body></html>", "not valid JSON"),
+        ({"errors": [{"code": 500, "field": "file", "message": "export failed"}]}, "Ekvio error 500: export failed"),
+        ({"result": []}, "no `data` array"),
+    ],
+)
+def test_broken_files_fail_clearly_and_leave_the_table_as_it_was(
+    warehouse: DuckDBWarehouse, tmp_path: Path, content: Any, message: str
+) -> None:
+    _load(warehouse, ATTEMPTS, _write(tmp_path, "ok.json", {"data": [_attempt("a0", "2024-03-01T10:00:00+03:00")]}))
+    before = _rows(warehouse, "SELECT * FROM attempts")
+    broken = _write(tmp_path, "broken.json", content)
+    with pytest.raises(ReportFileError, match="Test attempts task 9") as raised:
+        _load(warehouse, ATTEMPTS, broken, task_id="9")
+    assert message in str(raised.value) and str(broken) in str(raised.value)
+    assert _rows(warehouse, "SELECT * FROM attempts") == before
+    assert broken.exists()
+
+
+def test_an_empty_report_creates_an_empty_table(warehouse: DuckDBWarehouse, tmp_path: Path) -> None:
+    loaded = _load(warehouse, COURSE_STATISTICS, _write(tmp_path, "empty.json", {"data": []}))
+    assert loaded.outcome.table_rows == 0
+    with duckdb.connect(str(warehouse.database_path), read_only=True) as con:
+        columns = {row[0] for row in con.execute("DESCRIBE course_statistics").fetchall()}
+    assert {"user_id", "material_id", "extra_fields", "_task_id"} <= columns

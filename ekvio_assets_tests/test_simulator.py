@@ -1,0 +1,717 @@
+"""The Ekvio simulator over real HTTP on loopback: protocol, windows, faults, and its data."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from ekvio_assets.reports.specs import (
+    ATTEMPTS,
+    COURSE_STATISTICS,
+    MATERIAL_STATISTICS,
+    PROGRAM_STATISTICS,
+    REPORTS,
+    Field,
+    FieldType,
+    ReportSpec,
+)
+from ekvio_assets.simulator import (
+    Dataset,
+    DatasetConfig,
+    FaultKind,
+    FaultPlan,
+    FaultRule,
+    RecordFilter,
+    generate,
+    running_simulator,
+)
+from ekvio_assets.simulator.faults import Call
+from ekvio_assets.simulator.generator import COURSE_EXTRA_COLUMNS, POINTED_MATERIAL_TYPES
+from ekvio_assets.simulator.server import MAX_FILTER_VALUES, RunningSimulator
+
+SMALL = DatasetConfig(learners=20, materials=10, courses=3, programs=3)
+
+
+# The demo company (default config) and one simulator serving it; conftest's smaller `dataset`
+# and per-test `simulator` serve the other test modules.
+@pytest.fixture(scope="module")
+def demo_dataset() -> Dataset:
+    return generate(DatasetConfig())
+
+
+@pytest.fixture(scope="module")
+def demo_simulator(demo_dataset: Dataset) -> Iterator[RunningSimulator]:
+    with running_simulator(demo_dataset) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def small_dataset() -> Dataset:
+    return generate(SMALL)
+
+
+def api(simulator: RunningSimulator, token: str | None = None) -> httpx.Client:
+    return httpx.Client(
+        base_url=simulator.url, headers={"Authorization": f"Bearer {token or simulator.token}"}, timeout=10
+    )
+
+
+def create(client: httpx.Client, spec: ReportSpec, **kwargs: Any) -> httpx.Response:
+    return client.request(spec.method, spec.path, **kwargs)
+
+
+def create_task(client: httpx.Client, spec: ReportSpec, **kwargs: Any) -> int:
+    response = create(client, spec, **kwargs)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["integration"]
+
+
+def wait_for(client: httpx.Client, task_id: int, max_polls: int = 100) -> dict[str, Any]:
+    """Poll until the task is completed or failed; the last answer's data."""
+    for _ in range(max_polls):
+        answer = client.get(f"/v3/integration/{task_id}").json()["data"]
+        if answer["status"] in ("completed", "fail"):
+            return answer
+        time.sleep(0.01)
+    raise AssertionError(f"task {task_id} did not finish")
+
+
+def export(client: httpx.Client, spec: ReportSpec, **kwargs: Any) -> bytes:
+    """Create, poll and download: the result file's bytes (downloaded without the token)."""
+    answer = wait_for(client, create_task(client, spec, **kwargs))
+    assert answer["status"] == "completed"
+    response = httpx.get(answer["file"])
+    assert response.status_code == 200
+    return response.content
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    (error,) = response.json()["errors"]
+    return error
+
+
+# --- a reference reader: what a loader must get out of a payload ----------------------------------
+
+
+def parse_instant(value: str | int | None, zone: ZoneInfo) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return datetime.fromtimestamp(value, UTC)
+    moment = datetime.fromisoformat(value)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).astimezone(UTC)
+
+
+def parse_value(field: Field, value: Any, zone: ZoneInfo) -> Any:
+    if value is None:
+        return None
+    if field.type is FieldType.INTEGER:
+        return int(value)
+    if field.type is FieldType.TIMESTAMP:
+        return parse_instant(value, zone)
+    return value
+
+
+def read_object(
+    spec: ReportSpec, fields: tuple[Field, ...], payload: dict[str, Any], zone: ZoneInfo
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(column values, undocumented fields) of one payload object."""
+    values: dict[str, Any] = {}
+    for field in fields:
+        value: Any = payload
+        for key in field.source:
+            value = value.get(key) if isinstance(value, dict) else None
+        values[field.column] = parse_value(field, value, zone)
+    documented = {field.source[0] for field in fields} | {spec.children_key}
+    extras = {}
+    for key, value in payload.items():
+        if key in documented:
+            continue
+        if spec.dynamic_columns and spec.dynamic_columns.fullmatch(key):
+            values[key] = value
+        else:
+            extras[key] = value
+    return values, extras
+
+
+def table_rows(spec: ReportSpec, records: list[dict[str, Any]], zone: ZoneInfo) -> list[dict[str, Any]]:
+    rows = []
+    for record in records:
+        if not spec.is_nested:
+            values, extras = read_object(spec, spec.fields, record, zone)
+            rows.append({**values, "extra_fields": extras or None})
+            continue
+        parent_values, parent_extras = read_object(spec, spec.parent_fields, record, zone)
+        for child in record[spec.children_key]:
+            values, extras = read_object(spec, spec.fields, child, zone)
+            extras.update({f"parent.{key}": value for key, value in parent_extras.items()})
+            rows.append({**parent_values, **values, "extra_fields": extras or None})
+    return rows
+
+
+def zone_of(dataset: Dataset) -> ZoneInfo:
+    return ZoneInfo(dataset.config.timezone)
+
+
+# --- protocol -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", REPORTS, ids=lambda spec: spec.name)
+def test_round_trip_serves_the_payload_and_the_truth(
+    demo_simulator: RunningSimulator, demo_dataset: Dataset, spec: ReportSpec
+) -> None:
+    with api(demo_simulator) as client:
+        task_id = create_task(client, spec)
+        first = client.get(f"/v3/integration/{task_id}").json()["data"]
+        second = client.get(f"/v2/integration/{task_id}").json()["data"]
+        assert first == {"status": "queued", "file": None}
+        assert second["status"] == "completed"
+        assert second["file"].startswith(f"{demo_simulator.url}/files/")
+        document = json.loads(httpx.get(second["file"]).content)
+    assert document["data"] == list(demo_dataset.payload_records(spec.name))
+    assert table_rows(spec, document["data"], zone_of(demo_dataset)) == demo_dataset.truth(spec.name)
+    assert len(demo_dataset.truth(spec.name)) == demo_dataset.row_count(spec.name) > 0
+    assert demo_simulator.state.tasks_created[spec.name] >= 1
+
+
+@pytest.mark.parametrize("spec", REPORTS, ids=lambda spec: spec.name)
+def test_window_selects_records_changed_in_it(
+    demo_simulator: RunningSimulator, demo_dataset: Dataset, spec: ReportSpec
+) -> None:
+    after = demo_dataset.period_start + timedelta(days=20)
+    to = after + timedelta(days=10)
+    params = {"after_date": after.astimezone(zone_of(demo_dataset)).isoformat(), "to_date": to.isoformat()}
+    with api(demo_simulator) as client:
+        records = json.loads(export(client, spec, params=params))["data"]
+    rows = table_rows(spec, records, zone_of(demo_dataset))
+    assert rows == demo_dataset.truth(spec.name, after, to)
+    assert 0 < len(rows) < demo_dataset.row_count(spec.name)
+    assert all(after <= row[spec.change_time] < to for row in rows)
+    if spec.is_nested:
+        assert all(record[spec.children_key] for record in records)
+
+
+def test_window_bounds_are_inclusive_after_and_exclusive_to(demo_dataset: Dataset) -> None:
+    spec = ATTEMPTS
+    moment = demo_dataset.truth(spec.name)[0][spec.change_time]
+    keys = {row["attempt_id"] for row in demo_dataset.truth(spec.name, moment, moment + timedelta(seconds=1))}
+    assert demo_dataset.truth(spec.name)[0]["attempt_id"] in keys
+    assert not demo_dataset.truth(spec.name, moment, moment)
+
+
+def test_rows_without_change_time_are_outside_every_window(demo_dataset: Dataset) -> None:
+    for spec in (COURSE_STATISTICS, PROGRAM_STATISTICS):
+        never_active = [row for row in demo_dataset.truth(spec.name) if row[spec.change_time] is None]
+        windowed = demo_dataset.truth(spec.name, after=demo_dataset.period_start)
+        assert never_active
+        assert len(windowed) == demo_dataset.row_count(spec.name) - len(never_active)
+
+
+def test_wrong_or_missing_token_is_401_and_files_need_none(demo_simulator: RunningSimulator) -> None:
+    with api(demo_simulator, token="wrong") as client:
+        response = create(client, ATTEMPTS)
+        assert response.status_code == 401
+        assert error_of(response)["field"] == "authorization"
+        assert client.get("/v3/integration/4000001").status_code == 401
+    assert httpx.get(f"{demo_simulator.url}{ATTEMPTS.path}").status_code == 401
+    downloads_before = len(demo_simulator.state.authorization_headers[Call.DOWNLOAD])
+    with api(demo_simulator) as client:
+        export(client, ATTEMPTS)
+    assert demo_simulator.state.authorization_headers[Call.DOWNLOAD][downloads_before:] == [None]
+    assert demo_simulator.token not in repr(demo_simulator)
+
+
+def test_unknown_task_is_404(demo_simulator: RunningSimulator) -> None:
+    with api(demo_simulator) as client:
+        response = client.get("/v3/integration/1")
+    assert response.status_code == 404
+    assert error_of(response)["field"] == "integration"
+
+
+def test_second_task_of_a_report_while_one_runs_is_1007(demo_simulator: RunningSimulator) -> None:
+    with api(demo_simulator) as client:
+        running = create_task(client, COURSE_STATISTICS)
+        refused = create(client, COURSE_STATISTICS)
+        other_report = create_task(client, ATTEMPTS)
+        assert refused.status_code == 400
+        error = error_of(refused)
+        assert (error["code"], error["field"]) == (1007, "integration")
+        assert error["message"].endswith(f"Running task ID: {running}")
+        assert wait_for(client, running)["status"] == "completed"
+        assert wait_for(client, other_report)["status"] == "completed"
+        assert wait_for(client, create_task(client, COURSE_STATISTICS))["status"] == "completed"
+
+
+def test_a_task_nobody_polls_stops_blocking(small_dataset: Dataset) -> None:
+    with running_simulator(small_dataset, task_idle_timeout=0.2) as simulator, api(simulator) as client:
+        create_task(client, ATTEMPTS)
+        assert create(client, ATTEMPTS).status_code == 400
+        time.sleep(0.3)
+        create_task(client, ATTEMPTS)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"after_date": "yesterday"}, "after_date"),
+        ({"after_date": "2024-01-05T10:00:00"}, "after_date"),
+        ({"after_date": "2024-02-01T00:00:00+03:00", "to_date": "2024-01-01T00:00:00+03:00"}, "to_date"),
+        ({"since": "2024-01-01T00:00:00+03:00"}, "since"),
+    ],
+)
+def test_bad_parameters_are_400(demo_simulator: RunningSimulator, params: dict[str, str], field: str) -> None:
+    with api(demo_simulator) as client:
+        response = create(client, ATTEMPTS, params=params)
+    assert response.status_code == 400
+    assert error_of(response)["field"] == field
+
+
+def test_programme_report_filters_by_body(demo_simulator: RunningSimulator, demo_dataset: Dataset) -> None:
+    program = demo_dataset.programs[1]
+    logins = [learner.login for learner in demo_dataset.learners[:40]]
+    body = {"filters": {"login": logins, "program": [program.program_id]}}
+    with api(demo_simulator) as client:
+        response = client.post(PROGRAM_STATISTICS.path, json=body)
+        assert response.status_code == 200, response.text
+        answer = wait_for(client, response.json()["data"]["integration"])
+        records = json.loads(httpx.get(answer["file"]).content)["data"]
+    rows = table_rows(PROGRAM_STATISTICS, records, zone_of(demo_dataset))
+    expected = demo_dataset.truth(
+        PROGRAM_STATISTICS.name,
+        record_filter=RecordFilter(logins=frozenset(logins), program_ids=frozenset({program.program_id})),
+    )
+    assert rows == expected
+    assert rows and {row["program_id"] for row in rows} == {program.program_id}
+    assert {row["login"] for row in rows} <= set(logins)
+
+
+def test_programme_report_filters_by_category(demo_dataset: Dataset) -> None:
+    category = demo_dataset.programs[0].category_id
+    rows = demo_dataset.truth(PROGRAM_STATISTICS.name, record_filter=RecordFilter(category_ids=frozenset({category})))
+    in_category = {program.program_id for program in demo_dataset.programs if program.category_id == category}
+    assert rows and {row["program_id"] for row in rows} <= in_category
+
+
+def test_user_status_filter(demo_simulator: RunningSimulator, demo_dataset: Dataset) -> None:
+    with api(demo_simulator) as client:
+        content = export(client, MATERIAL_STATISTICS, params={"user_status": "blocked"})
+    rows = table_rows(MATERIAL_STATISTICS, json.loads(content)["data"], zone_of(demo_dataset))
+    assert rows == demo_dataset.truth(MATERIAL_STATISTICS.name, record_filter=RecordFilter(user_status="blocked"))
+    assert rows and {row["user_status"] for row in rows} == {"blocked"}
+
+
+def test_body_filter_lists_hold_at_most_500_values(demo_simulator: RunningSimulator) -> None:
+    logins = [f"user{index}" for index in range(MAX_FILTER_VALUES + 1)]
+    with api(demo_simulator) as client:
+        response = client.post(PROGRAM_STATISTICS.path, json={"filters": {"login": logins}})
+    assert response.status_code == 400
+    assert error_of(response)["field"] == "filters.login"
+
+
+@pytest.mark.parametrize(
+    ("spec", "example"),
+    [(COURSE_STATISTICS, "trainings_statistic.json"), (ATTEMPTS, "attempts.json")],
+    ids=lambda value: getattr(value, "name", value),
+)
+def test_payload_files_are_served_verbatim(
+    small_dataset: Dataset, vendor_examples: Path, spec: ReportSpec, example: str
+) -> None:
+    path = vendor_examples / example
+    with running_simulator(small_dataset, payload_files={spec.name: path}) as simulator, api(simulator) as client:
+        content = export(client, spec, params={"after_date": "2030-01-01T00:00:00+03:00"})
+    assert content == path.read_bytes()
+
+
+# --- faults -------------------------------------------------------------------------------------
+
+
+def simulator_with(*rules: FaultRule, **options: Any) -> AbstractContextManager[RunningSimulator]:
+    return running_simulator(generate(SMALL), faults=FaultPlan(rules), **options)
+
+
+def test_task_running_fault_then_success() -> None:
+    with simulator_with(FaultRule("create", "task_running")) as simulator, api(simulator) as client:
+        refused = create(client, MATERIAL_STATISTICS)
+        assert refused.status_code == 400
+        error = error_of(refused)
+        assert (error["code"], error["field"]) == (1007, "integration")
+        assert re.search(r"Running task ID: \d+$", error["message"])
+        assert export(client, MATERIAL_STATISTICS)
+        assert simulator.state.faults_injected == [(Call.CREATE, FaultKind.TASK_RUNNING, MATERIAL_STATISTICS.name)]
+        assert simulator.state.tasks_created[MATERIAL_STATISTICS.name] == 1
+
+
+def test_task_fail_fault_answers_fail_with_a_log() -> None:
+    with simulator_with(FaultRule("poll", "task_fail")) as simulator, api(simulator) as client:
+        answer = wait_for(client, create_task(client, ATTEMPTS))
+        assert answer["status"] == "fail"
+        log = httpx.get(answer["file"])
+        assert log.headers["content-type"].startswith("text/plain")
+        assert "failed" in log.text
+        # A failed task no longer blocks the report.
+        assert export(client, ATTEMPTS)
+
+
+def test_never_complete_fault_keeps_the_task_processing() -> None:
+    with (
+        simulator_with(FaultRule("poll", "never_complete"), task_idle_timeout=0.3) as simulator,
+        api(simulator) as client,
+    ):
+        task_id = create_task(client, ATTEMPTS)
+        answers = [client.get(f"/v3/integration/{task_id}").json()["data"] for _ in range(5)]
+        assert answers[0] == {"status": "queued", "file": None}
+        assert answers[1:] == [{"status": "processing", "file": None}] * 4
+        assert error_of(create(client, ATTEMPTS))["field"] == "integration"
+        time.sleep(0.4)
+        assert export(client, ATTEMPTS)
+
+
+def test_http_502_once_then_success_on_every_call() -> None:
+    rules = [FaultRule(call, "http_502") for call in ("create", "poll", "download")]
+    with simulator_with(*rules) as simulator, api(simulator) as client:
+        failed = create(client, ATTEMPTS)
+        assert failed.status_code == 502
+        assert "text/html" in failed.headers["content-type"]
+        task_id = create_task(client, ATTEMPTS)
+        assert client.get(f"/v3/integration/{task_id}").status_code == 502
+        url = wait_for(client, task_id)["file"]
+        assert httpx.get(url).status_code == 502
+        assert json.loads(httpx.get(url).content)["data"]
+        assert [kind for _, kind, _ in simulator.state.faults_injected] == [FaultKind.HTTP_502] * 3
+
+
+@pytest.mark.parametrize("kind", ["http_429", "http_500", "http_503", "http_504"])
+def test_http_status_faults(kind: str) -> None:
+    with simulator_with(FaultRule("poll", kind)) as simulator, api(simulator) as client:
+        task_id = create_task(client, ATTEMPTS)
+        response = client.get(f"/v3/integration/{task_id}")
+        assert response.status_code == int(kind.removeprefix("http_"))
+        assert response.headers.get("Retry-After") == ("1" if kind == "http_429" else None)
+        assert wait_for(client, task_id)["status"] == "completed"
+
+
+def test_module_unavailable_fault_is_permanent_for_its_report() -> None:
+    rule = FaultRule("create", "module_unavailable", count=None, report=COURSE_STATISTICS.name)
+    with simulator_with(rule) as simulator, api(simulator) as client:
+        for _ in range(3):
+            response = create(client, COURSE_STATISTICS)
+            assert response.status_code == 400
+            error = error_of(response)
+            assert (error["code"], error["field"]) == (1007, "company_id")
+        assert export(client, ATTEMPTS)
+        assert simulator.state.tasks_created[COURSE_STATISTICS.name] == 0
+
+
+def test_drop_connection_fault_on_create_and_download() -> None:
+    rules = [FaultRule("create", "drop_connection"), FaultRule("download", "drop_connection")]
+    with simulator_with(*rules) as simulator, api(simulator) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            create(client, ATTEMPTS)
+        url = wait_for(client, create_task(client, ATTEMPTS))["file"]
+        received = 0
+        with pytest.raises(httpx.RemoteProtocolError), httpx.stream("GET", url) as response:
+            size = int(response.headers["content-length"])
+            for chunk in response.iter_bytes():
+                received += len(chunk)
+        assert received == size // 2
+        assert len(httpx.get(url).content) == size
+
+
+def test_completed_without_file_fault() -> None:
+    with simulator_with(FaultRule("poll", "completed_without_file")) as simulator, api(simulator) as client:
+        task_id = create_task(client, ATTEMPTS)
+        assert client.get(f"/v3/integration/{task_id}").json()["data"] == {"status": "completed", "file": None}
+        assert export(client, ATTEMPTS)
+
+
+def download_with(kind: str, spec: ReportSpec = ATTEMPTS) -> tuple[httpx.Response, bytes]:
+    """(the spoiled download, the intact one that follows)."""
+    with simulator_with(FaultRule("download", kind)) as simulator, api(simulator) as client:
+        url = wait_for(client, create_task(client, spec))["file"]
+        return httpx.get(url), httpx.get(url).content
+
+
+def test_file_404_fault() -> None:
+    spoiled, intact = download_with("file_404")
+    assert spoiled.status_code == 404
+    assert json.loads(intact)["data"]
+
+
+def test_file_truncated_fault() -> None:
+    spoiled, intact = download_with("file_truncated")
+    assert spoiled.status_code == 200
+    assert spoiled.content == intact[: len(intact) // 2]
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(spoiled.content)
+
+
+def test_file_html_fault() -> None:
+    spoiled, _ = download_with("file_html")
+    assert spoiled.status_code == 200
+    assert spoiled.headers["content-type"].startswith("text/html")
+
+
+def test_file_errors_fault() -> None:
+    spoiled, _ = download_with("file_errors")
+    assert spoiled.status_code == 200
+    assert set(spoiled.json()) == {"errors"}
+    assert {"code", "field", "message"} <= set(error_of(spoiled))
+
+
+@pytest.mark.parametrize("spec", [ATTEMPTS, MATERIAL_STATISTICS], ids=lambda spec: spec.name)
+def test_file_content_faults(spec: ReportSpec) -> None:
+    def first_row(content: bytes) -> dict[str, Any]:
+        record = json.loads(content)["data"][0]
+        return record[spec.children_key][0] if spec.children_key else record
+
+    bad_types, intact = download_with("file_bad_types", spec)
+    row = first_row(bad_types.content)
+    assert "n/a" in row.values() and "31.02.2024 25:61" in row.values()
+    assert len(json.loads(bad_types.content)["data"]) == len(json.loads(intact)["data"])
+
+    missing_keys, _ = download_with("file_missing_keys", spec)
+    row = first_row(missing_keys.content)
+    assert "login" not in row if spec.is_nested else "id" not in row
+
+    duplicates, _ = download_with("file_duplicate_keys", spec)
+    document = json.loads(duplicates.content)
+    if spec.is_nested:
+        children = document["data"][0][spec.children_key]
+        assert children[0] == children[1]
+    else:
+        assert document["data"][0] == document["data"][1]
+        assert len(document["data"]) == len(json.loads(intact)["data"]) + 1
+
+
+def test_fault_rules_check_their_call() -> None:
+    with pytest.raises(ValueError):
+        FaultRule("create", "file_html")
+    with pytest.raises(ValueError):
+        FaultRule("poll", "task_running", report="no_such_report")
+
+
+# --- the data -----------------------------------------------------------------------------------
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
+    def files(config: DatasetConfig, name: str) -> list[bytes]:
+        generated = generate(config)
+        contents = []
+        for spec in REPORTS:
+            path = tmp_path / f"{name}-{spec.name}.json"
+            generated.write_result_file(spec.name, path)
+            contents.append(path.read_bytes())
+        return contents
+
+    assert files(SMALL, "first") == files(SMALL, "second")
+    other = files(DatasetConfig(seed=8, learners=20, materials=10, courses=3, programs=3), "other")
+    assert all(mine != theirs for mine, theirs in zip(files(SMALL, "first"), other, strict=True))
+
+
+def test_demo_dataset_is_generated_fast() -> None:
+    started = time.perf_counter()
+    generate(DatasetConfig(seed=11))
+    assert time.perf_counter() - started < 1
+
+
+def test_change_times_spread_over_the_period(demo_dataset: Dataset) -> None:
+    for spec in REPORTS:
+        moments = [row[spec.change_time] for row in demo_dataset.truth(spec.name) if row[spec.change_time] is not None]
+        assert all(demo_dataset.period_start <= moment < demo_dataset.period_end for moment in moments)
+        first_half = sum(moment < demo_dataset.period_start + timedelta(days=30) for moment in moments)
+        assert 0.2 < first_half / len(moments) < 0.8, spec.name
+
+
+def test_attempts_are_consistent(demo_dataset: Dataset) -> None:
+    materials = {material.material_id: material for material in demo_dataset.materials}
+    logins = {learner.login for learner in demo_dataset.learners}
+    rows = demo_dataset.truth(ATTEMPTS.name)
+    for row in rows:
+        material = materials[row["material_id"]]
+        assert material.type == "test" and row["login"] in logins
+        assert row["q_success"] + row["q_fail"] + row["q_checking"] == row["q_count"] == material.question_count
+        assert 0 <= row["percent"] <= 100
+        assert 0 <= row["points"] <= material.points
+        assert (row["status"] == "checking") == (row["q_checking"] > 0)
+        if row["status"] != "checking":
+            assert (row["status"] == "completed") == (row["percent"] >= material.pass_percent)
+        assert row["started_at"] <= row["ended_at"]
+        assert row["created_at"] <= row["updated_at"]
+    assert {row["status"] for row in rows} == {"completed", "fail", "checking"}
+    assert len({row["attempt_id"] for row in rows}) == len(rows)
+
+
+def test_material_statistics_agree_with_progress_and_attempts(demo_dataset: Dataset) -> None:
+    attempts = defaultdict(list)
+    for attempt in demo_dataset.truth(ATTEMPTS.name):
+        attempts[attempt["material_id"], attempt["login"]].append(attempt)
+    rows = demo_dataset.truth(MATERIAL_STATISTICS.name)
+    for row in rows:
+        status, progress = row["material_status"], row["progress"]
+        assert (status == "appointed") == (progress == 0)
+        assert (status == "in_progress") == (0 < progress < 100)
+        if row["material_type"] not in POINTED_MATERIAL_TYPES:
+            assert row["material_points"] is None and row["points"] is None
+        elif row["points"] is not None:
+            assert row["points"] <= row["material_points"]
+        if row["start_at"] and row["end_at"]:
+            assert row["start_at"] <= row["end_at"] <= row["update_at"]
+        if row["material_type"] == "test":
+            mine = sorted(attempts[row["material_id"], row["login"]], key=lambda attempt: attempt["started_at"])
+            assert (status == "appointed") == (not mine)
+            if mine:
+                assert status == mine[-1]["status"]
+                assert row["update_at"] == max(attempt["updated_at"] for attempt in mine)
+        else:
+            assert status in ("appointed", "in_progress", "completed")
+    assert {row["material_status"] for row in rows} == {"appointed", "in_progress", "completed", "checking", "fail"}
+    assert {row["material_type"] for row in rows} == {material.type for material in demo_dataset.materials}
+    assert len({(row["material_id"], row["login"]) for row in rows}) == len(rows)
+
+
+def test_course_rows_belong_to_real_learners_and_courses(demo_dataset: Dataset) -> None:
+    learners = {learner.user_id: learner for learner in demo_dataset.learners}
+    course_ids = {course.material_id for course in demo_dataset.courses}
+    assert not course_ids & {material.material_id for material in demo_dataset.materials}
+    rows = demo_dataset.truth(COURSE_STATISTICS.name)
+    for row in rows:
+        learner = learners[row["user_id"]]
+        assert (row["login"], row["fio"], row["user_status"]) == (learner.login, learner.fio, learner.user_status)
+        assert row["material_id"] in course_ids
+        assert set(COURSE_EXTRA_COLUMNS) <= set(row)
+        for content in ("pdf", "link", "html"):
+            assert 0 <= row[f"{content}_viewed"] <= row[f"{content}_total"]
+        moments = [row[column] for column in ("start_time", "complete_date", "last_activity") if row[column]]
+        assert moments == sorted(moments)
+        assert row["user_final_scores"] <= row["max_final_scores"]
+    assert any(row["last_activity"] is None for row in rows)
+
+
+def test_programme_rows_are_consistent(demo_dataset: Dataset) -> None:
+    programs = {program.program_id: program for program in demo_dataset.programs}
+    logins = {learner.login for learner in demo_dataset.learners}
+    rows = demo_dataset.truth(PROGRAM_STATISTICS.name)
+    for row in rows:
+        program = programs[row["program_id"]]
+        assert row["login"] in logins
+        assert 0 <= row["progress"] <= 100
+        assert (row["progress"] == 100) == (row["program_status"] == "completed")
+        for kind, count in program.material_counts.items():
+            assert row[f"completed_{kind}"] <= count == row[f"materials_{kind}"]
+        assert row["points"] is None or row["points"] <= row["program_points"]
+        if row["passed_at_time"] is not None:
+            assert row["program_status"] == "completed"
+            assert row["passed_at_time"] == (row["end_at"] <= program.deadline_for(row["start_at"]))
+    assert {True, False} <= {row["passed_at_time"] for row in rows}
+    assert any(row["active_at"] is None for row in rows)
+
+
+# --- drift --------------------------------------------------------------------------------------
+
+COMPANY_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+03:00$")
+OTHER_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\+05:00|Z)$")
+LOCAL_T = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
+LOCAL_SPACE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
+
+
+def payload_objects(dataset: Dataset, spec: ReportSpec) -> list[tuple[tuple[Field, ...], dict[str, Any]]]:
+    """Every payload object of a report with the documented fields it should carry."""
+    objects = []
+    for record in dataset.payload_records(spec.name):
+        if spec.is_nested:
+            objects.append((spec.parent_fields, record))
+            objects += [(spec.fields, child) for child in record[spec.children_key]]
+        else:
+            objects.append((spec.fields, record))
+    return objects
+
+
+def documented_keys(spec: ReportSpec, fields: tuple[Field, ...]) -> set[str]:
+    return {field.source[0] for field in fields} | {spec.children_key, *COURSE_EXTRA_COLUMNS}
+
+
+@pytest.mark.parametrize("spec", REPORTS, ids=lambda spec: spec.name)
+def test_payload_drifts_on_a_noticeable_share(demo_dataset: Dataset, spec: ReportSpec) -> None:
+    objects = payload_objects(demo_dataset, spec)
+    rows = [(fields, payload) for fields, payload in objects if fields is spec.fields]
+    with_extras = [payload for fields, payload in objects if set(payload) - documented_keys(spec, fields)]
+    missing = [payload for fields, payload in rows if {field.source[0] for field in fields} - set(payload)]
+    ints_as_text = [
+        payload
+        for fields, payload in rows
+        if any(
+            field.type is FieldType.INTEGER
+            and field.column != "material_id"
+            and isinstance(payload.get(field.source[0]), str)
+            for field in fields
+        )
+    ]
+    assert 0.05 < len(with_extras) / len(objects) < 0.3
+    assert 0.03 < len(missing) / len(rows) < 0.3
+    assert 0.05 < len(ints_as_text) / len(rows) < 0.3
+    datetimes = [
+        payload[field.source[0]]
+        for fields, payload in rows
+        for field in fields
+        if field.type is FieldType.TIMESTAMP and isinstance(payload.get(field.source[0]), str)
+    ]
+    for form in (COMPANY_OFFSET, OTHER_OFFSET, LOCAL_T, LOCAL_SPACE):
+        assert 0.04 < sum(bool(form.match(value)) for value in datetimes) / len(datetimes) < 0.8, form.pattern
+
+
+def test_attempts_send_material_id_as_a_string_and_other_reports_as_an_int(demo_dataset: Dataset) -> None:
+    assert all(isinstance(record["material_id"], str) for record in demo_dataset.payload_records(ATTEMPTS.name))
+    material_ids = [record["id"] for record in demo_dataset.payload_records(MATERIAL_STATISTICS.name)]
+    assert sum(isinstance(value, int) for value in material_ids) > len(material_ids) / 2
+
+
+def test_course_rows_carry_company_columns(demo_dataset: Dataset) -> None:
+    records = list(demo_dataset.payload_records(COURSE_STATISTICS.name))
+    assert all(set(COURSE_EXTRA_COLUMNS) <= set(record) for record in records)
+    answers = {record["form_question_12"] for record in records}
+    assert None in answers and any(isinstance(answer, str) for answer in answers)
+
+
+def test_programme_deadlines_come_as_unixtime_text_and_null(demo_dataset: Dataset, tmp_path: Path) -> None:
+    deadlines = [record.get("deadline_at") for record in demo_dataset.payload_records(PROGRAM_STATISTICS.name)]
+    assert {type(deadline) for deadline in deadlines} == {int, str, type(None)}
+    path = tmp_path / "programmes.json"
+    demo_dataset.write_result_file(PROGRAM_STATISTICS.name, path)
+    assert json.loads(path.read_text())["include"] == []
+
+
+def test_extra_fields_of_parents_reach_their_rows(demo_dataset: Dataset) -> None:
+    rows = demo_dataset.truth(MATERIAL_STATISTICS.name)
+    assert any(key.startswith("parent.") for row in rows for key in row["extra_fields"] or {})
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+def test_cli_serves_until_interrupted() -> None:
+    command = [sys.executable, "-m", "ekvio_assets.simulator", "--learners", "10", "--token", "demo"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split()[-1]
+        assert process.stdout.readline().strip() == "API token: demo"
+        response = httpx.get(f"{url}{ATTEMPTS.path}", headers={"Authorization": "Bearer demo"})
+        assert response.status_code == 200
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
