@@ -3,51 +3,113 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import date
+from pathlib import Path
 
 import dagster as dg
-import duckdb
 
+from ekvio_assets.automation.jobs import RECONCILE_JOB, REFRESH_JOB
+from ekvio_assets.automation.partitions import full_export_tags, daily_partitions, partition_range_tags
 from ekvio_assets.config import ConfigError, Settings
-from ekvio_assets.jobs import REFRESH_JOB
 from ekvio_assets.reports.specs import REPORTS
+from ekvio_assets.storage.warehouse import DuckDBWarehouse
+
+INSTANCE_CONFIG = "dagster.yaml"
 
 
-def refresh_job_definition() -> dg.JobDefinition:
-    """The refresh job, importable so that Dagster can rebuild it in each step process."""
+def _job(name: str) -> dg.JobDefinition:
     from ekvio_assets.definitions import defs
 
-    return defs.resolve_job_def(REFRESH_JOB)
+    return defs.resolve_job_def(name)
 
 
-def refresh(settings: Settings) -> int:
-    os.environ.setdefault("DAGSTER_HOME", str(settings.data_dir / "dagster_home"))
-    dagster_home = os.environ["DAGSTER_HOME"]
-    os.makedirs(dagster_home, exist_ok=True)
+# Importable job factories, so that Dagster can rebuild the job in each step process.
+def refresh_job_definition() -> dg.JobDefinition:
+    return _job(REFRESH_JOB)
+
+
+def reconcile_job_definition() -> dg.JobDefinition:
+    return _job(RECONCILE_JOB)
+
+
+def _open_instance() -> dg.DagsterInstance:
+    """The instance of DAGSTER_HOME; the first use creates its storage, one process at a time."""
+    home = Path(os.environ["DAGSTER_HOME"])
+    with (home / ".ekvio-assets.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return dg.DagsterInstance.get()
+
+
+def _use_instance_home(settings: Settings) -> Path:
+    """DAGSTER_HOME, or EKVIO_DATA_DIR/dagster_home with this folder's dagster.yaml, as `dagster dev` reads it."""
+    if "DAGSTER_HOME" not in os.environ:
+        home = settings.data_dir / "dagster_home"
+        home.mkdir(parents=True, exist_ok=True)
+        if Path(INSTANCE_CONFIG).is_file():
+            shutil.copyfile(INSTANCE_CONFIG, home / INSTANCE_CONFIG)
+        os.environ["DAGSTER_HOME"] = str(home)
+    return Path(os.environ["DAGSTER_HOME"])
+
+
+def _day_range_tags(settings: Settings, first: date, last: date) -> Mapping[str, str]:
+    partitions = daily_partitions(settings)
+    keys = partitions.get_partition_keys()
+    wanted = (first.isoformat(), last.isoformat())
+    if first > last:
+        raise ConfigError(f"--from {wanted[0]} is after --to {wanted[1]}")
+    for day in wanted:
+        if day not in keys:
+            raise ConfigError(
+                f"{day} is not a complete day between EKVIO_START_DATE ({keys[0] if keys else settings.start_date}) "
+                f"and yesterday ({keys[-1] if keys else 'none yet'})"
+            )
+    return partition_range_tags(*wanted)
+
+
+def refresh(settings: Settings, first: date | None, last: date | None) -> int:
+    if first is None:
+        job_factory, tags = reconcile_job_definition, full_export_tags(daily_partitions(settings), settings.lookback_days)
+        what = "every Ekvio report in full"
+    else:
+        job_factory, tags = refresh_job_definition, _day_range_tags(settings, first, last or first)
+        what = f"the days {first} .. {last or first} of every Ekvio report"
     peer = settings.api_url or "the embedded Ekvio simulator (EKVIO_API_URL is not set)"
-    print(f"Refreshing every Ekvio report from {peer}; Dagster instance: {dagster_home}")
-    with dg.DagsterInstance.get() as instance:
-        result = dg.execute_job(dg.reconstructable(refresh_job_definition), instance=instance)
+    home = _use_instance_home(settings)
+    print(f"Refreshing {what} from {peer}; Dagster instance: {home}")
+    with _open_instance() as instance:
+        result = dg.execute_job(dg.reconstructable(job_factory), instance=instance, tags=tags)
         if not result.success:
             for event in result.all_events:
                 if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
                     print(f"{event.step_key} failed: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
             print(f"Refresh failed (run {result.run_id}); see `dagster dev -w workspace.yaml` for details", file=sys.stderr)
             return 1
+        changed = {
+            event.asset_key.to_user_string(): event.materialization.metadata["rows_changed"].value
+            for event in result.get_asset_materialization_events()
+        }
     print(f"Run {result.run_id} succeeded. {settings.database_path}:")
-    with duckdb.connect(str(settings.database_path), read_only=True) as con:
+    warehouse = DuckDBWarehouse(data_dir=str(settings.data_dir), timezone=settings.timezone)
+    with warehouse.read_connection() as con:
         for spec in REPORTS:
             rows = con.execute(f'SELECT count(*) FROM "{spec.name}"').fetchone()[0]
-            print(f"  {spec.name:<22} {rows:>10,} rows")
+            print(f"  {spec.name:<22} {rows:>10,} rows  ({changed.get(spec.name, 0):,} changed by this run)")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ekvio-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("refresh", help="export every report in full and merge it into the DuckDB file")
+    refresh_parser = commands.add_parser(
+        "refresh", help="export every report (in full, or the days --from .. --to) and merge it into the DuckDB file"
+    )
+    refresh_parser.add_argument("--from", dest="first", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    refresh_parser.add_argument("--to", dest="last", type=date.fromisoformat, metavar="YYYY-MM-DD")
     commands.add_parser("simulator", help="run the Ekvio simulator standalone", add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "simulator":
@@ -56,12 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return simulator_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.last is not None and args.first is None:
+        parser.error("--to needs --from")
     try:
-        settings = Settings.from_env()
+        return refresh(Settings.from_env(), args.first, args.last)
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
-    return refresh(settings)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,6 +21,9 @@ DATA_DIR = "EKVIO_DATA_DIR"
 TIMEZONE = "EKVIO_TIMEZONE"
 POLL_INTERVAL = "EKVIO_POLL_INTERVAL_SECONDS"
 POLL_TIMEOUT = "EKVIO_POLL_TIMEOUT_SECONDS"
+START_DATE = "EKVIO_START_DATE"
+MAX_WINDOW_DAYS = "EKVIO_MAX_WINDOW_DAYS"
+LOOKBACK_DAYS = "EKVIO_LOOKBACK_DAYS"
 
 DEFAULT_DATA_DIR = "data"
 DEFAULT_TIMEZONE = "Europe/Moscow"
@@ -27,6 +31,10 @@ DEFAULT_POLL_INTERVAL_SECONDS = 10.0
 # The embedded simulator finishes a task in seconds; polling it every 10 s would only slow the demo.
 EMBEDDED_POLL_INTERVAL_SECONDS = 1.0
 DEFAULT_POLL_TIMEOUT_SECONDS = 3600.0
+DEFAULT_START_DATE = date(2024, 1, 1)
+# One export task per report covers up to this many days; a longer backfill is split.
+DEFAULT_MAX_WINDOW_DAYS = 92
+DEFAULT_LOOKBACK_DAYS = 14
 
 
 class ConfigError(ValueError):
@@ -40,6 +48,9 @@ class Settings:
     timezone: str
     poll_interval_seconds: float
     poll_timeout_seconds: float
+    start_date: date = DEFAULT_START_DATE
+    max_window_days: int = DEFAULT_MAX_WINDOW_DAYS
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS
 
     @property
     def uses_embedded_simulator(self) -> bool:
@@ -76,6 +87,9 @@ class Settings:
         default_interval = DEFAULT_POLL_INTERVAL_SECONDS if api_url else EMBEDDED_POLL_INTERVAL_SECONDS
         poll_interval = _positive_seconds(env, POLL_INTERVAL, default_interval, problems)
         poll_timeout = _positive_seconds(env, POLL_TIMEOUT, DEFAULT_POLL_TIMEOUT_SECONDS, problems)
+        start_date = _date(env, START_DATE, DEFAULT_START_DATE, problems)
+        max_window_days = _positive_days(env, MAX_WINDOW_DAYS, DEFAULT_MAX_WINDOW_DAYS, problems)
+        lookback_days = _positive_days(env, LOOKBACK_DAYS, DEFAULT_LOOKBACK_DAYS, problems)
 
         if problems:
             raise ConfigError("Invalid Ekvio configuration:\n- " + "\n- ".join(problems))
@@ -85,6 +99,9 @@ class Settings:
             timezone=timezone,
             poll_interval_seconds=poll_interval,
             poll_timeout_seconds=poll_timeout,
+            start_date=start_date,
+            max_window_days=max_window_days,
+            lookback_days=lookback_days,
         )
 
 
@@ -104,3 +121,24 @@ def _positive_seconds(env: Mapping[str, str], name: str, default: float, problem
     if not value > 0 or value == float("inf"):
         problems.append(f"{name} must be a positive number of seconds, got {raw!r}")
     return value
+
+
+def _positive_days(env: Mapping[str, str], name: str, default: int, problems: list[str]) -> int:
+    raw = _optional(env, name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        problems.append(f"{name} must be a whole number of days, at least 1, got {raw!r}")
+        return default
+    return int(raw)
+
+
+def _date(env: Mapping[str, str], name: str, default: date, problems: list[str]) -> date:
+    raw = _optional(env, name)
+    if raw is None:
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        problems.append(f"{name} must be a date as YYYY-MM-DD, got {raw!r}")
+        return default

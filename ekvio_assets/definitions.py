@@ -3,16 +3,24 @@
 import dagster as dg
 
 from ekvio_assets.api.resource import EkvioApiResource
+from ekvio_assets.automation.jobs import build_jobs
+from ekvio_assets.automation.partitions import daily_partitions
+from ekvio_assets.automation.schedules import build_schedules
+from ekvio_assets.automation.sensors import build_missing_days_sensor
 from ekvio_assets.config import API_TOKEN, Settings
-from ekvio_assets.jobs import refresh_job
-from ekvio_assets.reports.assets import report_assets
+from ekvio_assets.reports.assets import build_report_assets
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
+    partitions = daily_partitions(settings)
+    reports = build_report_assets(partitions, settings.max_window_days)
+    jobs = build_jobs(partitions)
     return dg.Definitions(
-        assets=report_assets,
-        jobs=[refresh_job],
+        assets=reports,
+        jobs=[jobs.refresh, jobs.reconcile],
+        schedules=build_schedules(jobs, partitions, settings.lookback_days),
+        sensors=[build_missing_days_sensor(jobs, partitions, [a.key for a in reports], settings.lookback_days)],
         resources={
             "ekvio_api": EkvioApiResource(
                 api_url=settings.api_url,

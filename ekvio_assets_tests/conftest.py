@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -15,9 +17,17 @@ SHARED_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "ekvio-api" /
 TEST_TOKEN = "test-token-Zq8-never-in-logs"
 
 
+SIMULATED_DAYS = 30
+
+
 @pytest.fixture(scope="session")
 def dataset() -> Dataset:
-    return generate(DatasetConfig(seed=11, learners=60, materials=16, courses=5, programs=4, days=30))
+    """A month of a small company that ends with yesterday, so that its days are Dagster partitions."""
+    today = datetime.now(ZoneInfo("Europe/Moscow")).date()
+    start = today - timedelta(days=SIMULATED_DAYS)
+    return generate(
+        DatasetConfig(seed=11, learners=60, materials=16, courses=5, programs=4, start=start, days=SIMULATED_DAYS)
+    )
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ import dagster as dg
 import duckdb
 import pytest
 
+from ekvio_assets.automation.jobs import RECONCILE_JOB, REFRESH_JOB
+from ekvio_assets.automation.partitions import full_export_tags, daily_partitions
 from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
-from ekvio_assets.jobs import REFRESH_JOB
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, REPORTS, FieldType, ReportSpec
 from ekvio_assets.simulator import FaultPlan, FaultRule
 
@@ -23,12 +24,20 @@ def _settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, running: Any) -> 
     monkeypatch.setenv("EKVIO_API_TOKEN", running.token)
     monkeypatch.setenv("EKVIO_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("EKVIO_POLL_INTERVAL_SECONDS", "0.02")
+    monkeypatch.setenv("EKVIO_START_DATE", running.dataset.config.start.isoformat())
     return Settings.from_env()
 
 
-def _refresh(settings: Settings, instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
-    job = build_definitions(settings).resolve_job_def(REFRESH_JOB)
-    return job.execute_in_process(instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=False)
+def _full_load(
+    settings: Settings, asset: str | None = None, instance: dg.DagsterInstance | None = None
+) -> dg.ExecuteInProcessResult:
+    job = build_definitions(settings).resolve_job_def(RECONCILE_JOB)
+    return job.execute_in_process(
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        tags=full_export_tags(daily_partitions(settings), settings.lookback_days),
+        asset_selection=[dg.AssetKey(asset)] if asset else None,
+        raise_on_error=False,
+    )
 
 
 def _table(settings: Settings, spec: ReportSpec) -> dict[tuple[Any, ...], dict[str, Any]]:
@@ -49,15 +58,19 @@ def test_definitions_hold_every_asset_resource_and_job() -> None:
     defs = build_definitions(Settings.from_env({}))
     assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == {spec.name for spec in REPORTS}
     assert set(defs.resources) == {"ekvio_api", "warehouse"}
-    job = defs.resolve_job_def(REFRESH_JOB)
-    assert {node.name for node in job.nodes} == {spec.name for spec in REPORTS}
+    for name in (REFRESH_JOB, RECONCILE_JOB):
+        job = defs.resolve_job_def(name)
+        assert {node.name for node in job.nodes} == {spec.name for spec in REPORTS}
+        assert job.partitions_def == daily_partitions(Settings.from_env({}))
+    assert {schedule.name for schedule in defs.schedules} == {"daily_refresh_schedule", "weekly_reconcile_schedule"}
+    assert [sensor.name for sensor in defs.sensors] == ["missing_days_sensor"]
 
 
 def test_a_refresh_loads_every_report_exactly_as_the_simulator_holds_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: Any
 ) -> None:
     settings = _settings(monkeypatch, tmp_path, simulator)
-    result = _refresh(settings)
+    result = _full_load(settings)
     assert result.success
 
     for spec in REPORTS:
@@ -78,14 +91,14 @@ def test_a_refresh_loads_every_report_exactly_as_the_simulator_holds_it(
 
 def test_refreshing_again_changes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: Any) -> None:
     settings = _settings(monkeypatch, tmp_path, simulator)
-    assert _refresh(settings).success
+    assert _full_load(settings).success
     before = {spec.name: _table(settings, spec) for spec in REPORTS}
-    second = _refresh(settings)
+    second = _full_load(settings)
     assert second.success
     assert {spec.name: _table(settings, spec) for spec in REPORTS} == before
     for spec in REPORTS:
         metadata = second.asset_materializations_for_node(spec.name)[0].metadata
-        assert (metadata["rows_inserted"].value, metadata["rows_updated"].value) == (0, 0)
+        assert (metadata["rows_inserted"].value, metadata["rows_updated"].value, metadata["rows_changed"].value) == (0, 0, 0)
 
 
 def _expected_value(field_type: FieldType, value: Any) -> Any:
@@ -110,8 +123,7 @@ def test_vendor_examples_load_with_every_field(
     records = json.loads((vendor_examples / example).read_text(encoding="utf-8"))["data"]
     with simulator_factory(payload_files={spec.name: vendor_examples / example}) as running:
         settings = _settings(monkeypatch, tmp_path, running)
-        job = build_definitions(settings).resolve_job_def(REFRESH_JOB)
-        result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), asset_selection=[dg.AssetKey(spec.name)])
+        result = _full_load(settings, spec.name)
     assert result.success
     table = _table(settings, spec)
     assert len(table) == len(records)
@@ -130,7 +142,7 @@ def test_an_unavailable_module_fails_its_asset_clearly_and_the_others_load(
     faults = FaultPlan([FaultRule("create", "module_unavailable", count=None, report=COURSE_STATISTICS.name)])
     with simulator_factory(faults=faults) as running:
         settings = _settings(monkeypatch, tmp_path, running)
-        result = _refresh(settings)
+        result = _full_load(settings)
     assert not result.success
     failure = result.failure_data_for_node(COURSE_STATISTICS.name)
     assert failure is not None and "not available for this company" in failure.error.message
@@ -147,8 +159,7 @@ def test_without_an_api_url_the_embedded_simulator_is_used_and_said(
     monkeypatch.setenv("EKVIO_DATA_DIR", str(tmp_path / "data"))
     settings = Settings.from_env()
     instance = dg.DagsterInstance.ephemeral()
-    job = build_definitions(settings).resolve_job_def(REFRESH_JOB)
-    result = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey(ATTEMPTS.name)])
+    result = _full_load(settings, ATTEMPTS.name, instance)
     assert result.success
     assert len(_table(settings, ATTEMPTS)) > 0
     messages = [entry.user_message for entry in instance.all_logs(result.run_id)]

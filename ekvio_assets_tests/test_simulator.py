@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import signal
@@ -11,7 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,6 +37,7 @@ from ekvio_assets.simulator import (
     FaultPlan,
     FaultRule,
     RecordFilter,
+    RowVersion,
     generate,
     running_simulator,
 )
@@ -62,6 +64,15 @@ def demo_simulator(demo_dataset: Dataset) -> Iterator[RunningSimulator]:
 @pytest.fixture(scope="module")
 def small_dataset() -> Dataset:
     return generate(SMALL)
+
+
+Histories = dict[str, dict[tuple[Any, ...], list[RowVersion]]]
+
+
+@pytest.fixture(scope="module")
+def demo_histories(demo_dataset: Dataset) -> Histories:
+    """Every row's versions, by report and key."""
+    return {spec.name: demo_dataset.history(spec.name) for spec in REPORTS}
 
 
 def api(simulator: RunningSimulator, token: str | None = None) -> httpx.Client:
@@ -200,7 +211,8 @@ def test_window_selects_records_changed_in_it(
     rows = table_rows(spec, records, zone_of(demo_dataset))
     assert rows == demo_dataset.truth(spec.name, after, to)
     assert 0 < len(rows) < demo_dataset.row_count(spec.name)
-    assert all(after <= row[spec.change_time] < to for row in rows)
+    # A row never active has a null change time and is found by the window of its assignment.
+    assert all(row[spec.change_time] is None or after <= row[spec.change_time] < to for row in rows)
     if spec.is_nested:
         assert all(record[spec.children_key] for record in records)
 
@@ -211,14 +223,6 @@ def test_window_bounds_are_inclusive_after_and_exclusive_to(demo_dataset: Datase
     keys = {row["attempt_id"] for row in demo_dataset.truth(spec.name, moment, moment + timedelta(seconds=1))}
     assert demo_dataset.truth(spec.name)[0]["attempt_id"] in keys
     assert not demo_dataset.truth(spec.name, moment, moment)
-
-
-def test_rows_without_change_time_are_outside_every_window(demo_dataset: Dataset) -> None:
-    for spec in (COURSE_STATISTICS, PROGRAM_STATISTICS):
-        never_active = [row for row in demo_dataset.truth(spec.name) if row[spec.change_time] is None]
-        windowed = demo_dataset.truth(spec.name, after=demo_dataset.period_start)
-        assert never_active
-        assert len(windowed) == demo_dataset.row_count(spec.name) - len(never_active)
 
 
 def test_wrong_or_missing_token_is_401_and_files_need_none(demo_simulator: RunningSimulator) -> None:
@@ -536,11 +540,10 @@ def test_change_times_spread_over_the_period(demo_dataset: Dataset) -> None:
         assert 0.2 < first_half / len(moments) < 0.8, spec.name
 
 
-def test_attempts_are_consistent(demo_dataset: Dataset) -> None:
+def test_attempts_are_consistent(demo_dataset: Dataset, demo_histories: Histories) -> None:
     materials = {material.material_id: material for material in demo_dataset.materials}
     logins = {learner.login for learner in demo_dataset.learners}
-    rows = demo_dataset.truth(ATTEMPTS.name)
-    for row in rows:
+    for row in every_version(demo_histories[ATTEMPTS.name]):
         material = materials[row["material_id"]]
         assert material.type == "test" and row["login"] in logins
         assert row["q_success"] + row["q_fail"] + row["q_checking"] == row["q_count"] == material.question_count
@@ -551,44 +554,55 @@ def test_attempts_are_consistent(demo_dataset: Dataset) -> None:
             assert (row["status"] == "completed") == (row["percent"] >= material.pass_percent)
         assert row["started_at"] <= row["ended_at"]
         assert row["created_at"] <= row["updated_at"]
+    rows = demo_dataset.truth(ATTEMPTS.name)
     assert {row["status"] for row in rows} == {"completed", "fail", "checking"}
     assert len({row["attempt_id"] for row in rows}) == len(rows)
 
 
-def test_material_statistics_agree_with_progress_and_attempts(demo_dataset: Dataset) -> None:
+def test_material_statistics_agree_with_progress_and_attempts(demo_dataset: Dataset, demo_histories: Histories) -> None:
     attempts = defaultdict(list)
-    for attempt in demo_dataset.truth(ATTEMPTS.name):
-        attempts[attempt["material_id"], attempt["login"]].append(attempt)
-    rows = demo_dataset.truth(MATERIAL_STATISTICS.name)
-    for row in rows:
-        status, progress = row["material_status"], row["progress"]
-        assert (status == "appointed") == (progress == 0)
-        assert (status == "in_progress") == (0 < progress < 100)
-        if row["material_type"] not in POINTED_MATERIAL_TYPES:
-            assert row["material_points"] is None and row["points"] is None
-        elif row["points"] is not None:
-            assert row["points"] <= row["material_points"]
-        if row["start_at"] and row["end_at"]:
-            assert row["start_at"] <= row["end_at"] <= row["update_at"]
-        if row["material_type"] == "test":
-            mine = sorted(attempts[row["material_id"], row["login"]], key=lambda attempt: attempt["started_at"])
+    for versions in demo_histories[ATTEMPTS.name].values():
+        attempts[versions[0].row["material_id"], versions[0].row["login"]].append(versions)
+    for key, versions in demo_histories[MATERIAL_STATISTICS.name].items():
+        for version in versions:
+            row = version.row
+            status, progress = row["material_status"], row["progress"]
+            assert (status == "appointed") == (progress == 0)
+            assert (status == "in_progress") == (0 < progress < 100)
+            if row["material_type"] not in POINTED_MATERIAL_TYPES:
+                assert row["material_points"] is None and row["points"] is None
+            elif row["points"] is not None:
+                assert row["points"] <= row["material_points"]
+            if row["start_at"] and row["end_at"]:
+                assert row["start_at"] <= row["end_at"] <= row["update_at"]
+            if row["material_type"] != "test":
+                assert status in ("appointed", "in_progress", "completed")
+                continue
+            # The learner's attempts as they stood when this version was written.
+            mine = [
+                visible[-1].row
+                for attempt in attempts[key]
+                if (visible := [step for step in attempt if step.modified_at <= version.modified_at])
+            ]
+            mine.sort(key=lambda attempt: attempt["started_at"])
             assert (status == "appointed") == (not mine)
             if mine:
                 assert status == mine[-1]["status"]
                 assert row["update_at"] == max(attempt["updated_at"] for attempt in mine)
-        else:
-            assert status in ("appointed", "in_progress", "completed")
+        # Every change of an attempt changes its test's statistics too, so the two agree at any moment.
+        attempt_moments = {step.modified_at for attempt in attempts[key] for step in attempt}
+        assert attempt_moments <= {version.modified_at for version in versions}
+    rows = demo_dataset.truth(MATERIAL_STATISTICS.name)
     assert {row["material_status"] for row in rows} == {"appointed", "in_progress", "completed", "checking", "fail"}
     assert {row["material_type"] for row in rows} == {material.type for material in demo_dataset.materials}
     assert len({(row["material_id"], row["login"]) for row in rows}) == len(rows)
 
 
-def test_course_rows_belong_to_real_learners_and_courses(demo_dataset: Dataset) -> None:
+def test_course_rows_belong_to_real_learners_and_courses(demo_dataset: Dataset, demo_histories: Histories) -> None:
     learners = {learner.user_id: learner for learner in demo_dataset.learners}
     course_ids = {course.material_id for course in demo_dataset.courses}
     assert not course_ids & {material.material_id for material in demo_dataset.materials}
-    rows = demo_dataset.truth(COURSE_STATISTICS.name)
-    for row in rows:
+    for row in every_version(demo_histories[COURSE_STATISTICS.name]):
         learner = learners[row["user_id"]]
         assert (row["login"], row["fio"], row["user_status"]) == (learner.login, learner.fio, learner.user_status)
         assert row["material_id"] in course_ids
@@ -598,14 +612,13 @@ def test_course_rows_belong_to_real_learners_and_courses(demo_dataset: Dataset) 
         moments = [row[column] for column in ("start_time", "complete_date", "last_activity") if row[column]]
         assert moments == sorted(moments)
         assert row["user_final_scores"] <= row["max_final_scores"]
-    assert any(row["last_activity"] is None for row in rows)
+    assert any(row["last_activity"] is None for row in demo_dataset.truth(COURSE_STATISTICS.name))
 
 
-def test_programme_rows_are_consistent(demo_dataset: Dataset) -> None:
+def test_programme_rows_are_consistent(demo_dataset: Dataset, demo_histories: Histories) -> None:
     programs = {program.program_id: program for program in demo_dataset.programs}
     logins = {learner.login for learner in demo_dataset.learners}
-    rows = demo_dataset.truth(PROGRAM_STATISTICS.name)
-    for row in rows:
+    for row in every_version(demo_histories[PROGRAM_STATISTICS.name]):
         program = programs[row["program_id"]]
         assert row["login"] in logins
         assert 0 <= row["progress"] <= 100
@@ -616,8 +629,174 @@ def test_programme_rows_are_consistent(demo_dataset: Dataset) -> None:
         if row["passed_at_time"] is not None:
             assert row["program_status"] == "completed"
             assert row["passed_at_time"] == (row["end_at"] <= program.deadline_for(row["start_at"]))
+    rows = demo_dataset.truth(PROGRAM_STATISTICS.name)
     assert {True, False} <= {row["passed_at_time"] for row in rows}
     assert any(row["active_at"] is None for row in rows)
+
+
+# --- time: versions, as_of, daily windows, the clock ----------------------------------------------
+
+
+def every_version(history: dict[tuple[Any, ...], list[RowVersion]]) -> Iterator[dict[str, Any]]:
+    return (version.row for versions in history.values() for version in versions)
+
+
+def day_of(dataset: Dataset, moment: datetime) -> int:
+    """The index of the period's day (in the company time zone) a moment falls on."""
+    return (moment.astimezone(zone_of(dataset)).date() - dataset.config.start).days
+
+
+def by_key(spec: ReportSpec, rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    keyed = {tuple(row[column] for column in spec.key): row for row in rows}
+    assert len(keyed) == len(rows), f"{spec.name}: a key appears twice"
+    return keyed
+
+
+def daily_export(dataset: Dataset, spec: ReportSpec, day: int, as_of: datetime | None = None) -> list[dict[str, Any]]:
+    """The rows of day `day`'s window, as of the end of that day unless said otherwise."""
+    after, to = dataset.day_window(day)
+    return dataset.truth(spec.name, after, to, as_of=as_of or to)
+
+
+def test_days_are_local_midnights(demo_dataset: Dataset) -> None:
+    zone, config = zone_of(demo_dataset), demo_dataset.config
+    assert demo_dataset.day_start(0) == demo_dataset.period_start
+    assert demo_dataset.day_start(config.days) == demo_dataset.period_end
+    assert config.start == date(2024, 1, 1)
+    assert demo_dataset.day_start(3) == datetime(2024, 1, 4, tzinfo=zone)
+    assert demo_dataset.day_window(3) == (demo_dataset.day_start(3), demo_dataset.day_start(4))
+
+
+def test_period_ends_at_local_midnight_across_a_clock_change() -> None:
+    config = DatasetConfig(
+        learners=5, materials=2, courses=1, programs=1, start=date(2024, 3, 1), days=60, timezone="Europe/Berlin"
+    )
+    dataset = generate(config)
+    assert dataset.period_end == dataset.day_start(config.days)
+    assert dataset.period_end - dataset.period_start == timedelta(days=60) - timedelta(hours=1)
+
+
+@pytest.mark.parametrize("spec", REPORTS, ids=lambda spec: spec.name)
+def test_versions_are_written_in_order_with_their_change_time(
+    demo_dataset: Dataset, demo_histories: Histories, spec: ReportSpec
+) -> None:
+    history = demo_histories[spec.name]
+    assert len(history) == demo_dataset.row_count(spec.name)
+    for key, versions in history.items():
+        moments = [version.modified_at for version in versions]
+        assert moments == sorted(set(moments))
+        assert demo_dataset.period_start <= moments[0] and moments[-1] < demo_dataset.period_end
+        for version in versions:
+            assert tuple(version.row[column] for column in spec.key) == key
+            assert version.row[spec.change_time] in (None, version.modified_at)
+            # A row is never active before it is assigned: only a first version may lack the change time.
+            assert version.row[spec.change_time] is not None or version is versions[0]
+    changing_on_several_days = [
+        versions for versions in history.values() if len({day_of(demo_dataset, v.modified_at) for v in versions}) > 1
+    ]
+    assert len(changing_on_several_days) / len(history) > 1 / 3
+
+
+def test_histories_move_forward(demo_histories: Histories) -> None:
+    def never_decreases(history: dict[tuple[Any, ...], list[RowVersion]], *columns: str) -> None:
+        for versions in history.values():
+            for earlier, later in itertools.pairwise(versions):
+                for column in columns:
+                    assert (earlier.row[column] or 0) <= (later.row[column] or 0), column
+
+    never_decreases(demo_histories[MATERIAL_STATISTICS.name], "progress", "points")
+    never_decreases(demo_histories[COURSE_STATISTICS.name], "total_time", "pdf_viewed", "link_viewed", "html_viewed")
+    never_decreases(demo_histories[PROGRAM_STATISTICS.name], "progress", "points")
+    for versions in demo_histories[ATTEMPTS.name].values():
+        # Submitted, possibly still to be checked; a check is the only later change.
+        assert [version.row["status"] for version in versions[:-1]] in ([], ["checking"])
+    assert {len(versions) for versions in demo_histories[ATTEMPTS.name].values()} == {1, 2}
+
+
+def test_rows_never_active_are_found_by_the_window_of_their_assignment(
+    demo_dataset: Dataset, demo_histories: Histories
+) -> None:
+    for spec in (COURSE_STATISTICS, PROGRAM_STATISTICS):
+        never_active = [versions for versions in demo_histories[spec.name].values() if len(versions) == 1]
+        assert never_active and all(versions[0].row[spec.change_time] is None for versions in never_active)
+        for versions in never_active[:20]:
+            (assignment,) = versions
+            assert assignment.row in daily_export(demo_dataset, spec, day_of(demo_dataset, assignment.modified_at))
+        assert len(demo_dataset.truth(spec.name, after=demo_dataset.period_start)) == demo_dataset.row_count(spec.name)
+
+
+@pytest.mark.parametrize("spec", REPORTS, ids=lambda spec: spec.name)
+def test_as_of_hides_the_versions_written_later(
+    demo_dataset: Dataset, demo_histories: Histories, spec: ReportSpec
+) -> None:
+    key, versions = next((key, versions) for key, versions in demo_histories[spec.name].items() if len(versions) > 1)
+    first, second = versions[0], versions[1]
+    second_second = second.modified_at + timedelta(seconds=1)
+
+    def visible(as_of: datetime) -> list[dict[str, Any]]:
+        rows = demo_dataset.truth(spec.name, as_of=as_of)
+        return [row for row in rows if tuple(row[column] for column in spec.key) == key]
+
+    assert visible(first.modified_at) == []
+    assert visible(second.modified_at) == [first.row]
+    assert visible(second_second) == [second.row]
+    assert demo_dataset.truth(spec.name, as_of=demo_dataset.period_end) == demo_dataset.truth(spec.name)
+    assert demo_dataset.truth(spec.name, as_of=demo_dataset.period_start) == []
+    as_of = demo_dataset.day_start(10)
+    early = demo_dataset.truth(spec.name, as_of=as_of)
+    assert 0 < len(early) < demo_dataset.row_count(spec.name)
+    assert all(row[spec.change_time] is None or row[spec.change_time] < as_of for row in early)
+    with pytest.raises(ValueError, match="aware"):
+        demo_dataset.truth(spec.name, as_of=datetime(2024, 1, 10))
+
+
+@pytest.mark.parametrize("spec", REPORTS, ids=lambda spec: spec.name)
+def test_a_row_changed_on_day_d_and_day_d_plus_2_moves_to_the_later_window(
+    demo_dataset: Dataset, demo_histories: Histories, spec: ReportSpec
+) -> None:
+    def last_on(versions: list[RowVersion], day: int) -> dict[str, Any] | None:
+        rows = [version.row for version in versions if day_of(demo_dataset, version.modified_at) == day]
+        return rows[-1] if rows else None
+
+    key, versions, day = next(
+        (key, versions, day)
+        for day in range(demo_dataset.config.days - 2)
+        for key, versions in demo_histories[spec.name].items()
+        if last_on(versions, day) and not last_on(versions, day + 1) and last_on(versions, day + 2)
+    )
+    end_of_later_day = demo_dataset.day_window(day + 2)[1]
+    assert by_key(spec, daily_export(demo_dataset, spec, day))[key] == last_on(versions, day)
+    assert key not in by_key(spec, daily_export(demo_dataset, spec, day, as_of=end_of_later_day))
+    assert key not in by_key(spec, daily_export(demo_dataset, spec, day + 1))
+    assert by_key(spec, daily_export(demo_dataset, spec, day + 2))[key] == last_on(versions, day + 2)
+    assert last_on(versions, day) != last_on(versions, day + 2)
+
+
+@pytest.mark.parametrize("spec", REPORTS, ids=lambda spec: spec.name)
+def test_daily_windows_merged_day_by_day_give_the_final_truth(demo_dataset: Dataset, spec: ReportSpec) -> None:
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    changed_on_a_later_day = 0
+    for day in range(demo_dataset.config.days):
+        exported = by_key(spec, daily_export(demo_dataset, spec, day))
+        changed_on_a_later_day += len(exported.keys() & merged.keys())
+        merged.update(exported)
+    assert merged == by_key(spec, demo_dataset.truth(spec.name))
+    assert changed_on_a_later_day > len(merged) / 3
+
+
+@pytest.mark.parametrize("spec", REPORTS, ids=lambda spec: spec.name)
+def test_a_full_export_as_of_a_moment_is_the_union_of_the_daily_windows_before_it(
+    demo_dataset: Dataset, spec: ReportSpec
+) -> None:
+    as_of = demo_dataset.day_start(25) + timedelta(hours=13, minutes=7)
+    union: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for day in range(26):
+        exported = by_key(spec, daily_export(demo_dataset, spec, day, as_of=as_of))
+        assert not exported.keys() & union.keys()
+        union.update(exported)
+    full = demo_dataset.truth(spec.name, as_of=as_of)
+    assert union == by_key(spec, full)
+    assert 0 < len(full) < demo_dataset.row_count(spec.name)
 
 
 # --- drift --------------------------------------------------------------------------------------
@@ -697,6 +876,84 @@ def test_programme_deadlines_come_as_unixtime_text_and_null(demo_dataset: Datase
 def test_extra_fields_of_parents_reach_their_rows(demo_dataset: Dataset) -> None:
     rows = demo_dataset.truth(MATERIAL_STATISTICS.name)
     assert any(key.startswith("parent.") for row in rows for key in row["extra_fields"] or {})
+
+
+def payload_rows(
+    spec: ReportSpec, records: Iterator[dict[str, Any]]
+) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
+    """Every payload object holding a table row's own fields, with the row's key as text."""
+    for record in records:
+        for row in record[spec.children_key] if spec.is_nested else [record]:
+            sources = {**record, **row}
+            yield tuple(str(sources[spec.column(column).source[0]]) for column in spec.key), row
+
+
+def datetime_form(value: str) -> str:
+    return next(form.pattern for form in (COMPANY_OFFSET, OTHER_OFFSET, LOCAL_T, LOCAL_SPACE) if form.match(value))
+
+
+@pytest.mark.parametrize("spec", REPORTS, ids=lambda spec: spec.name)
+def test_a_row_drifts_the_same_way_in_every_version_and_window(demo_dataset: Dataset, spec: ReportSpec) -> None:
+    exports = [demo_dataset.payload_records(spec.name)]
+    for day in range(0, demo_dataset.config.days, 2):
+        after, to = demo_dataset.day_window(day)
+        exports.append(demo_dataset.payload_records(spec.name, after, to, as_of=to))
+    choices: defaultdict[tuple[str, ...], set[tuple[str, Any]]] = defaultdict(set)
+    for records in exports:
+        for key, row in payload_rows(spec, records):
+            choices[key].add(("extra fields", frozenset(set(row) - documented_keys(spec, spec.fields))))
+            ints_as_text = any(
+                isinstance(row.get(field.source[0]), str)
+                for field in spec.fields
+                if field.type is FieldType.INTEGER and field.column != "material_id"
+            )
+            choices[key].add(("ints as text", ints_as_text))
+            choices[key].update(
+                ("date-time form", datetime_form(row[field.source[0]]))
+                for field in spec.fields
+                if field.type is FieldType.TIMESTAMP and isinstance(row.get(field.source[0]), str)
+            )
+    assert len(choices) == demo_dataset.row_count(spec.name)
+    for key, chosen in choices.items():
+        assert len({kind for kind, _ in chosen}) == len(chosen), key
+
+
+# --- the clock ----------------------------------------------------------------------------------
+
+
+def test_the_clock_decides_what_new_tasks_see_and_tasks_record_their_windows(demo_dataset: Dataset) -> None:
+    spec = MATERIAL_STATISTICS
+    end_of_day_3 = demo_dataset.day_window(3)[1]
+    day_20, end_of_day_20 = demo_dataset.day_window(20)
+    window = {"after_date": day_20.isoformat(), "to_date": end_of_day_20.isoformat()}
+    with running_simulator(demo_dataset, now=end_of_day_3) as simulator, api(simulator) as client:
+        assert simulator.now == end_of_day_3
+        early = json.loads(export(client, spec))["data"]
+        created_early = create_task(client, spec)
+        simulator.set_now(end_of_day_20)
+        assert simulator.now == end_of_day_20
+        # A task keeps the moment it was created at.
+        answer = wait_for(client, created_early)
+        assert json.loads(httpx.get(answer["file"]).content)["data"] == early
+        daily = json.loads(export(client, spec, params=window))["data"]
+        simulator.set_now(None)
+        final = json.loads(export(client, spec))["data"]
+        with pytest.raises(ValueError, match="aware"):
+            simulator.set_now(datetime(2024, 1, 5))
+    assert early == list(demo_dataset.payload_records(spec.name, as_of=end_of_day_3))
+    assert daily == list(demo_dataset.payload_records(spec.name, day_20, end_of_day_20, as_of=end_of_day_20))
+    assert final == list(demo_dataset.payload_records(spec.name))
+    assert 0 < len(table_rows(spec, early, zone_of(demo_dataset))) < demo_dataset.row_count(spec.name)
+    assert daily
+    tasks = simulator.state.tasks
+    assert [(task.report, task.after, task.to, task.as_of) for task in tasks] == [
+        (spec.name, None, None, end_of_day_3),
+        (spec.name, None, None, end_of_day_3),
+        (spec.name, day_20, end_of_day_20, end_of_day_20),
+        (spec.name, None, None, None),
+    ]
+    assert tasks[1].task_id == created_early
+    assert simulator.state.tasks_created[spec.name] == len(tasks)
 
 
 # --- the command line ---------------------------------------------------------------------------

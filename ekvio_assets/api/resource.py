@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from contextlib import ExitStack
+from datetime import date, timedelta
 from pathlib import Path
+
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from ekvio_assets.api.client import TASK_STATUS_PATH, EkvioClient, ExportedFile, ExportWindow, RetryPolicy
 from ekvio_assets.reports.specs import ReportSpec
+from ekvio_assets.simulator import Dataset, DatasetConfig, generate, running_simulator
+
+DEMO_DAYS = 60
+
+
+def _demo_dataset() -> Dataset:
+    """The embedded simulator's company: its last two months, so recent partitions hold data."""
+    return generate(DatasetConfig(start=date.today() - timedelta(days=DEMO_DAYS), days=DEMO_DAYS))
 
 
 class EkvioApiResource(dg.ConfigurableResource):
@@ -27,7 +37,6 @@ class EkvioApiResource(dg.ConfigurableResource):
     max_attempts: int = Field(default=6, description="Attempts per HTTP call on transient faults")
     backoff_base_seconds: float = Field(default=1.0, description="First retry delay; doubles per attempt, with jitter")
     report_paths: dict[str, str] = Field(default_factory=dict, description="Per-report path overrides, e.g. {\"attempts\": \"/v2/materials/tests/attempts\"}")
-
     task_status_path: str = Field(default=TASK_STATUS_PATH, description="Path of the task status poll; /v2/integration/{task_id} works the same")
 
     _client: EkvioClient | None = PrivateAttr(default=None)
@@ -38,9 +47,7 @@ class EkvioApiResource(dg.ConfigurableResource):
         self._resources = ExitStack()
         base_url, token = self.api_url, self.api_token
         if base_url is None:
-            from ekvio_assets.simulator import DatasetConfig, generate, running_simulator
-
-            simulator = self._resources.enter_context(running_simulator(generate(DatasetConfig())))
+            simulator = self._resources.enter_context(running_simulator(_demo_dataset()))
             base_url, token = simulator.url, simulator.token
             log.warning(
                 f"EKVIO_API_URL is not set: using the embedded Ekvio simulator at {base_url} with its demo data set"

@@ -1,18 +1,30 @@
-"""One Dagster asset per report spec: export from Ekvio, archive the file, merge it into DuckDB."""
+"""One Dagster asset per report spec: export from Ekvio, archive the file, merge it into DuckDB.
 
-from __future__ import annotations
+The assets are partitioned by day. A run over one day or a range of days asks the API for that
+window in as few tasks as the configured maximum window allows; a run tagged `ekvio/full_export`
+asks for the whole report instead (the full load and the weekly reconcile).
+"""
 
 import dagster as dg
 
-from ekvio_assets.api.client import FULL_EXPORT, EkvioApiError
+from ekvio_assets.api.client import FULL_EXPORT, EkvioApiError, ExportedFile
 from ekvio_assets.api.resource import EkvioApiResource
-from ekvio_assets.reports.load import load_report_file
+from ekvio_assets.automation.partitions import export_windows
+from ekvio_assets.reports.load import LoadResult, load_report_file
 from ekvio_assets.reports.merge import EXTRA_FIELDS_DESCRIPTION, LINEAGE_COLUMNS
 from ekvio_assets.reports.specs import REPORTS, ReportSpec
 from ekvio_assets.reports.staging import EXTRA_FIELDS, ReportFileError
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 REPORTS_GROUP = "ekvio_reports"
+# A run tag rather than op config: it reaches every asset of a run over a partition range, where
+# Dagster applies no per-partition config. reconcile_job sets it.
+FULL_EXPORT_TAG = "ekvio/full_export"
+
+
+def report_pool(spec: ReportSpec) -> str:
+    """Ekvio runs one task per report at a time, so runs take turns per report."""
+    return f"ekvio_{spec.name}"
 
 
 def _declared_schema(spec: ReportSpec) -> dg.TableSchema:
@@ -22,15 +34,40 @@ def _declared_schema(spec: ReportSpec) -> dg.TableSchema:
     return dg.TableSchema(columns=columns)
 
 
-def build_report_asset(spec: ReportSpec) -> dg.AssetsDefinition:
+def _run_metadata(window_label: str, loads: list[tuple[ExportedFile, LoadResult]]) -> dict[str, object]:
+    outcomes = [loaded.outcome for _, loaded in loads]
+    inserted = sum(outcome.inserted for outcome in outcomes)
+    updated = sum(outcome.updated for outcome in outcomes)
+    return {
+        **loads[-1][1].table_metadata,
+        "window": window_label,
+        "export_tasks": len(loads),
+        "ekvio_task_ids": ", ".join(exported.task_id for exported, _ in loads),
+        "raw_file": dg.MetadataValue.path(str(loads[-1][0].path)),
+        "rows_in_files": sum(outcome.rows_in_file for outcome in outcomes),
+        "rows_inserted": inserted,
+        "rows_updated": updated,
+        "rows_changed": inserted + updated,
+        "rows_rejected": sum(outcome.rejected for outcome in outcomes),
+        "duplicate_keys_in_files": sum(outcome.duplicates for outcome in outcomes),
+    }
+
+
+def build_report_asset(
+    spec: ReportSpec, partitions: dg.PartitionsDefinition, max_window_days: int
+) -> dg.AssetsDefinition:
     @dg.asset(
         name=spec.name,
         group_name=REPORTS_GROUP,
         kinds={"duckdb", "python"},
         description=(
             f"{spec.title} from the Ekvio API ({spec.method} {spec.path}), one row per "
-            f"{' + '.join(spec.key)}, merged into the DuckDB table `{spec.name}`."
+            f"{' + '.join(spec.key)}, merged into the DuckDB table `{spec.name}` by its change time "
+            f"`{spec.change_time}`."
         ),
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=report_pool(spec),
         metadata={
             "dagster/column_schema": _declared_schema(spec),
             "dagster/table_name": spec.name,
@@ -38,30 +75,36 @@ def build_report_asset(spec: ReportSpec) -> dg.AssetsDefinition:
             "change_time": spec.change_time,
         },
     )
-    def report_asset(ekvio_api: EkvioApiResource, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
-        window = FULL_EXPORT
+    def report_asset(
+        context: dg.AssetExecutionContext,
+        ekvio_api: EkvioApiResource,
+        warehouse: DuckDBWarehouse,
+    ) -> dg.MaterializeResult:
+        full_export = context.run.tags.get(FULL_EXPORT_TAG) == "true"
+        if full_export:
+            windows, label = [FULL_EXPORT], FULL_EXPORT.describe()
+        else:
+            days = context.partition_time_window
+            windows = export_windows(days.start, days.end, max_window_days)
+            label = f"{days.start.isoformat()} .. {days.end.isoformat()}"
+        loads: list[tuple[ExportedFile, LoadResult]] = []
         try:
-            exported = ekvio_api.export(spec, window, warehouse.raw_dir(spec.name))
-            loaded = load_report_file(warehouse, spec, exported, window.after, window.to)
+            for window in windows:
+                exported = ekvio_api.export(spec, window, warehouse.raw_dir(spec.name))
+                loaded = load_report_file(warehouse, spec, exported, window.after, window.to)
+                loads.append((exported, loaded))
         except (EkvioApiError, ReportFileError) as error:
             raise dg.Failure(description=str(error), allow_retries=False) from None
-        outcome = loaded.outcome
-        return dg.MaterializeResult(
-            metadata={
-                **loaded.table_metadata,
-                "ekvio_task_id": exported.task_id,
-                "raw_file": dg.MetadataValue.path(str(exported.path)),
-                "raw_file_bytes": exported.size_bytes,
-                "window": window.describe(),
-                "rows_in_file": outcome.rows_in_file,
-                "rows_inserted": outcome.inserted,
-                "rows_updated": outcome.updated,
-                "rows_rejected": outcome.rejected,
-                "duplicate_keys_in_file": outcome.duplicates,
-            }
-        )
+        metadata = _run_metadata(label, loads)
+        if full_export and metadata["rows_changed"]:
+            context.log.warning(
+                f"{spec.name}: the full export changed {metadata['rows_changed']} rows that the "
+                "incremental refreshes had not brought (or had brought older versions of)"
+            )
+        return dg.MaterializeResult(metadata=metadata)
 
     return report_asset
 
 
-report_assets = [build_report_asset(spec) for spec in REPORTS]
+def build_report_assets(partitions: dg.PartitionsDefinition, max_window_days: int) -> list[dg.AssetsDefinition]:
+    return [build_report_asset(spec, partitions, max_window_days) for spec in REPORTS]

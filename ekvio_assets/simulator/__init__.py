@@ -4,17 +4,27 @@ It is the product's peer when no API URL is configured, and the peer of every en
 """
 
 from ekvio_assets.simulator.faults import FaultKind, FaultPlan, FaultRule
-from ekvio_assets.simulator.generator import Dataset, DatasetConfig, RecordFilter, generate
-from ekvio_assets.simulator.server import RunningSimulator, SimulatorState, create_app, running_simulator
+from ekvio_assets.simulator.generator import Dataset, DatasetConfig, RecordFilter, RowVersion, generate
+from ekvio_assets.simulator.server import (
+    CreatedTask,
+    RunningSimulator,
+    SimulatorClock,
+    SimulatorState,
+    create_app,
+    running_simulator,
+)
 
 __all__ = [
+    "CreatedTask",
     "Dataset",
     "DatasetConfig",
     "FaultKind",
     "FaultPlan",
     "FaultRule",
     "RecordFilter",
+    "RowVersion",
     "RunningSimulator",
+    "SimulatorClock",
     "SimulatorState",
     "create_app",
     "generate",

@@ -1,28 +1,40 @@
-"""Synthetic Ekvio data: one consistent company rendered into the four report payloads.
+"""Synthetic Ekvio data: one consistent company, evolving over time, rendered into the four report payloads.
+
+Every table row (an attempt, a learner on a material, course or programme) is a history of versions
+written at increasing moments of the period, each with a hidden `modified_at`: a learner is
+appointed, makes progress over several days, finishes; an attempt is submitted and graded later.
+The documented change-time field of a version equals its `modified_at` unless it is null (a row
+only appointed, never active). A selection sees each row as of a moment (`as_of`: its latest
+version written before it; by default the final state) and keeps the rows whose visible version
+was written in the window [after, to).
 
 A `Dataset` holds canonical values (ints, strings, bools, aware UTC datetimes): the truth a loader
 must recover. `Dataset.payload_records` renders them the way the API sends them, with the drift
 PROTOCOL.md describes (undocumented fields, missing nullable fields, date-times in several forms,
 ints as strings, unixtime-or-text deadlines); `Dataset.truth` returns them as table rows. The
-drift of a record is chosen from a hash of its key, so a record renders the same in every window.
-Report layout (paths, fields, sources, keys, change times) comes from `ekvio_assets.reports.specs`.
+drift of a row is chosen from a hash of its key, so a row renders the same way in every version
+and window. Report layout (paths, fields, sources, keys, change times) comes from
+`ekvio_assets.reports.specs`.
 """
 
 from __future__ import annotations
 
+import bisect
 import enum
+import functools
 import hashlib
 import json
 import math
 import random
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from ekvio_assets.reports.specs import (
@@ -158,19 +170,60 @@ class RecordFilter:
 
 
 @dataclass(frozen=True, slots=True)
-class _Record:
-    """One payload object: its canonical values by column, and for a nested parent its children.
+class _Version:
+    """One state of a row, written at `modified_at`; the payload shows only the change-time field."""
 
-    `drift` is a hash of the record's key; its bytes decide how the record is rendered.
+    modified_at: datetime
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """A table row through time: its versions, oldest first.
+
+    `drift` is a hash of the row's key; its bytes decide how every version is rendered.
     """
+
+    drift: int
+    versions: tuple[_Version, ...]
+
+    def visible(self, as_of: datetime | None) -> _Version | None:
+        """The latest version written before `as_of` (None: the final one); None before the first."""
+        if as_of is None:
+            return self.versions[-1]
+        written_before = bisect.bisect_left(self.versions, as_of, key=_modified_at)
+        return self.versions[written_before - 1] if written_before else None
+
+
+def _modified_at(version: _Version) -> datetime:
+    return version.modified_at
+
+
+@dataclass(frozen=True, slots=True)
+class _Parent:
+    """The payload object a nested report's rows sit in (a material, a programme); it never changes."""
 
     values: dict[str, Any]
     drift: int
-    children: tuple[_Record, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """Rows sent together: a nested report's rows under their parent, or all rows of a flat report."""
+
+    parent: _Parent | None
+    rows: tuple[_Row, ...]
+
+
+class RowVersion(NamedTuple):
+    """One version of a row: when it was written, and the table row it makes (as `Dataset.truth`)."""
+
+    modified_at: datetime
+    row: dict[str, Any]
 
 
 class Dataset:
-    """A generated company: entities, report records, and their payload and truth views."""
+    """A generated company: entities, report rows with their histories, and their payload and truth views."""
 
     def __init__(
         self,
@@ -179,7 +232,7 @@ class Dataset:
         materials: tuple[Material, ...],
         courses: tuple[Course, ...],
         programs: tuple[Program, ...],
-        records: Mapping[str, list[_Record]],
+        records: Mapping[str, list[_Group]],
     ) -> None:
         self.config = config
         self.learners = learners
@@ -191,14 +244,19 @@ class Dataset:
         self._zone = ZoneInfo(config.timezone)
         self._program_categories = {program.program_id: program.category_id for program in programs}
         for spec in REPORTS:
-            _check_columns(spec, records[spec.name])
+            _check_records(spec, records[spec.name], self.period_start, self.period_end)
+
+    def day_start(self, day_index: int) -> datetime:
+        """Local midnight (in the company time zone) of day `day_index` of the period; 0 is its first day."""
+        return _local_midnight(self.config, self.config.start + timedelta(days=day_index))
+
+    def day_window(self, day_index: int) -> tuple[datetime, datetime]:
+        """[start, end) of day `day_index`: what a daily incremental export asks for."""
+        return self.day_start(day_index), self.day_start(day_index + 1)
 
     def row_count(self, report_name: str) -> int:
-        """Table rows of the whole report (children for a nested report)."""
-        records = self._records[report_name]
-        if REPORTS_BY_NAME[report_name].is_nested:
-            return sum(len(parent.children) for parent in records)
-        return len(records)
+        """Table rows of the whole report in its final state (children for a nested report)."""
+        return sum(len(group.rows) for group in self._records[report_name])
 
     def payload_records(
         self,
@@ -206,17 +264,20 @@ class Dataset:
         after: datetime | None = None,
         to: datetime | None = None,
         *,
+        as_of: datetime | None = None,
         record_filter: RecordFilter | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The JSON-ready objects of the result file's `data` array for this selection."""
         spec = REPORTS_BY_NAME[report_name]
         rendering = _RENDERINGS[spec.name]
-        for parent, rows in self._select(spec, after, to, record_filter):
-            rendered_rows = (_render(spec.fields, row, self._zone, rendering) for row in rows)
+        for parent, shown in self._select(spec, after, to, as_of, record_filter):
+            rendered_rows = (
+                _render(spec.fields, version.values, row.drift, self._zone, rendering) for row, version in shown
+            )
             if parent is None:
                 yield from rendered_rows
             else:
-                rendered_parent = _render(spec.parent_fields, parent, self._zone, rendering)
+                rendered_parent = _render(spec.parent_fields, parent.values, parent.drift, self._zone, rendering)
                 assert spec.children_key is not None
                 rendered_parent[spec.children_key] = list(rendered_rows)
                 yield rendered_parent
@@ -227,6 +288,7 @@ class Dataset:
         after: datetime | None = None,
         to: datetime | None = None,
         *,
+        as_of: datetime | None = None,
         record_filter: RecordFilter | None = None,
     ) -> list[dict[str, Any]]:
         """The table rows a loader must produce from `payload_records` of the same selection.
@@ -235,16 +297,23 @@ class Dataset:
         undocumented fields the payload carried for the row, parent ones as "parent.<key>", or None).
         """
         spec = REPORTS_BY_NAME[report_name]
-        rows = []
-        for parent, children in self._select(spec, after, to, record_filter):
-            parent_extras = {} if parent is None else _extra_fields(parent.drift) or {}
-            for child in children:
-                row = dict(child.values) if parent is None else {**parent.values, **child.values}
-                extras = dict(_extra_fields(child.drift) or {})
-                extras.update({f"parent.{key}": value for key, value in parent_extras.items()})
-                row["extra_fields"] = extras or None
-                rows.append(row)
-        return rows
+        return [
+            _table_row(parent, row, version)
+            for parent, shown in self._select(spec, after, to, as_of, record_filter)
+            for row, version in shown
+        ]
+
+    def history(self, report_name: str) -> dict[tuple[Any, ...], list[RowVersion]]:
+        """Every row's versions, oldest first, by the row's key (the spec's key columns)."""
+        spec = REPORTS_BY_NAME[report_name]
+        histories = {}
+        for group in self._records[report_name]:
+            for row in group.rows:
+                versions = [
+                    RowVersion(version.modified_at, _table_row(group.parent, row, version)) for version in row.versions
+                ]
+                histories[tuple(versions[0].row[column] for column in spec.key)] = versions
+        return histories
 
     def write_result_file(
         self,
@@ -253,6 +322,7 @@ class Dataset:
         after: datetime | None = None,
         to: datetime | None = None,
         *,
+        as_of: datetime | None = None,
         record_filter: RecordFilter | None = None,
         stop: threading.Event | None = None,
     ) -> int:
@@ -260,7 +330,7 @@ class Dataset:
 
         Setting `stop` abandons the file half-written (raises `WriteStopped`).
         """
-        records = self.payload_records(report_name, after, to, record_filter=record_filter)
+        records = self.payload_records(report_name, after, to, as_of=as_of, record_filter=record_filter)
         return write_report_file(path, records, _RENDERINGS[report_name].top_level, stop=stop)
 
     def _select(
@@ -268,41 +338,54 @@ class Dataset:
         spec: ReportSpec,
         after: datetime | None,
         to: datetime | None,
+        as_of: datetime | None,
         record_filter: RecordFilter | None,
-    ) -> Iterator[tuple[_Record | None, list[_Record]]]:
-        """The selected rows grouped under their parent; a flat report yields (None, [row]) per row.
+    ) -> Iterator[tuple[_Parent | None, list[tuple[_Row, _Version]]]]:
+        """The selected rows, each with its visible version, grouped under their parent.
 
-        A parent is yielded only with at least one selected child.
+        A row is selected when its version visible at `as_of` was written in [after, to) and passes
+        the filter; a parent is yielded only with at least one selected row.
         """
-        for bound in (after, to):
-            if bound is not None and bound.utcoffset() is None:
-                raise ValueError("window bounds must be aware datetimes")
+        for moment in (after, to, as_of):
+            if moment is not None and moment.utcoffset() is None:
+                raise ValueError("after, to and as_of must be aware datetimes")
         record_filter = record_filter or RecordFilter()
         filters_programs = record_filter.program_ids is not None or record_filter.category_ids is not None
         if filters_programs and spec is not PROGRAM_STATISTICS:
             raise ValueError(f"report {spec.name} cannot be filtered by programme or category")
-
-        def selected(row: _Record) -> bool:
-            return _in_window(row.values[spec.change_time], after, to) and record_filter.selects_row(row.values)
-
-        for record in self._records[spec.name]:
-            if not spec.is_nested:
-                if selected(record):
-                    yield None, [record]
+        for group in self._records[spec.name]:
+            if group.parent is not None and not self._selects_program(group.parent, record_filter):
                 continue
-            if not self._selects_program(record, record_filter):
-                continue
-            children = [child for child in record.children if selected(child)]
-            if children:
-                yield record, children
+            shown = []
+            for row in group.rows:
+                version = row.visible(as_of)
+                if (
+                    version is not None
+                    and (after is None or version.modified_at >= after)
+                    and (to is None or version.modified_at < to)
+                    and record_filter.selects_row(version.values)
+                ):
+                    shown.append((row, version))
+            if shown:
+                yield group.parent, shown
 
-    def _selects_program(self, parent: _Record, record_filter: RecordFilter) -> bool:
+    def _selects_program(self, parent: _Parent, record_filter: RecordFilter) -> bool:
         if record_filter.program_ids is None and record_filter.category_ids is None:
             return True
         program_id = parent.values["program_id"]
         return (record_filter.program_ids is None or program_id in record_filter.program_ids) and (
             record_filter.category_ids is None or self._program_categories[program_id] in record_filter.category_ids
         )
+
+
+def _table_row(parent: _Parent | None, row: _Row, version: _Version) -> dict[str, Any]:
+    """A version as the loader's table row: parent and row values, and the undocumented fields sent with them."""
+    values = dict(version.values) if parent is None else {**parent.values, **version.values}
+    extras = dict(_extra_fields(row.drift) or {})
+    if parent is not None:
+        extras.update({f"parent.{key}": value for key, value in (_extra_fields(parent.drift) or {}).items()})
+    values["extra_fields"] = extras or None
+    return values
 
 
 class WriteStopped(Exception):
@@ -448,16 +531,17 @@ def _extra_fields(drift: int) -> dict[str, Any] | None:
     return kinds[_roll(drift, _Roll.EXTRA_FIELDS_KIND) % len(kinds)]
 
 
-def _render(fields: tuple[Field, ...], record: _Record, zone: ZoneInfo, rendering: _ReportRendering) -> dict[str, Any]:
-    """The payload object of one record (without its children)."""
-    drift = record.drift
+def _render(
+    fields: tuple[Field, ...], values: Mapping[str, Any], drift: int, zone: ZoneInfo, rendering: _ReportRendering
+) -> dict[str, Any]:
+    """The payload object of one record's values (without its children), drifting as `drift` says."""
     omit_nulls = _roll(drift, _Roll.OMITTED_NULLS) < OMITTED_NULLS_SHARE
     ints_as_text = _roll(drift, _Roll.INTS_AS_TEXT) < INTS_AS_TEXT_SHARE
     unixtime_as_text = _roll(drift, _Roll.UNIXTIME_AS_TEXT) < UNIXTIME_AS_TEXT_SHARE
     style = _datetime_style(drift)
     rendered: dict[str, Any] = {}
     for field in fields:
-        value = record.values[field.column]
+        value = values[field.column]
         if value is None and omit_nulls:
             continue
         if value is None:
@@ -472,7 +556,7 @@ def _render(fields: tuple[Field, ...], record: _Record, zone: ZoneInfo, renderin
             payload_value = value
         _place(rendered, field.source, payload_value)
     for column in rendering.extra_columns:
-        rendered[column] = record.values[column]
+        rendered[column] = values[column]
     rendered.update(_extra_fields(drift) or {})
     return rendered
 
@@ -483,27 +567,41 @@ def _place(target: dict[str, Any], source: tuple[str, ...], value: Any) -> None:
     target[source[-1]] = value
 
 
-def _in_window(moment: datetime | None, after: datetime | None, to: datetime | None) -> bool:
-    if after is None and to is None:
-        return True
-    return moment is not None and (after is None or moment >= after) and (to is None or moment < to)
+def _check_records(spec: ReportSpec, groups: list[_Group], period_start: datetime, period_end: datetime) -> None:
+    """Fail loudly when specs.py and the generator disagree about a report, or a history is inconsistent.
 
-
-def _check_columns(spec: ReportSpec, records: list[_Record]) -> None:
-    """Fail loudly when specs.py and the generator disagree about a report's columns."""
+    Every version must have the report's columns and key, be written inside the period after the
+    previous one, and carry its `modified_at` as the change time unless that is null.
+    """
     extra_columns = _RENDERINGS[spec.name].extra_columns
     pattern = spec.dynamic_columns
     if extra_columns and (pattern is None or not all(pattern.fullmatch(column) for column in extra_columns)):
         raise AssertionError(f"{spec.name}: {extra_columns} are not dynamic columns of the spec")
     parent_columns = {field.column for field in spec.parent_fields}
     row_columns = {field.column for field in spec.fields} | set(extra_columns)
-    for record in records:
-        rows = record.children if spec.is_nested else (record,)
-        if spec.is_nested and record.values.keys() != parent_columns:
-            raise AssertionError(f"{spec.name}: parent columns {sorted(record.values)} != {sorted(parent_columns)}")
-        for row in rows:
-            if row.values.keys() != row_columns:
-                raise AssertionError(f"{spec.name}: row columns {sorted(row.values)} != {sorted(row_columns)}")
+    row_key_columns = [column for column in spec.key if column in row_columns]
+    for group in groups:
+        if (group.parent is None) == spec.is_nested:
+            raise AssertionError(f"{spec.name}: rows must sit under a parent exactly when the report is nested")
+        if group.parent is not None and group.parent.values.keys() != parent_columns:
+            raise AssertionError(
+                f"{spec.name}: parent columns {sorted(group.parent.values)} != {sorted(parent_columns)}"
+            )
+        for row in group.rows:
+            moments = [version.modified_at for version in row.versions]
+            if moments != sorted(set(moments)) or not period_start <= moments[0] <= moments[-1] < period_end:
+                raise AssertionError(f"{spec.name}: versions written at {moments} are out of order or of the period")
+            key = [row.versions[0].values[column] for column in row_key_columns]
+            for version in row.versions:
+                values = version.values
+                if values.keys() != row_columns:
+                    raise AssertionError(f"{spec.name}: row columns {sorted(values)} != {sorted(row_columns)}")
+                if [values[column] for column in row_key_columns] != key:
+                    raise AssertionError(f"{spec.name}: a version changes the key of its row")
+                if values[spec.change_time] not in (None, version.modified_at):
+                    raise AssertionError(
+                        f"{spec.name}: change time {values[spec.change_time]} != {version.modified_at}"
+                    )
 
 
 def _drift(seed: int, report: str, key: tuple[Any, ...]) -> int:
@@ -511,27 +609,34 @@ def _drift(seed: int, report: str, key: tuple[Any, ...]) -> int:
     return int.from_bytes(digest, "big")
 
 
-def _row(
-    seed: int, spec: ReportSpec, values: dict[str, Any], parent_values: Mapping[str, Any] | None = None
-) -> _Record:
+def _row(seed: int, spec: ReportSpec, versions: list[_Version], parent: _Parent | None = None) -> _Row:
     """A table row; its drift hash comes from the report key, which may include parent columns."""
-    key_values = values if parent_values is None else {**parent_values, **values}
-    key = tuple(key_values[column] for column in spec.key)
-    return _Record(values, _drift(seed, spec.name, key))
+    values = versions[0].values if parent is None else {**parent.values, **versions[0].values}
+    key = tuple(values[column] for column in spec.key)
+    return _Row(_drift(seed, spec.name, key), tuple(versions))
 
 
-def _parent(seed: int, spec: ReportSpec, values: dict[str, Any], children: list[_Record]) -> _Record:
+def _parent(seed: int, spec: ReportSpec, values: dict[str, Any]) -> _Parent:
     key = ("parent", *(values[column] for column in spec.key if column in values))
-    return _Record(values, _drift(seed, spec.name, key), tuple(children))
+    return _Parent(values, _drift(seed, spec.name, key))
 
 
 # --- the company ---------------------------------------------------------------------------------
 
 
+def _local_midnight(config: DatasetConfig, day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(config.timezone))
+
+
 def _period_bounds(config: DatasetConfig) -> tuple[datetime, datetime]:
-    """The change-time period: local midnight of `start` for `days` days, as UTC instants."""
-    start = datetime.combine(config.start, time(0), tzinfo=ZoneInfo(config.timezone)).astimezone(UTC)
-    return start, start + timedelta(days=config.days)
+    """The period rows change in: local midnight of `start` to local midnight `days` later, as UTC instants."""
+    end_day = config.start + timedelta(days=config.days)
+    return _local_midnight(config, config.start).astimezone(UTC), _local_midnight(config, end_day).astimezone(UTC)
+
+
+# How long a learner leaves a record alone between two sessions on it: hours to days, so that most
+# records change on several days.
+_SESSION_GAP_SECONDS = (2 * 3600, 4 * 24 * 3600)
 
 
 @dataclass(frozen=True)
@@ -539,27 +644,28 @@ class _Period:
     start: datetime
     end: datetime
 
-    def moments(self, rng: random.Random, count: int, *, margin: timedelta = timedelta(0)) -> list[datetime]:
-        """`count` sorted whole-second instants in [start, end - margin)."""
-        seconds = int((self.end - margin - self.start).total_seconds())
-        return sorted(self.start + timedelta(seconds=rng.randrange(seconds)) for _ in range(count))
-
     def moment(self, rng: random.Random) -> datetime:
-        return self.moments(rng, 1)[0]
+        """A whole-second instant, uniform over the period."""
+        return self.start + timedelta(seconds=rng.randrange(int((self.end - self.start).total_seconds())))
 
-    def timeline(self, rng: random.Random, count: int) -> list[datetime]:
-        """`count` sorted instants whose last, the change time, is uniform over the period."""
-        last = self.moment(rng)
-        return [*_Period(self.start, last + timedelta(seconds=1)).moments(rng, count - 1), last]
+    def sessions(self, rng: random.Random, after: datetime, count: int) -> list[datetime]:
+        """Up to `count` moments following `after` at gaps of hours to days: those before the period ends."""
+        moments: list[datetime] = []
+        moment = after
+        for _ in range(count):
+            moment = _after_a_gap(rng, moment)
+            if moment >= self.end:
+                break
+            moments.append(moment)
+        return moments
 
     @property
     def second_half(self) -> _Period:
         return _Period(self.start + (self.end - self.start) / 2, self.end)
 
-    @property
-    def slack(self) -> timedelta:
-        """Room left at the end of the period for follow-up events (checks, late updates)."""
-        return min(timedelta(days=2), (self.end - self.start) / 4)
+
+def _after_a_gap(rng: random.Random, moment: datetime) -> datetime:
+    return moment + timedelta(seconds=rng.randint(*_SESSION_GAP_SECONDS))
 
 
 _SURNAMES = (
@@ -733,70 +839,120 @@ def _programs(rng: random.Random, count: int, period: _Period) -> tuple[Program,
 
 def _material_activity(
     rng: random.Random, seed: int, learners: tuple[Learner, ...], materials: tuple[Material, ...], period: _Period
-) -> tuple[list[_Record], list[_Record]]:
+) -> tuple[list[_Group], list[_Group]]:
     """Test attempts and material statistics: a test's statistics follow the learner's attempts."""
-    attempts: list[_Record] = []
-    parents: list[_Record] = []
+    attempts: list[_Row] = []
+    groups = []
     for material in materials:
-        parent_values = {
-            "material_id": material.material_id,
-            "material_name": material.name,
-            "material_type": material.type,
-            "material_points": material.points,
-        }
+        parent = _parent(
+            seed,
+            MATERIAL_STATISTICS,
+            {
+                "material_id": material.material_id,
+                "material_name": material.name,
+                "material_type": material.type,
+                "material_points": material.points,
+            },
+        )
         assignment_share = rng.uniform(0.15, 0.45)
-        children = []
+        rows = []
         for learner in learners:
             if not _chance(rng, assignment_share):
                 continue
+            assigned_at = period.moment(rng)
             if material.type == "test":
-                learner_attempts = _attempts(rng, material, learner, period)
-                attempts.extend(_row(seed, ATTEMPTS, values) for values in learner_attempts)
-                values = _test_material_row(rng, learner, learner_attempts, period)
+                learner_attempts = _attempts(rng, material, learner, assigned_at, period)
+                attempts.extend(_row(seed, ATTEMPTS, versions) for versions in learner_attempts)
+                versions = _test_material_versions(learner, assigned_at, learner_attempts)
             else:
-                values = _other_material_row(rng, material, learner, period)
-            children.append(_row(seed, MATERIAL_STATISTICS, values, parent_values))
-        parents.append(_parent(seed, MATERIAL_STATISTICS, parent_values, children))
-    return attempts, parents
+                versions = _other_material_versions(rng, material, learner, assigned_at, period)
+            rows.append(_row(seed, MATERIAL_STATISTICS, versions, parent))
+        groups.append(_Group(parent, tuple(rows)))
+    return [_Group(None, tuple(attempts))], groups
 
 
-def _attempts(rng: random.Random, material: Material, learner: Learner, period: _Period) -> list[dict[str, Any]]:
-    """A learner's attempts at a test, oldest first: failures, possibly ending in a pass or a check."""
-    assert material.question_count is not None and material.pass_percent is not None and material.points is not None
-    count = rng.choices((0, 1, 2, 3, 4), weights=(30, 35, 20, 10, 5))[0]
-    attempts = []
-    for number, started_at in enumerate(period.moments(rng, count, margin=period.slack + timedelta(hours=1)), 1):
-        q_count = material.question_count
-        q_checking = rng.randint(1, min(2, q_count)) if _chance(rng, 0.1) else 0
-        q_success = rng.randint(0, q_count - q_checking)
-        percent = round(100 * q_success / q_count)
-        status = "checking" if q_checking else "completed" if percent >= material.pass_percent else "fail"
+# Share of attempts with open-answer questions: such an attempt is "checking" until a reviewer
+# grades it, usually on a later day.
+_MANUAL_CHECK_SHARE = 0.6
+
+
+def _attempts(
+    rng: random.Random, material: Material, learner: Learner, assigned_at: datetime, period: _Period
+) -> list[list[_Version]]:
+    """A learner's attempts at a test, oldest first, each as its versions.
+
+    An attempt is written when submitted. One with open-answer questions stays "checking" until
+    they are graded (possibly after the period). The learner tries again only after a fail.
+    """
+    assert material.question_count is not None
+    planned = rng.choices((0, 1, 2, 3, 4), weights=(30, 35, 20, 10, 5))[0]
+    attempts: list[list[_Version]] = []
+    ready_at = assigned_at
+    for number in range(1, planned + 1):
+        started_at = _after_a_gap(rng, ready_at)
         ended_at = started_at + timedelta(seconds=rng.randint(60, 45 * 60))
-        # A manual check updates the record later; otherwise only the final save follows the end.
-        delay = rng.randrange(int(period.slack.total_seconds())) if q_checking else rng.randint(0, 60)
-        attempts.append(
-            {
-                "attempt_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                "material_id": material.material_id,
-                "login": learner.login,
-                "status": status,
-                # The vendor example leaves most numbers null.
-                "number": None if _chance(rng, 0.4) else number,
-                "points": round(material.points * q_success / q_count),
-                "percent": percent,
-                "q_count": q_count,
-                "q_success": q_success,
-                "q_fail": q_count - q_checking - q_success,
-                "q_checking": q_checking,
-                "started_at": started_at,
-                "ended_at": ended_at,
-                "created_at": ended_at,
-                "updated_at": ended_at + timedelta(seconds=delay),
-            }
-        )
-        if status != "fail":
+        submitted_at = ended_at + timedelta(seconds=rng.randint(0, 60))
+        if submitted_at >= period.end:
             break
+        q_checking = rng.randint(1, min(3, material.question_count)) if _chance(rng, _MANUAL_CHECK_SHARE) else 0
+        q_success = rng.randint(0, material.question_count - q_checking)
+        attempt = functools.partial(
+            _attempt_values,
+            attempt_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            material=material,
+            login=learner.login,
+            # The vendor example leaves most numbers null.
+            number=None if _chance(rng, 0.4) else number,
+            started_at=started_at,
+            ended_at=ended_at,
+        )
+        versions = [
+            _Version(submitted_at, attempt(q_success=q_success, q_checking=q_checking, updated_at=submitted_at))
+        ]
+        if q_checking:
+            checked_at = _after_a_gap(rng, submitted_at)
+            if checked_at < period.end:
+                graded = attempt(q_success=q_success + rng.randint(0, q_checking), q_checking=0, updated_at=checked_at)
+                versions.append(_Version(checked_at, graded))
+        attempts.append(versions)
+        if versions[-1].values["status"] != "fail":
+            break
+        ready_at = versions[-1].modified_at
     return attempts
+
+
+def _attempt_values(
+    *,
+    attempt_id: str,
+    material: Material,
+    login: str,
+    number: int | None,
+    started_at: datetime,
+    ended_at: datetime,
+    q_success: int,
+    q_checking: int,
+    updated_at: datetime,
+) -> dict[str, Any]:
+    assert material.question_count is not None and material.pass_percent is not None and material.points is not None
+    q_count = material.question_count
+    percent = round(100 * q_success / q_count)
+    return {
+        "attempt_id": attempt_id,
+        "material_id": material.material_id,
+        "login": login,
+        "status": "checking" if q_checking else "completed" if percent >= material.pass_percent else "fail",
+        "number": number,
+        "points": round(material.points * q_success / q_count),
+        "percent": percent,
+        "q_count": q_count,
+        "q_success": q_success,
+        "q_fail": q_count - q_checking - q_success,
+        "q_checking": q_checking,
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "created_at": ended_at,
+        "updated_at": updated_at,
+    }
 
 
 def _material_row(
@@ -820,176 +976,240 @@ def _material_row(
     }
 
 
-def _test_material_row(
-    rng: random.Random, learner: Learner, attempts: list[dict[str, Any]], period: _Period
-) -> dict[str, Any]:
-    """Statistics of a test: appointed without attempts, else the status of the last attempt."""
-    if not attempts:
-        return _material_row(learner, "appointed", 0, None, None, None, period.moment(rng))
-    last = attempts[-1]
-    return _material_row(
-        learner,
-        last["status"],
-        100,
-        max(attempt["points"] for attempt in attempts),
-        attempts[0]["started_at"],
-        None if last["status"] == "checking" else last["ended_at"],
-        max(attempt["updated_at"] for attempt in attempts),
-    )
+def _appointment(learner: Learner, assigned_at: datetime) -> _Version:
+    """A material row's first version; unlike the other reports, an appointment sets the change time."""
+    return _Version(assigned_at, _material_row(learner, "appointed", 0, None, None, None, assigned_at))
 
 
-def _other_material_row(rng: random.Random, material: Material, learner: Learner, period: _Period) -> dict[str, Any]:
-    """Statistics of a material that is not a test; an appointment is the row's first change."""
-    status = rng.choices(("appointed", "in_progress", "completed"), weights=(25, 30, 45))[0]
-    if status == "appointed":
-        return _material_row(learner, status, 0, None, None, None, period.moment(rng))
-    if status == "in_progress":
-        start_at, update_at = period.timeline(rng, 2)
-        return _material_row(learner, status, rng.randint(1, 99), None, start_at, None, update_at)
-    start_at, end_at, update_at = period.timeline(rng, 3)
-    points = None if material.points is None else rng.randint(0, material.points)
-    return _material_row(learner, status, 100, points, start_at, end_at, update_at)
+def _test_material_versions(learner: Learner, assigned_at: datetime, attempts: list[list[_Version]]) -> list[_Version]:
+    """Statistics of a test: appointed, then a version with every attempt version, showing the latest attempt."""
+    versions = [_appointment(learner, assigned_at)]
+    best_earlier_points = 0
+    for attempt in attempts:
+        for attempt_version in attempt:
+            values, moment = attempt_version.values, attempt_version.modified_at
+            status = values["status"]
+            versions.append(
+                _Version(
+                    moment,
+                    _material_row(
+                        learner,
+                        status,
+                        100,
+                        max(best_earlier_points, values["points"]),
+                        attempts[0][0].values["started_at"],
+                        None if status == "checking" else values["ended_at"],
+                        moment,
+                    ),
+                )
+            )
+        best_earlier_points = max(best_earlier_points, attempt[-1].values["points"])
+    return versions
+
+
+def _other_material_versions(
+    rng: random.Random, material: Material, learner: Learner, assigned_at: datetime, period: _Period
+) -> list[_Version]:
+    """Statistics of a material that is not a test.
+
+    Appointed, then every session raises the progress (and points), and the last planned session
+    may complete it.
+    """
+    versions = [_appointment(learner, assigned_at)]
+    planned = rng.choices((0, 1, 2, 3, 4), weights=(25, 20, 20, 20, 15))[0]
+    progresses = sorted(rng.sample(range(1, 100), planned))
+    if planned and _chance(rng, 0.65):
+        progresses[-1] = 100
+    skill = rng.uniform(0.5, 1.0)
+    sessions = period.sessions(rng, assigned_at, planned)
+    for moment, progress in zip(sessions, progresses[: len(sessions)], strict=True):
+        completed = progress == 100
+        points = None if material.points is None else round(material.points * skill * progress / 100)
+        values = _material_row(
+            learner,
+            "completed" if completed else "in_progress",
+            progress,
+            points,
+            sessions[0],
+            moment if completed else None,
+            moment,
+        )
+        versions.append(_Version(moment, values))
+    return versions
 
 
 def _course_statistics(
     rng: random.Random, seed: int, learners: tuple[Learner, ...], courses: tuple[Course, ...], period: _Period
-) -> list[_Record]:
-    records = []
+) -> list[_Group]:
+    rows = []
     for course in courses:
         assignment_share = rng.uniform(0.2, 0.6)
         for learner in learners:
             if _chance(rng, assignment_share):
-                records.append(_row(seed, COURSE_STATISTICS, _course_values(rng, course, learner, period)))
-    return records
+                rows.append(_row(seed, COURSE_STATISTICS, _course_versions(rng, course, learner, period)))
+    return [_Group(None, tuple(rows))]
 
 
-def _course_values(rng: random.Random, course: Course, learner: Learner, period: _Period) -> dict[str, Any]:
-    """One learner's course row; a course not started has no dates at all (null last_activity)."""
-    state = rng.choices(("not_started", "in_progress", "completed"), weights=(30, 35, 35))[0]
-    start_time = complete_date = last_activity = None
-    viewed = dict.fromkeys(COURSE_CONTENT_TYPES, 0)
-    total_time = user_scores = user_final_scores = 0
-    turns_count: int | None = None
-    scorm_total_time: int | None = None
-    scorm_percent: int | None = None
-    scorm_status = "not started" if course.has_scorm else None
-    if state != "not_started":
-        if state == "completed":
-            start_time, complete_date, last_activity = period.timeline(rng, 3)
-            viewed = dict(course.content_totals)
-        else:
-            start_time, last_activity = period.timeline(rng, 2)
-            viewed = {content: rng.randint(0, total) for content, total in course.content_totals.items()}
-        total_time = rng.randint(60, 4 * 3600)
-        user_scores = rng.randint(0, course.max_interaction_scores)
-        if course.has_scorm:
-            scorm_total_time = rng.randint(60, total_time)
-            if state == "completed":
-                scorm_status, scorm_percent = rng.choice(("completed", "passed")), 100
-            else:
-                scorm_status, scorm_percent = rng.choice(("not completed", "Unknown", "failed")), rng.randint(0, 99)
-        if course.max_final_scores and (state == "completed" or _chance(rng, 0.5)):
-            turns_count = rng.randint(1, 3)
-            # A completed course means a passed final test: at least 60 % of its points.
-            lowest = math.ceil(course.max_final_scores * 0.6) if state == "completed" else 0
-            user_final_scores = rng.randint(lowest, course.max_final_scores)
-    return {
+def _course_versions(rng: random.Random, course: Course, learner: Learner, period: _Period) -> list[_Version]:
+    """One learner's course row over time.
+
+    Assigned, it is not started and has no dates at all (null last_activity). Every session views
+    more content, scores more, may take a turn at the final test, and is the new last_activity.
+    The last planned session may complete the course: everything viewed, the final test passed.
+    """
+    assigned_at = period.moment(rng)
+    planned = rng.choices((0, 1, 2, 3, 4, 5), weights=(30, 14, 14, 14, 14, 14))[0]
+    completes = planned > 0 and _chance(rng, 0.55)
+    takes_final_test = course.max_final_scores > 0 and planned > 0 and (completes or _chance(rng, 0.5))
+    # The final test is taken once in each of the last sessions; only the completing turn passes it.
+    final_turns = rng.randint(1, min(3, planned)) if takes_final_test else 0
+    pass_scores = math.ceil(course.max_final_scores * 0.6)
+    skill = rng.uniform(0.5, 1.0)
+    scorm_completed_status = rng.choice(("completed", "passed"))
+    scorm_unfinished_status = rng.choice(("not completed", "Unknown", "failed"))
+    row: dict[str, Any] = {
         "user_id": learner.user_id,
         "material_id": course.material_id,
         "fio": learner.fio,
         "user_status": learner.user_status,
         "login": learner.login,
-        "start_time": start_time,
-        "complete_date": complete_date,
-        "total_time": total_time,
+        "start_time": None,
+        "complete_date": None,
+        "total_time": 0,
         "course_name": course.name,
         "is_required": course.is_required,
-        "user_scores": user_scores,
+        "user_scores": 0,
         "max_interaction_scores": course.max_interaction_scores,
-        **{f"{content}_viewed": viewed[content] for content in COURSE_CONTENT_TYPES},
+        **{f"{content}_viewed": 0 for content in COURSE_CONTENT_TYPES},
         **{f"{content}_total": course.content_totals[content] for content in COURSE_CONTENT_TYPES},
-        "scorm_total_time": scorm_total_time,
-        "scorm_status": scorm_status,
-        "scorm_percent": scorm_percent,
-        "user_final_scores": user_final_scores,
+        "scorm_total_time": None,
+        "scorm_status": "not started" if course.has_scorm else None,
+        "scorm_percent": None,
+        "user_final_scores": 0,
         "max_final_scores": course.max_final_scores,
-        "percent_final_scores": (
-            None if turns_count is None else round(100 * user_final_scores / course.max_final_scores)
-        ),
-        "last_activity": last_activity,
-        "current_turn": turns_count,
-        "turns_count": turns_count,
+        "percent_final_scores": None,
+        "last_activity": None,
+        "current_turn": None,
+        "turns_count": None,
         "filled_type": rng.choices((None, "Польз.", "Импорт"), weights=(70, 20, 10))[0],
         **learner.groups,
         **learner.answers,
     }
+    versions = [_Version(assigned_at, row)]
+    sessions = period.sessions(rng, assigned_at, planned)
+    for number, moment in enumerate(sessions, start=1):
+        completed = completes and number == planned
+        share = 1.0 if completed else number / (planned if completes else planned + 1)
+        session_seconds = rng.randint(60, 3600)
+        row = {
+            **row,
+            "start_time": sessions[0],
+            "complete_date": moment if completed else None,
+            "total_time": row["total_time"] + session_seconds,
+            "user_scores": round(course.max_interaction_scores * skill * share),
+            **{f"{content}_viewed": math.floor(total * share) for content, total in course.content_totals.items()},
+            "last_activity": moment,
+        }
+        if course.has_scorm:
+            row["scorm_total_time"] = (row["scorm_total_time"] or 0) + rng.randint(30, session_seconds)
+            if completed:
+                row["scorm_status"], row["scorm_percent"] = scorm_completed_status, 100
+            else:
+                row["scorm_status"], row["scorm_percent"] = scorm_unfinished_status, round(99 * share)
+        turns = number - (planned - final_turns)
+        if turns > 0:
+            scores = rng.randint(pass_scores, course.max_final_scores) if completed else rng.randint(0, pass_scores - 1)
+            row["user_final_scores"] = scores
+            row["percent_final_scores"] = round(100 * scores / course.max_final_scores)
+            row["current_turn"] = row["turns_count"] = turns
+        versions.append(_Version(moment, row))
+    return versions
 
 
 def _program_statistics(
     rng: random.Random, seed: int, learners: tuple[Learner, ...], programs: tuple[Program, ...], period: _Period
-) -> list[_Record]:
-    parents = []
+) -> list[_Group]:
+    groups = []
     for program in programs:
-        parent_values = {
-            "program_id": program.program_id,
-            "program_name": program.name,
-            "deadline_type": program.deadline_type,
-            "deadline_at": program.deadline_at,
-            "deadline_period_at": program.deadline_period,
-            "program_points": program.points,
-            **{f"materials_{type_}": program.material_counts[type_] for type_ in MATERIAL_TYPES},
-            "materials_total": program.materials_total,
-        }
+        parent = _parent(
+            seed,
+            PROGRAM_STATISTICS,
+            {
+                "program_id": program.program_id,
+                "program_name": program.name,
+                "deadline_type": program.deadline_type,
+                "deadline_at": program.deadline_at,
+                "deadline_period_at": program.deadline_period,
+                "program_points": program.points,
+                **{f"materials_{type_}": program.material_counts[type_] for type_ in MATERIAL_TYPES},
+                "materials_total": program.materials_total,
+            },
+        )
         assignment_share = rng.uniform(0.3, 0.7)
-        children = [
-            _row(seed, PROGRAM_STATISTICS, _program_values(rng, program, learner, period), parent_values)
+        rows = tuple(
+            _row(seed, PROGRAM_STATISTICS, _program_versions(rng, program, learner, period), parent)
             for learner in learners
             if _chance(rng, assignment_share)
-        ]
-        parents.append(_parent(seed, PROGRAM_STATISTICS, parent_values, children))
-    return parents
+        )
+        groups.append(_Group(parent, rows))
+    return groups
 
 
-def _program_values(rng: random.Random, program: Program, learner: Learner, period: _Period) -> dict[str, Any]:
-    """One learner's programme row; an appointed learner was never active (null active_at).
+def _program_versions(rng: random.Random, program: Program, learner: Learner, period: _Period) -> list[_Version]:
+    """One learner's programme row over time.
 
-    checking and fail leave one test of the programme open (on check, or failed).
+    Assigned, it is appointed and was never active (null active_at). Every session completes more
+    materials and is the new active_at. The last planned session ends the plan: completed (end_at,
+    passed_at_time), or with one test left open (checking) or failed (fail, with end_at); an
+    in_progress plan never finishes.
     """
+    assigned_at = period.moment(rng)
     has_tests = program.material_counts["test"] > 0
-    status = rng.choices(
+    outcome = rng.choices(
         ("appointed", "in_progress", "completed", "checking", "fail"),
-        weights=(25, 35, 30, 5, 5) if has_tests else (25, 45, 30, 0, 0),
+        weights=(20, 30, 40, 5, 5) if has_tests else (20, 40, 40, 0, 0),
     )[0]
-    completed = dict.fromkeys(MATERIAL_TYPES, 0)
-    start_at = active_at = end_at = None
-    passed_at_time = None
-    if status == "in_progress":
-        completed = {type_: rng.randint(0, count) for type_, count in program.material_counts.items()}
-        if sum(completed.values()) == program.materials_total:
-            completed[next(type_ for type_, count in completed.items() if count)] -= 1
-        start_at, active_at = period.timeline(rng, 2)
-    elif status == "completed":
-        completed = dict(program.material_counts)
-        start_at, end_at, active_at = period.timeline(rng, 3)
-        deadline = program.deadline_for(start_at)
-        passed_at_time = None if deadline is None else end_at <= deadline
-    elif status in ("checking", "fail"):
-        completed = dict(program.material_counts)
-        completed["test"] -= 1
-        if status == "fail":
-            start_at, end_at, active_at = period.timeline(rng, 3)
-        else:
-            start_at, active_at = period.timeline(rng, 2)
-    done = sum(completed.values())
-    return {
+    planned = 0 if outcome == "appointed" else rng.randint(1, 5)
+    total = program.materials_total
+    completion_order = [type_ for type_, count in program.material_counts.items() for _ in range(count)]
+    rng.shuffle(completion_order)
+    if outcome in ("checking", "fail"):
+        # The open test is the one material never completed.
+        completion_order.remove("test")
+        completion_order.append("test")
+    done_after_session = sorted(rng.randint(0, total - 1) for _ in range(planned))
+    if outcome != "in_progress" and planned:
+        done_after_session[-1] = total if outcome == "completed" else total - 1
+    skill = rng.uniform(0.5, 1.0)
+    row: dict[str, Any] = {
         "login": learner.login,
         "user_status": learner.user_status,
-        "program_status": status,
-        "progress": 100 * done // program.materials_total,
-        "points": None if status == "appointed" else rng.randint(0, program.points * done // program.materials_total),
-        "start_at": start_at,
-        "active_at": active_at,
-        "end_at": end_at,
-        "passed_at_time": passed_at_time,
-        **{f"completed_{type_}": completed[type_] for type_ in MATERIAL_TYPES},
+        "program_status": "appointed",
+        "progress": 0,
+        "points": None,
+        "start_at": None,
+        "active_at": None,
+        "end_at": None,
+        "passed_at_time": None,
+        **{f"completed_{type_}": 0 for type_ in MATERIAL_TYPES},
     }
+    versions = [_Version(assigned_at, row)]
+    sessions = period.sessions(rng, assigned_at, planned)
+    deadline = program.deadline_for(sessions[0]) if sessions else None
+    for number, (moment, done) in enumerate(zip(sessions, done_after_session[: len(sessions)], strict=True), 1):
+        status = outcome if number == planned and outcome != "in_progress" else "in_progress"
+        end_at = moment if status in ("completed", "fail") else None
+        completed = Counter(completion_order[:done])
+        row = {
+            **row,
+            "program_status": status,
+            "progress": 100 * done // total,
+            "points": int(program.points * skill * done / total),
+            "start_at": sessions[0],
+            "active_at": moment,
+            "end_at": end_at,
+            "passed_at_time": None if status != "completed" or deadline is None else moment <= deadline,
+            **{f"completed_{type_}": completed[type_] for type_ in MATERIAL_TYPES},
+        }
+        versions.append(_Version(moment, row))
+    return versions

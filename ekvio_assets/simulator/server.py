@@ -4,6 +4,9 @@ Every report of `ekvio_assets.reports.specs.REPORTS` gets its create route; a ta
 `/v3/integration/{id}` (or `/v2/...`) and completes at its `polls_to_complete`-th poll with the
 absolute URL of its result file, served under `/files/<random name>` without a token, as a storage
 host would. A `FaultPlan` makes chosen calls fail the ways the real API and its network do.
+
+The simulator has a settable clock: a task takes its data as of the clock's "now" when it is
+created (no "now": the final state of the data set), so tests can play days of a company's life.
 """
 
 from __future__ import annotations
@@ -53,11 +56,46 @@ _FIRST_TASK_ID = 4_000_001
 _MAINTENANCE_PAGE = "<html><body><h1>Технические работы</h1><p>Service is under maintenance</p></body></html>"
 
 
+@dataclass(frozen=True)
+class CreatedTask:
+    """A report task the simulator created: what it was asked for and the moment its data is as of."""
+
+    task_id: int
+    report: str
+    after: datetime | None  # the window [after, to) as requested (after_date, to_date)
+    to: datetime | None
+    as_of: datetime | None  # the clock's "now" at creation; None: the final state
+
+
+class SimulatorClock:
+    """The simulator's "now", which new tasks take their data as of; None means the end of the period.
+
+    Thread-safe: tests move it while the server runs in its own thread.
+    """
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self._lock = threading.Lock()
+        self._now: datetime | None = None
+        self.set(now)
+
+    @property
+    def now(self) -> datetime | None:
+        with self._lock:
+            return self._now
+
+    def set(self, now: datetime | None) -> None:
+        if now is not None and now.utcoffset() is None:
+            raise ValueError("the simulator's now must be an aware datetime")
+        with self._lock:
+            self._now = now
+
+
 @dataclass
 class SimulatorState:
     """What the simulator saw and did, for tests to check."""
 
     tasks_created: Counter[str] = dataclass_field(default_factory=Counter)  # by report name
+    tasks: list[CreatedTask] = dataclass_field(default_factory=list)  # in order of creation
     requests: Counter[Call] = dataclass_field(default_factory=Counter)
     faults_injected: list[tuple[Call, FaultKind, str]] = dataclass_field(default_factory=list)  # call, kind, report
     # The Authorization header of every request (None when absent), by call kind; kept out of repr
@@ -106,11 +144,13 @@ class _Simulator:
         faults: FaultPlan,
         payload_files: Mapping[str, Path],
         task_idle_timeout: float,
+        clock: SimulatorClock,
     ) -> None:
         unknown = set(payload_files) - set(REPORTS_BY_NAME)
         if unknown:
             raise ValueError(f"payload_files for unknown reports: {sorted(unknown)}")
         self.state = SimulatorState()
+        self.clock = clock
         self._dataset = dataset
         self._expected_authorization = f"Bearer {token}".encode()
         self._polls_to_complete = max(1, polls_to_complete)
@@ -243,6 +283,7 @@ class _Simulator:
     def _start_task(
         self, spec: ReportSpec, after: datetime | None, to: datetime | None, record_filter: RecordFilter
     ) -> _Task:
+        as_of = self.clock.now
         payload_file = self._payload_files.get(spec.name)
         result: Future[Any]
         if payload_file is None:
@@ -253,6 +294,7 @@ class _Simulator:
                 path,
                 after,
                 to,
+                as_of=as_of,
                 record_filter=record_filter,
                 stop=self._stop_writing,
             )
@@ -270,6 +312,7 @@ class _Simulator:
         self._tasks[task.task_id] = task
         self._latest_tasks[spec.name] = task
         self.state.tasks_created[spec.name] += 1
+        self.state.tasks.append(CreatedTask(task.task_id, spec.name, after, to, as_of))
         return task
 
     async def _advance(self, task: _Task) -> None:
@@ -454,8 +497,10 @@ def create_app(
     faults: FaultPlan | None = None,
     payload_files: Mapping[str, Path] | None = None,
     task_idle_timeout: float = 30.0,
+    now: datetime | None = None,
 ) -> Starlette:
-    """The simulator as a Starlette app; `app.state.simulator` is its `SimulatorState`.
+    """The simulator as a Starlette app; `app.state.simulator` is its `SimulatorState`, `app.state.clock`
+    its `SimulatorClock`, starting at `now` (None: tasks see the final state of the data set).
 
     Result files are written to `files_dir`. `payload_files` serves a given file verbatim as the
     result of a report (any window). A task nobody polls for `task_idle_timeout` seconds no longer
@@ -469,6 +514,7 @@ def create_app(
         faults or FaultPlan(),
         payload_files or {},
         task_idle_timeout,
+        SimulatorClock(now),
     )
 
     @contextlib.asynccontextmanager
@@ -478,6 +524,7 @@ def create_app(
 
     app = Starlette(routes=simulator.routes(), lifespan=lifespan)
     app.state.simulator = simulator.state
+    app.state.clock = simulator.clock
     return app
 
 
@@ -488,6 +535,16 @@ class RunningSimulator:
     state: SimulatorState
     dataset: Dataset
     files_dir: Path
+    clock: SimulatorClock
+
+    @property
+    def now(self) -> datetime | None:
+        """The moment new tasks take their data as of; None: the final state."""
+        return self.clock.now
+
+    def set_now(self, now: datetime | None) -> None:
+        """Move the simulator's clock (thread-safe); tasks created before keep their moment."""
+        self.clock.set(now)
 
 
 @contextlib.contextmanager
@@ -501,6 +558,7 @@ def running_simulator(
     faults: FaultPlan | None = None,
     payload_files: Mapping[str, Path] | None = None,
     task_idle_timeout: float = 30.0,
+    now: datetime | None = None,
 ) -> Iterator[RunningSimulator]:
     """Run the simulator on `host:port` (0: a free port) in a background thread until the block ends."""
     token = token or secrets.token_urlsafe(24)
@@ -513,6 +571,7 @@ def running_simulator(
             faults=faults,
             payload_files=payload_files,
             task_idle_timeout=task_idle_timeout,
+            now=now,
         )
         config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
         server = uvicorn.Server(config)
@@ -523,7 +582,7 @@ def running_simulator(
             bound_host, bound_port = sock.getsockname()[:2]
             url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
             url = f"http://{url_host}:{bound_port}"
-            yield RunningSimulator(url, token, app.state.simulator, dataset, Path(files_dir))
+            yield RunningSimulator(url, token, app.state.simulator, dataset, Path(files_dir), app.state.clock)
         finally:
             server.should_exit = True
             thread.join()

@@ -44,19 +44,24 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     @contextmanager
     def write_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """An exclusive read-write connection, serialised across processes by a file lock."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / f"{DATABASE_FILE}.lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                with self._connect(read_only=False) as con:
-                    yield con
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with self._locked(fcntl.LOCK_EX), self._connect(read_only=False) as con:
+            yield con
 
     @contextmanager
     def read_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._connect(read_only=True) as con:
+        """A read-only connection; it waits while a writer holds the file (DuckDB forbids both at once)."""
+        with self._locked(fcntl.LOCK_SH), self._connect(read_only=True) as con:
             yield con
+
+    @contextmanager
+    def _locked(self, mode: int) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / f"{DATABASE_FILE}.lock").open("a") as lock:
+            fcntl.flock(lock, mode)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     @contextmanager
     def _connect(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:

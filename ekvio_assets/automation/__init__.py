@@ -1,0 +1,1 @@
+"""Partitions, jobs, schedules and sensors: what keeps the tables fresh unattended."""

@@ -1,0 +1,40 @@
+"""Jobs that the CLI, the schedules, the sensor and the Dagster UI run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from ekvio_assets.reports.assets import FULL_EXPORT_TAG, REPORTS_GROUP
+
+REFRESH_JOB = "refresh_job"
+RECONCILE_JOB = "reconcile_job"
+
+
+@dataclass(frozen=True)
+class Jobs:
+    refresh: dg.UnresolvedAssetJobDefinition
+    reconcile: dg.UnresolvedAssetJobDefinition
+
+
+def build_jobs(partitions: dg.PartitionsDefinition) -> Jobs:
+    reports = dg.AssetSelection.groups(REPORTS_GROUP)
+    return Jobs(
+        refresh=dg.define_asset_job(
+            REFRESH_JOB,
+            selection=reports,
+            partitions_def=partitions,
+            description="Export the chosen days of every Ekvio report and merge them into the DuckDB tables.",
+        ),
+        reconcile=dg.define_asset_job(
+            RECONCILE_JOB,
+            selection=reports,
+            partitions_def=partitions,
+            tags={FULL_EXPORT_TAG: "true"},
+            description=(
+                "Export every report in full and merge it: the full load, and the weekly check that "
+                "the daily refreshes missed nothing (`rows_changed` on each asset should be 0)."
+            ),
+        ),
+    )

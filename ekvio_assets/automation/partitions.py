@@ -1,0 +1,49 @@
+"""Daily partitions in the company's time zone, and the export windows a partition range needs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+import dagster as dg
+
+from ekvio_assets.api.client import ExportWindow
+from ekvio_assets.config import ConfigError, Settings
+
+# Dagster's system tags for a run over a range of partitions (the single-run backfill form).
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
+    """One partition per day [00:00, next day 00:00) in EKVIO_TIMEZONE, from EKVIO_START_DATE."""
+    return dg.DailyPartitionsDefinition(start_date=settings.start_date.isoformat(), timezone=settings.timezone)
+
+
+def export_windows(start: datetime, end: datetime, max_days: int) -> list[ExportWindow]:
+    """As few windows as cover [start, end), none longer than `max_days` days."""
+    windows: list[ExportWindow] = []
+    step = timedelta(days=max_days)
+    while start < end:
+        windows.append(ExportWindow(start, min(start + step, end)))
+        start = windows[-1].to  # type: ignore[assignment]
+    return windows
+
+
+def partition_range_tags(first: str, last: str) -> Mapping[str, str]:
+    """Run tags that make one run cover the partitions from `first` to `last`."""
+    return {PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last}
+
+
+def full_export_tags(
+    partitions: dg.DailyPartitionsDefinition, lookback_days: int, now: datetime | None = None
+) -> Mapping[str, str]:
+    """The days a full export is recorded against: the sensor's look-back, not all of history.
+
+    A full export brings every day's data, but marking years of partitions would write thousands
+    of events per report on each weekly reconcile; older days keep the status their own runs gave.
+    """
+    keys = partitions.get_partition_keys(current_time=now)[-lookback_days:]
+    if not keys:
+        raise ConfigError("EKVIO_START_DATE is not before today: there is no complete day to refresh yet")
+    return partition_range_tags(keys[0], keys[-1])

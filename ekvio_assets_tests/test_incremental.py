@@ -1,0 +1,253 @@
+"""Partitioned incremental refresh against a simulated company whose data change from day to day."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import duckdb
+import pytest
+
+from ekvio_assets.automation.jobs import RECONCILE_JOB, REFRESH_JOB
+from ekvio_assets.automation.partitions import full_export_tags, daily_partitions, partition_range_tags
+from ekvio_assets.config import Settings
+from ekvio_assets.definitions import build_definitions
+from ekvio_assets.reports.specs import ATTEMPTS, REPORTS, ReportSpec
+from ekvio_assets.simulator import FaultPlan, FaultRule
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: Any) -> Settings:
+    return _settings(monkeypatch, tmp_path / "data", simulator)
+
+
+def _settings(monkeypatch: pytest.MonkeyPatch, data_dir: Path, running: Any, **extra: str) -> Settings:
+    values = {
+        "EKVIO_API_URL": running.url,
+        "EKVIO_API_TOKEN": running.token,
+        "EKVIO_DATA_DIR": str(data_dir),
+        "EKVIO_POLL_INTERVAL_SECONDS": "0.02",
+        "EKVIO_START_DATE": running.dataset.config.start.isoformat(),
+        **extra,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return Settings.from_env()
+
+
+def _day(running: Any, index: int) -> str:
+    return running.dataset.day_window(index)[0].date().isoformat()
+
+
+def _run(settings: Settings, job_name: str, tags: dict[str, str], instance: dg.DagsterInstance | None = None):
+    job = build_definitions(settings).resolve_job_def(job_name)
+    result = job.execute_in_process(instance=instance or dg.DagsterInstance.ephemeral(), tags=tags, raise_on_error=False)
+    assert result.success
+    return result
+
+
+def _refresh_days(settings: Settings, running: Any, first: int, last: int | None = None, **kwargs: Any):
+    return _run(settings, REFRESH_JOB, partition_range_tags(_day(running, first), _day(running, last or first)), **kwargs)
+
+
+def _data_rows(database: Path, spec: ReportSpec) -> dict[tuple[Any, ...], dict[str, Any]]:
+    with duckdb.connect(str(database), read_only=True) as con:
+        cursor = con.execute(f'SELECT * FROM "{spec.name}"')
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+    table = {}
+    for row in rows:
+        data = {name: value for name, value in row.items() if not name.startswith("_")}
+        data["extra_fields"] = json.loads(data["extra_fields"]) if data["extra_fields"] else None
+        table[tuple(row[column] for column in spec.key)] = data
+    return table
+
+
+def _truth(running: Any, spec: ReportSpec, as_of: datetime | None) -> dict[tuple[Any, ...], dict[str, Any]]:
+    return {tuple(row[c] for c in spec.key): row for row in running.dataset.truth(spec.name, as_of=as_of)}
+
+
+def _assert_tables_equal_truth(settings: Settings, running: Any, as_of: datetime | None) -> None:
+    for spec in REPORTS:
+        table, truth = _data_rows(settings.database_path, spec), _truth(running, spec, as_of)
+        assert table.keys() == truth.keys(), spec.name
+        for key, expected in truth.items():
+            assert {name: table[key].get(name) for name in expected} == expected, (spec.name, key)
+
+
+def _end_of_day(running: Any, index: int) -> datetime:
+    return running.dataset.day_window(index)[1]
+
+
+def test_day_by_day_refreshes_follow_the_truth_and_rerunning_is_a_no_op(settings: Settings, simulator: Any) -> None:
+    simulator.set_now(_end_of_day(simulator, 0))
+    _refresh_days(settings, simulator, 0)
+    _assert_tables_equal_truth(settings, simulator, _end_of_day(simulator, 0))
+
+    simulator.set_now(_end_of_day(simulator, 1))
+    second = _refresh_days(settings, simulator, 1)
+    _assert_tables_equal_truth(settings, simulator, _end_of_day(simulator, 1))
+    assert sum(e.materialization.metadata["rows_updated"].value for e in second.get_asset_materialization_events()) > 0
+
+    before = {spec.name: _data_rows(settings.database_path, spec) for spec in REPORTS}
+    again = _refresh_days(settings, simulator, 0)
+    assert {spec.name: _data_rows(settings.database_path, spec) for spec in REPORTS} == before
+    assert all(e.materialization.metadata["rows_changed"].value == 0 for e in again.get_asset_materialization_events())
+    _assert_tables_equal_truth(settings, simulator, _end_of_day(simulator, 1))
+
+
+def test_an_older_window_loaded_after_a_newer_one_keeps_the_newer_values(settings: Settings, simulator: Any) -> None:
+    simulator.set_now(_end_of_day(simulator, 3))
+    _refresh_days(settings, simulator, 0, 3)
+    before = {spec.name: _data_rows(settings.database_path, spec) for spec in REPORTS}
+
+    simulator.set_now(_end_of_day(simulator, 0))  # an export taken back then, arriving late
+    late = _refresh_days(settings, simulator, 0)
+    assert sum(e.materialization.metadata["rows_in_files"].value for e in late.get_asset_materialization_events()) > 0
+    assert {spec.name: _data_rows(settings.database_path, spec) for spec in REPORTS} == before
+    _assert_tables_equal_truth(settings, simulator, _end_of_day(simulator, 3))
+
+
+def test_a_range_backfill_is_one_run_with_few_tasks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: Any
+) -> None:
+    settings = _settings(monkeypatch, tmp_path / "data", simulator, EKVIO_MAX_WINDOW_DAYS="4")
+    simulator.set_now(_end_of_day(simulator, 9))
+    instance = dg.DagsterInstance.ephemeral()
+    result = _refresh_days(settings, simulator, 0, 9, instance=instance)
+    assert len(instance.get_runs()) == 1
+    for spec in REPORTS:
+        windows = [(task.after, task.to) for task in simulator.state.tasks if task.report == spec.name]
+        assert windows == [
+            (simulator.dataset.day_window(0)[0], simulator.dataset.day_window(4)[0]),
+            (simulator.dataset.day_window(4)[0], simulator.dataset.day_window(8)[0]),
+            (simulator.dataset.day_window(8)[0], simulator.dataset.day_window(10)[0]),
+        ], spec.name
+        assert result.asset_materializations_for_node(spec.name)[0].metadata["export_tasks"].value == 3
+        partitions = {e.partition for e in result.get_asset_materialization_events() if e.asset_key.path == [spec.name]}
+        assert partitions == {_day(simulator, index) for index in range(10)}
+    _assert_tables_equal_truth(settings, simulator, _end_of_day(simulator, 9))
+
+
+def test_thirty_days_day_by_day_equal_one_full_load_and_reconcile_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: Any
+) -> None:
+    days = simulator.dataset.config.days
+    daily = _settings(monkeypatch, tmp_path / "daily", simulator)
+    instance = dg.DagsterInstance.ephemeral()
+    for index in range(days):
+        simulator.set_now(_end_of_day(simulator, index))
+        _refresh_days(daily, simulator, index, instance=instance)
+
+    full = _settings(monkeypatch, tmp_path / "full", simulator)
+    _run(full, RECONCILE_JOB, full_export_tags(daily_partitions(full), full.lookback_days))
+    for spec in REPORTS:
+        assert _data_rows(daily.database_path, spec) == _data_rows(full.database_path, spec), spec.name
+    _assert_tables_equal_truth(daily, simulator, None)
+
+    daily = _settings(monkeypatch, tmp_path / "daily", simulator)
+    reconcile = _run(daily, RECONCILE_JOB, full_export_tags(daily_partitions(daily), daily.lookback_days), instance=instance)
+    changed = {e.asset_key.path[-1]: e.materialization.metadata["rows_changed"].value for e in reconcile.get_asset_materialization_events()}
+    assert changed == {spec.name: 0 for spec in REPORTS}
+
+
+def test_reconcile_counts_the_rows_the_daily_runs_missed(settings: Settings, simulator: Any) -> None:
+    simulator.set_now(_end_of_day(simulator, 4))
+    _refresh_days(settings, simulator, 0, 1)
+    simulator.set_now(None)
+    reconcile = _run(settings, RECONCILE_JOB, full_export_tags(daily_partitions(settings), settings.lookback_days))
+    changed = {e.asset_key.path[-1]: e.materialization.metadata["rows_changed"].value for e in reconcile.get_asset_materialization_events()}
+    assert all(count > 0 for count in changed.values()), changed
+    _assert_tables_equal_truth(settings, simulator, None)
+
+
+def _cli(data_dir: Path, running: Any, output: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EKVIO_", "DAGSTER_"))}
+    env.update(
+        EKVIO_API_URL=running.url,
+        EKVIO_API_TOKEN=running.token,
+        EKVIO_DATA_DIR=str(data_dir),
+        EKVIO_POLL_INTERVAL_SECONDS="0.05",
+        EKVIO_START_DATE=running.dataset.config.start.isoformat(),
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "ekvio_assets.cli", "refresh", *args],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        # Files, not pipes: a full pipe would stall one run while it holds a pool slot.
+        stdout=output.with_suffix(".out").open("w"),
+        stderr=output.with_suffix(".err").open("w"),
+    )
+
+
+def test_two_runs_started_at_once_both_succeed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: Any) -> None:
+    data_dir = tmp_path / "data"
+    simulator.set_now(_end_of_day(simulator, 7))
+    days = [_day(simulator, index) for index in range(8)]
+    ranges = [(days[0], days[5]), (days[3], days[7])]
+    runs = [_cli(data_dir, simulator, tmp_path / f"run{n}", "--from", first, "--to", last) for n, (first, last) in enumerate(ranges)]
+    for n, process in enumerate(runs):
+        assert process.wait(timeout=300) == 0, (tmp_path / f"run{n}.err").read_text()[-3000:]
+        assert "could not set lock" not in (tmp_path / f"run{n}.err").read_text().lower()
+        assert "succeeded" in (tmp_path / f"run{n}.out").read_text()
+    monkeypatch.setenv("DAGSTER_HOME", str(data_dir / "dagster_home"))
+    with dg.DagsterInstance.get() as instance:
+        assert [run.status for run in instance.get_runs()] == [dg.DagsterRunStatus.SUCCESS] * 2
+    for spec in REPORTS:
+        assert _data_rows(data_dir / "ekvio.duckdb", spec).keys() == _truth(simulator, spec, _end_of_day(simulator, 7)).keys()
+
+
+def test_the_daily_schedule_requests_the_day_just_ended(settings: Settings) -> None:
+    defs = build_definitions(settings)
+    schedule = defs.resolve_schedule_def("daily_refresh_schedule")
+    sixth_day = datetime.combine(settings.start_date + timedelta(days=5), time(3), ZoneInfo(settings.timezone))
+    data = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=sixth_day))
+    assert [request.partition_key for request in data.run_requests] == [(settings.start_date + timedelta(days=4)).isoformat()]
+    assert (schedule.execution_timezone, schedule.cron_schedule) == (settings.timezone, "0 3 * * *")
+
+    reconcile = defs.resolve_schedule_def("weekly_reconcile_schedule")
+    data = reconcile.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=sixth_day))
+    last_complete_day = (settings.start_date + timedelta(days=4)).isoformat()
+    first_recorded_day = max(settings.start_date, settings.start_date + timedelta(days=5 - settings.lookback_days))
+    range_tags = partition_range_tags(first_recorded_day.isoformat(), last_complete_day)
+    assert [{name: request.tags.get(name) for name in range_tags} for request in data.run_requests] == [range_tags]
+    assert data.run_requests[0].job_name in (None, RECONCILE_JOB)
+
+
+def test_the_sensor_requests_missing_and_failed_days_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator_factory: Any
+) -> None:
+    today = datetime.now(ZoneInfo("Europe/Moscow")).date()
+    faults = FaultPlan([FaultRule("create", "module_unavailable", count=None, report=ATTEMPTS.name)])
+    with simulator_factory(faults=faults) as running:
+        settings = _settings(monkeypatch, tmp_path / "data", running, EKVIO_START_DATE=(today - timedelta(days=20)).isoformat())
+        defs = build_definitions(settings)
+        days = daily_partitions(settings).get_partition_keys()[:-1][-settings.lookback_days :]
+        assert len(days) == 14
+        instance = dg.DagsterInstance.ephemeral()
+        for day in days[:10]:
+            for spec in REPORTS:
+                instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=spec.name, partition=day))
+        for spec in REPORTS[1:]:
+            instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=spec.name, partition=days[10]))
+        failed = defs.resolve_job_def(REFRESH_JOB).execute_in_process(
+            instance=instance, partition_key=days[12], raise_on_error=False
+        )
+        assert not failed.success
+
+    sensor = defs.resolve_sensor_def("missing_days_sensor")
+    ticks = [sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs)) for _ in range(2)]
+    for tick in ticks:
+        assert [(request.partition_key, request.run_key) for request in tick.run_requests] == [
+            (days[10], f"{days[10]}:missing"),
+            (days[11], f"{days[11]}:missing"),
+            (days[12], f"{days[12]}:failed-in-{failed.run_id}"),
+            (days[13], f"{days[13]}:missing"),
+        ]
