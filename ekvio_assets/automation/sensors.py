@@ -32,10 +32,12 @@ def build_missing_days_sensor(
             if dg.AssetPartitionStatus.IN_PROGRESS in day_statuses.values():
                 continue
             failed_runs = sorted(
-                info.run_id
-                for key, status in day_statuses.items()
-                if status is dg.AssetPartitionStatus.FAILED
-                and (info := context.instance.get_latest_planned_materialization_info(key, day)) is not None
+                {
+                    info.run_id
+                    for key, status in day_statuses.items()
+                    if status is dg.AssetPartitionStatus.FAILED
+                    and (info := context.instance.get_latest_planned_materialization_info(key, day)) is not None
+                }
             )
             missing = any(status is None for status in day_statuses.values())
             if not failed_runs and not missing:
@@ -43,7 +45,7 @@ def build_missing_days_sensor(
             requested += 1
             # The key changes with each new failure and stays while a request waits or runs, so
             # Dagster never requests a day twice for the same reason.
-            reason = f"failed-in-{failed_runs[-1]}" if failed_runs else "missing"
+            reason = f"failed-in-{'+'.join(failed_runs)}" if failed_runs else "missing"
             yield dg.RunRequest(partition_key=day, run_key=f"{day}:{reason}")
         if not requested:
             yield dg.SkipReason(f"every report partition of the last {len(days)} days is materialized or in progress")

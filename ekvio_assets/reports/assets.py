@@ -5,6 +5,8 @@ window in as few tasks as the configured maximum window allows; a run tagged `ek
 asks for the whole report instead (the full load and the weekly reconcile).
 """
 
+import warnings
+
 import dagster as dg
 
 from ekvio_assets.api.client import FULL_EXPORT, EkvioApiError, ExportedFile
@@ -15,6 +17,9 @@ from ekvio_assets.reports.merge import EXTRA_FIELDS_DESCRIPTION, LINEAGE_COLUMNS
 from ekvio_assets.reports.specs import REPORTS, ReportSpec
 from ekvio_assets.reports.staging import EXTRA_FIELDS, ReportFileError
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
+
+# Single-run backfills are what a range refresh needs; Dagster still labels the parameter beta.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 REPORTS_GROUP = "ekvio_reports"
 # A run tag rather than op config: it reaches every asset of a run over a partition range, where
