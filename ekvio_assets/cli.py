@@ -10,12 +10,14 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
-from ekvio_assets.automation.jobs import RECONCILE_JOB, REFRESH_JOB
+from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_JOB
 from ekvio_assets.automation.partitions import full_export_tags, daily_partitions, partition_range_tags
 from ekvio_assets.config import ConfigError, Settings
+from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import REPORTS
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
@@ -35,6 +37,22 @@ def refresh_job_definition() -> dg.JobDefinition:
 
 def reconcile_job_definition() -> dg.JobDefinition:
     return _job(RECONCILE_JOB)
+
+
+def analytics_job_definition() -> dg.JobDefinition:
+    return _job(ANALYTICS_JOB)
+
+
+def _execute(instance: dg.DagsterInstance, job_factory: Any, tags: Mapping[str, str]) -> dg.JobExecutionResult | None:
+    """Runs the job; on failure prints each failed step's message and returns None."""
+    result = dg.execute_job(dg.reconstructable(job_factory), instance=instance, tags=tags)
+    if result.success:
+        return result
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            print(f"{event.step_key} failed: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
+    print(f"Run {result.run_id} failed; see `dagster dev -w workspace.yaml` for details", file=sys.stderr)
+    return None
 
 
 def _open_instance() -> dg.DagsterInstance:
@@ -82,23 +100,23 @@ def refresh(settings: Settings, first: date | None, last: date | None) -> int:
     home = _use_instance_home(settings)
     print(f"Refreshing {what} from {peer}; Dagster instance: {home}")
     with _open_instance() as instance:
-        result = dg.execute_job(dg.reconstructable(job_factory), instance=instance, tags=tags)
-        if not result.success:
-            for event in result.all_events:
-                if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-                    print(f"{event.step_key} failed: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
-            print(f"Refresh failed (run {result.run_id}); see `dagster dev -w workspace.yaml` for details", file=sys.stderr)
+        reports = _execute(instance, job_factory, tags)
+        analytics = reports and _execute(instance, analytics_job_definition, {})
+        if not analytics:
             return 1
         changed = {
             event.asset_key.to_user_string(): event.materialization.metadata["rows_changed"].value
-            for event in result.get_asset_materialization_events()
+            for event in reports.get_asset_materialization_events()
         }
-    print(f"Run {result.run_id} succeeded. {settings.database_path}:")
+    print(f"Runs {reports.run_id} (reports) and {analytics.run_id} (analytics) succeeded. {settings.database_path}:")
     warehouse = DuckDBWarehouse(data_dir=str(settings.data_dir), timezone=settings.timezone)
     with warehouse.read_connection() as con:
         for spec in REPORTS:
             rows = con.execute(f'SELECT count(*) FROM "{spec.name}"').fetchone()[0]
-            print(f"  {spec.name:<22} {rows:>10,} rows  ({changed.get(spec.name, 0):,} changed by this run)")
+            print(f"  {spec.name:<26} {rows:>10,} rows  ({changed.get(spec.name, 0):,} changed by this run)")
+        for model in MODELS:
+            rows = con.execute(f'SELECT count(*) FROM "{model.name}"').fetchone()[0]
+            print(f"  {model.name:<26} {rows:>10,} rows")
     return 0
 
 

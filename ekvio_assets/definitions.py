@@ -8,6 +8,7 @@ from ekvio_assets.automation.partitions import daily_partitions
 from ekvio_assets.automation.schedules import build_schedules
 from ekvio_assets.automation.sensors import build_missing_days_sensor
 from ekvio_assets.config import API_TOKEN, Settings
+from ekvio_assets.models.assets import build_model_assets
 from ekvio_assets.reports.assets import build_report_assets
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
@@ -17,8 +18,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     reports = build_report_assets(partitions, settings.max_window_days)
     jobs = build_jobs(partitions)
     return dg.Definitions(
-        assets=reports,
-        jobs=[jobs.refresh, jobs.reconcile],
+        assets=[*reports, *build_model_assets()],
+        jobs=[jobs.refresh, jobs.reconcile, jobs.analytics],
         schedules=build_schedules(jobs, partitions, settings.lookback_days),
         sensors=[build_missing_days_sensor(jobs, partitions, [a.key for a in reports], settings.lookback_days)],
         resources={

@@ -11,10 +11,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from ekvio_assets.automation.jobs import RECONCILE_JOB, REFRESH_JOB
+from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_JOB
 from ekvio_assets.automation.partitions import full_export_tags, daily_partitions
 from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
+from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, REPORTS, FieldType, ReportSpec
 from ekvio_assets.simulator import FaultPlan, FaultRule
 
@@ -56,8 +57,10 @@ def _without_lineage(row: dict[str, Any]) -> dict[str, Any]:
 
 def test_definitions_hold_every_asset_resource_and_job() -> None:
     defs = build_definitions(Settings.from_env({}))
-    assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == {spec.name for spec in REPORTS}
+    models = {spec.name for spec in MODELS}
+    assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == {spec.name for spec in REPORTS} | models
     assert set(defs.resources) == {"ekvio_api", "warehouse"}
+    assert {node.name for node in defs.resolve_job_def(ANALYTICS_JOB).nodes} == models
     for name in (REFRESH_JOB, RECONCILE_JOB):
         job = defs.resolve_job_def(name)
         assert {node.name for node in job.nodes} == {spec.name for spec in REPORTS}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 
+from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import REPORTS
 
 
@@ -24,17 +25,17 @@ def _run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
     )
 
 
-def test_refresh_on_the_embedded_simulator_fills_all_four_tables(tmp_path: Path) -> None:
+def test_refresh_on_the_embedded_simulator_fills_the_report_and_analytics_tables(tmp_path: Path) -> None:
     finished = _run(tmp_path, "refresh")
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "embedded Ekvio simulator" in finished.stdout
     database = tmp_path / "data" / "ekvio.duckdb"
     assert str(database) in finished.stdout
     with duckdb.connect(str(database), read_only=True) as con:
-        for spec in REPORTS:
-            rows = con.execute(f'SELECT count(*) FROM "{spec.name}"').fetchone()[0]
-            assert rows > 0, spec.name
-            assert f"{spec.name}" in finished.stdout
+        for name in [spec.name for spec in REPORTS] + [model.name for model in MODELS]:
+            rows = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+            assert rows > 0, name
+            assert f"  {name} " in finished.stdout
     assert (tmp_path / "data" / "dagster_home").is_dir()
 
 

@@ -15,7 +15,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from ekvio_assets.automation.jobs import RECONCILE_JOB, REFRESH_JOB
+from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_JOB
 from ekvio_assets.automation.partitions import full_export_tags, daily_partitions, partition_range_tags
 from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
@@ -199,7 +199,9 @@ def test_two_runs_started_at_once_both_succeed(monkeypatch: pytest.MonkeyPatch, 
         assert "succeeded" in (tmp_path / f"run{n}.out").read_text()
     monkeypatch.setenv("DAGSTER_HOME", str(data_dir / "dagster_home"))
     with dg.DagsterInstance.get() as instance:
-        assert [run.status for run in instance.get_runs()] == [dg.DagsterRunStatus.SUCCESS] * 2
+        runs = instance.get_runs()
+        assert sorted(run.job_name for run in runs) == [ANALYTICS_JOB, ANALYTICS_JOB, REFRESH_JOB, REFRESH_JOB]
+        assert {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
     for spec in REPORTS:
         assert _data_rows(data_dir / "ekvio.duckdb", spec).keys() == _truth(simulator, spec, _end_of_day(simulator, 7)).keys()
 

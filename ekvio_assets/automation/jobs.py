@@ -6,16 +6,19 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from ekvio_assets.models.assets import MODELS_GROUP
 from ekvio_assets.reports.assets import FULL_EXPORT_TAG, REPORTS_GROUP
 
 REFRESH_JOB = "refresh_job"
 RECONCILE_JOB = "reconcile_job"
+ANALYTICS_JOB = "analytics_job"
 
 
 @dataclass(frozen=True)
 class Jobs:
     refresh: dg.UnresolvedAssetJobDefinition
     reconcile: dg.UnresolvedAssetJobDefinition
+    analytics: dg.UnresolvedAssetJobDefinition
 
 
 def build_jobs(partitions: dg.PartitionsDefinition) -> Jobs:
@@ -35,6 +38,14 @@ def build_jobs(partitions: dg.PartitionsDefinition) -> Jobs:
             description=(
                 "Export every report in full and merge it: the full load, and the weekly check that "
                 "the daily refreshes missed nothing (`rows_changed` on each asset should be 0)."
+            ),
+        ),
+        analytics=dg.define_asset_job(
+            ANALYTICS_JOB,
+            selection=dg.AssetSelection.groups(MODELS_GROUP),
+            description=(
+                "Rebuild every analytics table from the report tables. Under the daemon the tables "
+                "follow the reports on their own (declarative automation); the CLI runs this job."
             ),
         ),
     )

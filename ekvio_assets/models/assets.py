@@ -1,0 +1,200 @@
+"""One Dagster asset per model spec: rebuild the model's DuckDB table from the report tables.
+
+Each asset rebuilds its table in one transaction under the warehouse's write lock
+(`CREATE OR REPLACE TABLE ... AS SELECT`, then `COMMENT ON COLUMN` for every column) and checks
+its key in the same transaction: a blocking asset check, so a model whose key is null or not
+unique stops the models downstream of it in the same run (and, through the automation condition,
+in later runs).
+
+A report table that was never loaded (a fresh database, a module the company lacks) is read as
+empty: the model builds from a temporary stand-in with the report's declared columns, logs a
+warning and lists it in the `missing_report_tables` metadata. A model read by another model must
+exist: its absence fails the asset, naming the table to materialize first.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from ekvio_assets.models.specs import MODELS, MODELS_BY_NAME, SETUP_SQL, ModelSpec
+from ekvio_assets.reports.merge import LINEAGE_COLUMNS
+from ekvio_assets.reports.specs import REPORTS_BY_NAME
+from ekvio_assets.storage.metadata import table_metadata
+from ekvio_assets.storage.sql import literal, quote
+from ekvio_assets.storage.warehouse import DuckDBWarehouse
+
+MODELS_GROUP = "ekvio_analytics"
+KEY_CHECK = "key_unique_not_null"
+_EXAMPLES = 5
+
+# eager(), but without its "no dependency missing" clause: a model reads every day of a daily-
+# partitioned report, and the full export records only the last EKVIO_LOOKBACK_DAYS partitions,
+# so older days stay "missing" for ever and plain eager() would never run. A model also waits for
+# the blocking checks of the models it reads.
+MODEL_AUTOMATION = (
+    dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+    & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("eager_after_reports_refresh")
+
+
+class ModelBuildError(Exception):
+    """A model cannot be built: a model table it reads is missing, or its SELECT disagrees with its spec."""
+
+
+@dataclass(frozen=True)
+class KeyViolations:
+    null_keys: int
+    duplicate_keys: int
+    examples: list[tuple[Any, ...]]
+
+    @property
+    def passed(self) -> bool:
+        return self.null_keys == 0 and self.duplicate_keys == 0
+
+
+def key_violations(con: duckdb.DuckDBPyConnection, table: str, key: tuple[str, ...]) -> KeyViolations:
+    """Rows with a null key column, and key values held by more than one row (with a few examples)."""
+    columns = ", ".join(quote(column) for column in key)
+    any_null = " OR ".join(f"{quote(column)} IS NULL" for column in key)
+    null_keys = con.execute(f"SELECT count(*) FROM {quote(table)} WHERE {any_null}").fetchone()[0]
+    duplicated = con.execute(
+        f"SELECT {columns}, count(*) AS n FROM {quote(table)} GROUP BY {columns} HAVING count(*) > 1 "
+        f"ORDER BY n DESC, {columns}"
+    ).fetchall()
+    return KeyViolations(int(null_keys), len(duplicated), [row[:-1] for row in duplicated[:_EXAMPLES]])
+
+
+def key_check_result(spec: ModelSpec, violations: KeyViolations) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=KEY_CHECK,
+        asset_key=dg.AssetKey(spec.name),
+        passed=violations.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=None if violations.passed else (
+            f"{spec.name}: {violations.null_keys} rows with a null key, {violations.duplicate_keys} key "
+            f"values on more than one row (key {', '.join(spec.key)})"
+        ),
+        metadata={
+            "key": ", ".join(spec.key),
+            "null_key_rows": violations.null_keys,
+            "duplicate_key_values": violations.duplicate_keys,
+            "duplicate_key_examples": "; ".join(str(example) for example in violations.examples),
+        },
+    )
+
+
+def declared_schema(spec: ModelSpec) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in spec.columns]
+    )
+
+
+def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = current_schema() AND NOT temporary"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def _stand_in_for_missing(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> list[str]:
+    """Temporary empty report tables for the reports never loaded; a missing model is an error."""
+    existing = _existing_tables(con)
+    missing_reports = []
+    for name in spec.reads:
+        if name in existing:
+            continue
+        report = REPORTS_BY_NAME.get(name)
+        if report is None:
+            raise ModelBuildError(
+                f"model {spec.name} reads the table {name}, which does not exist: materialize the asset {name} first"
+            )
+        columns = [(f.column, f.type.duckdb_type) for f in report.columns]
+        columns += [(column, type_) for column, type_, _ in LINEAGE_COLUMNS]
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {quote(name)} ("
+            + ", ".join(f"{quote(column)} {type_}" for column, type_ in columns)
+            + ")"
+        )
+        missing_reports.append(name)
+    return missing_reports
+
+
+def build_model_table(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> list[str]:
+    """Rebuild the model's table on `con`; the caller owns the transaction. Returns the report
+    tables that were missing (read as empty)."""
+    con.execute(SETUP_SQL)
+    missing = _stand_in_for_missing(con, spec)
+    parameters = dict(spec.parameters)
+    produced = [d[0] for d in con.execute(f"SELECT * FROM ({spec.sql}) AS q LIMIT 0", parameters).description]
+    if produced != list(spec.column_names):
+        raise ModelBuildError(
+            f"model {spec.name}: its SELECT gives the columns {produced}, its spec declares {list(spec.column_names)}"
+        )
+    casts = ", ".join(f"CAST(q.{quote(c.name)} AS {c.type}) AS {quote(c.name)}" for c in spec.columns)
+    con.execute(f"CREATE OR REPLACE TABLE {quote(spec.name)} AS SELECT {casts} FROM ({spec.sql}) AS q", parameters)
+    con.execute(f"COMMENT ON TABLE {quote(spec.name)} IS {literal(spec.description)}")
+    for column in spec.columns:
+        con.execute(f"COMMENT ON COLUMN {quote(spec.name)}.{quote(column.name)} IS {literal(column.description)}")
+    for name in missing:
+        con.execute(f"DROP TABLE temp.main.{quote(name)}")
+    return missing
+
+
+def _model_key_check(spec: ModelSpec) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        name=KEY_CHECK,
+        asset=spec.name,
+        blocking=True,
+        description=f"The key ({', '.join(spec.key)}) of {spec.name} is never null and unique; "
+        "a failure stops the models downstream.",
+    )
+
+
+def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=spec.name,
+        group_name=MODELS_GROUP,
+        kinds={"duckdb", "sql"},
+        description=f"{spec.description} One row per {' + '.join(spec.key)}; DuckDB table `{spec.name}`.",
+        deps=[dg.AssetKey(name) for name in spec.reads],
+        automation_condition=MODEL_AUTOMATION,
+        check_specs=[_model_key_check(spec)],
+        metadata={
+            "dagster/column_schema": declared_schema(spec),
+            "dagster/table_name": spec.name,
+            "key": ", ".join(spec.key),
+            "reads": ", ".join(spec.reads),
+        },
+    )
+    def model_asset(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+        with warehouse.write_connection() as con:
+            con.begin()
+            try:
+                missing = build_model_table(con, spec)
+                violations = key_violations(con, spec.name, spec.key)
+                metadata = table_metadata(con, spec.name)
+                con.commit()
+            except ModelBuildError as error:
+                con.rollback()
+                raise dg.Failure(description=str(error), allow_retries=False) from None
+            except BaseException:
+                con.rollback()
+                raise
+        if missing:
+            context.log.warning(
+                f"{spec.name}: the report tables {', '.join(missing)} were never loaded and were read as empty"
+            )
+        return dg.MaterializeResult(
+            metadata={**metadata, "missing_report_tables": ", ".join(missing)},
+            check_results=[key_check_result(spec, violations)],
+        )
+
+    return model_asset
+
+
+def build_model_assets() -> list[dg.AssetsDefinition]:
+    return [build_model_asset(spec) for spec in MODELS]
+

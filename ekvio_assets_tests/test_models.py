@@ -1,0 +1,263 @@
+"""The analytics models over a full load of the simulator, against sums computed from its truth."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pytest
+
+from ekvio_assets.config import Settings
+from ekvio_assets.definitions import build_definitions
+from ekvio_assets.models.assets import KEY_CHECK, MODELS_GROUP, build_model_assets, key_violations
+from ekvio_assets.models.specs import MODELS, MODELS_BY_NAME, PROGRAM_MATERIAL_TYPES
+from ekvio_assets.simulator import Dataset, running_simulator
+from ekvio_assets.storage.warehouse import DuckDBWarehouse
+from ekvio_assets_tests.conftest import TEST_TOKEN
+from ekvio_assets_tests.test_assets import _full_load
+
+MODEL_KEYS = [dg.AssetKey(spec.name) for spec in MODELS]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    settings: Settings
+    dataset: Dataset
+    result: dg.ExecuteInProcessResult
+    built_from: datetime
+    built_to: datetime
+
+
+def _materialize_models(data_dir: Path, timezone_name: str) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        build_model_assets(),
+        resources={"warehouse": DuckDBWarehouse(data_dir=str(data_dir), timezone=timezone_name)},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def loaded(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
+    """One full load of every report, then every model, into a DuckDB file shared by the module."""
+    data_dir = tmp_path_factory.mktemp("models") / "data"
+    with running_simulator(dataset, token=TEST_TOKEN) as running, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EKVIO_API_URL", running.url)
+        patch.setenv("EKVIO_API_TOKEN", running.token)
+        patch.setenv("EKVIO_DATA_DIR", str(data_dir))
+        patch.setenv("EKVIO_POLL_INTERVAL_SECONDS", "0.02")
+        patch.setenv("EKVIO_START_DATE", dataset.config.start.isoformat())
+        settings = Settings.from_env()
+        assert _full_load(settings).success
+        built_from = datetime.now(timezone.utc)
+        result = _materialize_models(settings.data_dir, settings.timezone)
+        built_to = datetime.now(timezone.utc)
+    assert result.success
+    yield Loaded(settings, dataset, result, built_from, built_to)
+
+
+def _rows(settings: Settings, sql: str) -> list[dict[str, Any]]:
+    with duckdb.connect(str(settings.database_path), read_only=True) as con:
+        cursor = con.execute(sql)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def _by_key(settings: Settings, model: str) -> dict[tuple[Any, ...], dict[str, Any]]:
+    spec = MODELS_BY_NAME[model]
+    return {tuple(row[c] for c in spec.key): row for row in _rows(settings, f'SELECT * FROM "{model}"')}
+
+
+def test_definitions_register_every_model_with_its_blocking_key_check() -> None:
+    defs = build_definitions(Settings.from_env({}))
+    graph = defs.resolve_asset_graph()
+    for spec in MODELS:
+        key = dg.AssetKey(spec.name)
+        node = graph.get(key)
+        assert node.group_name == MODELS_GROUP
+        assert node.partitions_def is None
+        assert node.automation_condition is not None
+        assert {"duckdb", "sql"} <= set(node.kinds)
+        assert {parent.to_user_string() for parent in node.parent_keys} == set(spec.reads)
+        check = dg.AssetCheckKey(key, KEY_CHECK)
+        assert graph.get_check_spec(check).blocking
+        for name in spec.reads:
+            assert name in spec.sql, (spec.name, name)
+
+
+def test_models_materialize_with_their_schema_comments_and_passing_key_checks(loaded: Loaded) -> None:
+    for spec in MODELS:
+        metadata = loaded.result.asset_materializations_for_node(spec.name)[0].metadata
+        row_count = metadata["dagster/row_count"].value
+        assert row_count > 0, spec.name
+        schema = metadata["dagster/column_schema"].schema
+        # Types are the declared casts; information_schema spells some differently (TIMESTAMP WITH TIME ZONE).
+        assert [(c.name, c.description) for c in schema.columns] == [
+            (c.name, c.description) for c in spec.columns
+        ], spec.name
+        assert metadata["missing_report_tables"].value == ""
+    evaluations = {e.asset_key.to_user_string(): e for e in loaded.result.get_asset_check_evaluations()}
+    assert set(evaluations) == {spec.name for spec in MODELS}
+    assert all(e.passed and e.check_name == KEY_CHECK for e in evaluations.values())
+
+
+def test_every_learner_of_every_report_and_model_is_in_learners(loaded: Loaded) -> None:
+    learners = _by_key(loaded.settings, "learners")
+    seen = {
+        row["login"]
+        for report in ("attempts", "material_statistics", "course_statistics", "program_statistics")
+        for row in loaded.dataset.truth(report)
+    }
+    assert set(login for (login,) in learners) == seen
+    for spec in MODELS:
+        if spec.name.startswith("learner_"):
+            logins = {row["login"] for row in _rows(loaded.settings, f'SELECT login FROM "{spec.name}"')}
+            assert logins and logins <= seen, spec.name
+    courses = {row["login"]: row for row in loaded.dataset.truth("course_statistics")}
+    for (login,), row in learners.items():
+        if login in courses:
+            assert (row["user_id"], row["fio"], row["group_region"]) == (
+                courses[login]["user_id"], courses[login]["fio"], courses[login]["group_region"]
+            )
+        else:
+            assert row["user_id"] is None
+
+
+def test_learner_material_progress_counts_attempts_and_best_percent(loaded: Loaded) -> None:
+    attempts: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for attempt in loaded.dataset.truth("attempts"):
+        attempts[(attempt["login"], attempt["material_id"])].append(attempt)
+    statistics = {(row["login"], row["material_id"]): row for row in loaded.dataset.truth("material_statistics")}
+    progress = _by_key(loaded.settings, "learner_material_progress")
+    assert set(progress) == set(statistics) | set(attempts)
+    assert attempts
+    for key, row in progress.items():
+        tried = attempts.get(key, [])
+        assert row["attempts_count"] == len(tried), key
+        assert row["best_percent"] == (max(a["percent"] for a in tried) if tried else None), key
+        passed = any(a["status"] == "completed" for a in tried) or statistics[key]["material_status"] == "completed"
+        assert row["is_passed"] == passed, key
+        if tried:
+            last = max(tried, key=lambda a: a["ended_at"])
+            assert (row["last_percent"], row["last_attempt_status"]) == (last["percent"], last["status"]), key
+
+
+def test_learner_summary_counts_for_every_learner(loaded: Loaded) -> None:
+    expected: dict[str, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
+    for row in loaded.dataset.truth("course_statistics"):
+        expected[row["login"]]["courses_assigned"] += 1
+        expected[row["login"]]["courses_completed"] += row["complete_date"] is not None
+    for row in loaded.dataset.truth("program_statistics"):
+        expected[row["login"]]["programs_assigned"] += 1
+        expected[row["login"]]["programs_completed"] += row["program_status"] == "completed"
+        expected[row["login"]]["programs_failed"] += row["program_status"] == "fail"
+    attempts: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for attempt in loaded.dataset.truth("attempts"):
+        attempts[(attempt["login"], attempt["material_id"])].append(attempt)
+    best: dict[str, list[int]] = defaultdict(list)
+    for row in loaded.dataset.truth("material_statistics"):
+        if row["material_type"] != "test":
+            continue
+        tried = attempts.get((row["login"], row["material_id"]), [])
+        passed = any(a["status"] == "completed" for a in tried) or row["material_status"] == "completed"
+        expected[row["login"]]["tests_assigned"] += 1
+        expected[row["login"]]["tests_passed"] += passed
+        if tried:
+            best[row["login"]].append(max(a["percent"] for a in tried))
+    summary = _by_key(loaded.settings, "learner_summary")
+    assert len(summary) == len(_by_key(loaded.settings, "learners"))
+    checked = 0
+    for (login,), row in summary.items():
+        for column in ("courses_assigned", "courses_completed", "programs_assigned", "programs_completed",
+                       "programs_failed", "tests_assigned", "tests_passed"):
+            assert row[column] == expected[login][column], (login, column)
+        if best[login]:
+            assert row["average_test_percent"] == pytest.approx(sum(best[login]) / len(best[login]))
+            checked += 1
+        else:
+            assert row["average_test_percent"] is None
+    assert checked > 0
+
+
+def _days_late(due: datetime, at: datetime) -> int:
+    return max(0, math.ceil((at - due).total_seconds() / 86400))
+
+
+def test_program_progress_completion_share_and_days_late_for_every_row(loaded: Loaded) -> None:
+    progress = _by_key(loaded.settings, "learner_program_progress")
+    truth = loaded.dataset.truth("program_statistics")
+    assert len(progress) == len(truth)
+    late = 0
+    for expected in truth:
+        row = progress[(expected["login"], expected["program_id"])]
+        done = sum(expected[f"completed_{kind}"] for kind in PROGRAM_MATERIAL_TYPES)
+        assert row["materials_completed"] == done
+        assert row["completion_share"] == pytest.approx(done / expected["materials_total"])
+        due = expected["deadline_at"]
+        if due is None and expected["deadline_period_at"] and expected["start_at"]:
+            due = expected["start_at"] + timedelta(days=int(expected["deadline_period_at"][1:-1]))
+        assert row["due_at"] == due
+        if due is None:
+            assert row["days_late"] is None
+        elif expected["end_at"] is not None:
+            assert row["days_late"] == _days_late(due, expected["end_at"])
+        else:
+            assert _days_late(due, loaded.built_from) <= row["days_late"] <= _days_late(due, loaded.built_to)
+        late += bool(row["days_late"])
+        if expected["program_status"] == "completed" and due is not None:
+            assert row["is_on_time"] == (expected["end_at"] <= due) == expected["passed_at_time"]
+        elif expected["program_status"] != "completed":
+            assert row["is_on_time"] is None
+    assert late > 0
+
+
+def test_key_violations_finds_null_and_duplicate_keys_and_passes_clean_data() -> None:
+    with duckdb.connect() as con:
+        con.execute("CREATE TABLE t (login VARCHAR, material_id BIGINT)")
+        con.execute("INSERT INTO t VALUES ('a', 1), ('a', 2), ('b', 1)")
+        assert key_violations(con, "t", ("login", "material_id")).passed
+        con.execute("INSERT INTO t VALUES ('a', 1), (NULL, 3)")
+        found = key_violations(con, "t", ("login", "material_id"))
+        assert (found.passed, found.null_keys, found.duplicate_keys, found.examples) == (False, 1, 1, [("a", 1)])
+
+
+def test_a_duplicate_key_fails_the_blocking_check_and_stops_the_models_downstream(
+    loaded: Loaded, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    shutil.copy(loaded.settings.database_path, data_dir / loaded.settings.database_path.name)
+    with duckdb.connect(str(data_dir / loaded.settings.database_path.name)) as con:
+        # A report row twice: the report table has no key constraint, so the model inherits the duplicate.
+        con.execute("INSERT INTO material_statistics SELECT * FROM material_statistics LIMIT 1")
+    result = _materialize_models(data_dir, loaded.settings.timezone)
+    assert not result.success
+    evaluations = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
+    failed = evaluations["learner_material_progress"]
+    assert not failed.passed
+    assert failed.metadata["duplicate_key_values"].value == 1
+    assert evaluations["learners"].passed and evaluations["materials"].passed
+    materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+    assert "learner_material_progress" in materialized
+    assert "learner_summary" not in materialized
+
+
+def test_models_over_a_database_without_report_tables_build_empty_and_say_so(tmp_path: Path) -> None:
+    result = _materialize_models(tmp_path / "data", "Europe/Moscow")
+    assert result.success
+    learners = result.asset_materializations_for_node("learners")[0].metadata
+    assert learners["dagster/row_count"].value == 0
+    assert learners["missing_report_tables"].value == (
+        "attempts, material_statistics, course_statistics, program_statistics"
+    )
+    with duckdb.connect(str(tmp_path / "data" / "ekvio.duckdb"), read_only=True) as con:
+        tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert tables == {spec.name for spec in MODELS}
