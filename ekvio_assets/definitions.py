@@ -6,9 +6,9 @@ from ekvio_assets.api.resource import EkvioApiResource
 from ekvio_assets.automation.jobs import build_jobs
 from ekvio_assets.automation.partitions import daily_partitions
 from ekvio_assets.automation.schedules import build_schedules
-from ekvio_assets.automation.sensors import build_missing_days_sensor
+from ekvio_assets.automation.sensors import build_analytics_automation_sensor, build_missing_days_sensor
 from ekvio_assets.config import API_TOKEN, Settings
-from ekvio_assets.models.assets import build_model_assets
+from ekvio_assets.models.assets import MODELS_GROUP, build_model_assets
 from ekvio_assets.reports.assets import build_report_assets
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
@@ -21,7 +21,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=[*reports, *build_model_assets()],
         jobs=[jobs.refresh, jobs.reconcile, jobs.analytics],
         schedules=build_schedules(jobs, partitions, settings.lookback_days),
-        sensors=[build_missing_days_sensor(jobs, partitions, [a.key for a in reports], settings.lookback_days)],
+        sensors=[
+            build_missing_days_sensor(jobs, partitions, [a.key for a in reports], settings.lookback_days),
+            build_analytics_automation_sensor(dg.AssetSelection.groups(MODELS_GROUP)),
+        ],
         resources={
             "ekvio_api": EkvioApiResource(
                 api_url=settings.api_url,

@@ -66,7 +66,7 @@ def test_definitions_hold_every_asset_resource_and_job() -> None:
         assert {node.name for node in job.nodes} == {spec.name for spec in REPORTS}
         assert job.partitions_def == daily_partitions(Settings.from_env({}))
     assert {schedule.name for schedule in defs.schedules} == {"daily_refresh_schedule", "weekly_reconcile_schedule"}
-    assert [sensor.name for sensor in defs.sensors] == ["missing_days_sensor"]
+    assert [sensor.name for sensor in defs.sensors] == ["missing_days_sensor", "analytics_automation_sensor"]
 
 
 def test_a_refresh_loads_every_report_exactly_as_the_simulator_holds_it(

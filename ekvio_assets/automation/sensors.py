@@ -51,3 +51,13 @@ def build_missing_days_sensor(
             yield dg.SkipReason(f"every report partition of the last {len(days)} days is materialized or in progress")
 
     return missing_days_sensor
+
+
+def build_analytics_automation_sensor(analytics: dg.AssetSelection) -> dg.AutomationConditionSensorDefinition:
+    """Evaluates the analytics tables' automation conditions; on by default, unlike Dagster's own."""
+    return dg.AutomationConditionSensorDefinition(
+        "analytics_automation_sensor",
+        target=analytics,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Rebuilds the analytics tables after the report tables they read were refreshed.",
+    )
