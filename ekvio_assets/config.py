@@ -24,6 +24,7 @@ POLL_TIMEOUT = "EKVIO_POLL_TIMEOUT_SECONDS"
 START_DATE = "EKVIO_START_DATE"
 MAX_WINDOW_DAYS = "EKVIO_MAX_WINDOW_DAYS"
 LOOKBACK_DAYS = "EKVIO_LOOKBACK_DAYS"
+FRESHNESS_HOURS = "EKVIO_FRESHNESS_HOURS"
 
 DEFAULT_DATA_DIR = "data"
 DEFAULT_TIMEZONE = "Europe/Moscow"
@@ -35,6 +36,7 @@ DEFAULT_START_DATE = date(2024, 1, 1)
 # One export task per report covers up to this many days; a longer backfill is split.
 DEFAULT_MAX_WINDOW_DAYS = 92
 DEFAULT_LOOKBACK_DAYS = 14
+DEFAULT_FRESHNESS_HOURS = 36.0
 
 
 class ConfigError(ValueError):
@@ -51,6 +53,7 @@ class Settings:
     start_date: date = DEFAULT_START_DATE
     max_window_days: int = DEFAULT_MAX_WINDOW_DAYS
     lookback_days: int = DEFAULT_LOOKBACK_DAYS
+    freshness_hours: float = DEFAULT_FRESHNESS_HOURS
 
     @property
     def uses_embedded_simulator(self) -> bool:
@@ -85,11 +88,12 @@ class Settings:
             problems.append(f"{TIMEZONE} must be an IANA time zone such as Europe/Moscow, got {timezone!r}")
 
         default_interval = DEFAULT_POLL_INTERVAL_SECONDS if api_url else EMBEDDED_POLL_INTERVAL_SECONDS
-        poll_interval = _positive_seconds(env, POLL_INTERVAL, default_interval, problems)
-        poll_timeout = _positive_seconds(env, POLL_TIMEOUT, DEFAULT_POLL_TIMEOUT_SECONDS, problems)
+        poll_interval = _positive_number(env, POLL_INTERVAL, default_interval, problems)
+        poll_timeout = _positive_number(env, POLL_TIMEOUT, DEFAULT_POLL_TIMEOUT_SECONDS, problems)
         start_date = _date(env, START_DATE, DEFAULT_START_DATE, problems)
         max_window_days = _positive_days(env, MAX_WINDOW_DAYS, DEFAULT_MAX_WINDOW_DAYS, problems)
         lookback_days = _positive_days(env, LOOKBACK_DAYS, DEFAULT_LOOKBACK_DAYS, problems)
+        freshness_hours = _positive_number(env, FRESHNESS_HOURS, DEFAULT_FRESHNESS_HOURS, problems)
 
         if problems:
             raise ConfigError("Invalid Ekvio configuration:\n- " + "\n- ".join(problems))
@@ -102,6 +106,7 @@ class Settings:
             start_date=start_date,
             max_window_days=max_window_days,
             lookback_days=lookback_days,
+            freshness_hours=freshness_hours,
         )
 
 
@@ -110,7 +115,7 @@ def _optional(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def _positive_seconds(env: Mapping[str, str], name: str, default: float, problems: list[str]) -> float:
+def _positive_number(env: Mapping[str, str], name: str, default: float, problems: list[str]) -> float:
     raw = _optional(env, name)
     if raw is None:
         return default
@@ -119,7 +124,7 @@ def _positive_seconds(env: Mapping[str, str], name: str, default: float, problem
     except ValueError:
         value = -1.0
     if not value > 0 or value == float("inf"):
-        problems.append(f"{name} must be a positive number of seconds, got {raw!r}")
+        problems.append(f"{name} must be a positive number, got {raw!r}")
     return value
 
 

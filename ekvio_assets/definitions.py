@@ -15,7 +15,7 @@ from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = daily_partitions(settings)
-    reports = build_report_assets(partitions, settings.max_window_days)
+    reports = build_report_assets(partitions, settings.max_window_days, settings.freshness_hours)
     jobs = build_jobs(partitions)
     return dg.Definitions(
         assets=[*reports, *build_model_assets()],

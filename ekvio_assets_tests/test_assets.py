@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,9 @@ def test_definitions_hold_every_asset_resource_and_job() -> None:
         assert {node.name for node in job.nodes} == {spec.name for spec in REPORTS}
         assert job.partitions_def == daily_partitions(Settings.from_env({}))
     assert {schedule.name for schedule in defs.schedules} == {"daily_refresh_schedule", "weekly_reconcile_schedule"}
+    for spec in REPORTS:
+        policy = defs.resolve_assets_def(spec.name).specs_by_key[dg.AssetKey(spec.name)].freshness_policy
+        assert policy is not None and policy.fail_window.to_timedelta() == timedelta(hours=36)
     assert [sensor.name for sensor in defs.sensors] == ["missing_days_sensor", "analytics_automation_sensor"]
 
 

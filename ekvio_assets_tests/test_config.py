@@ -33,10 +33,11 @@ def test_every_problem_is_named_at_once_and_the_token_never_shown() -> None:
                 "EKVIO_TIMEZONE": "Mars/Olympus",
                 "EKVIO_POLL_INTERVAL_SECONDS": "soon",
                 "EKVIO_POLL_TIMEOUT_SECONDS": "-5",
+                "EKVIO_FRESHNESS_HOURS": "0",
             }
         )
     message = str(raised.value)
-    for name in ("EKVIO_API_URL must be", "EKVIO_API_TOKEN must be set", "EKVIO_TIMEZONE", "EKVIO_POLL_INTERVAL_SECONDS", "EKVIO_POLL_TIMEOUT_SECONDS"):
+    for name in ("EKVIO_API_URL must be", "EKVIO_API_TOKEN must be set", "EKVIO_TIMEZONE", "EKVIO_POLL_INTERVAL_SECONDS", "EKVIO_POLL_TIMEOUT_SECONDS", "EKVIO_FRESHNESS_HOURS"):
         assert name in message
 
 

@@ -6,6 +6,7 @@ asks for the whole report instead (the full load and the weekly reconcile).
 """
 
 import warnings
+from datetime import timedelta
 
 import dagster as dg
 
@@ -59,7 +60,7 @@ def _run_metadata(window_label: str, loads: list[tuple[ExportedFile, LoadResult]
 
 
 def build_report_asset(
-    spec: ReportSpec, partitions: dg.PartitionsDefinition, max_window_days: int
+    spec: ReportSpec, partitions: dg.PartitionsDefinition, max_window_days: int, freshness: dg.FreshnessPolicy
 ) -> dg.AssetsDefinition:
     @dg.asset(
         name=spec.name,
@@ -73,6 +74,7 @@ def build_report_asset(
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=report_pool(spec),
+        freshness_policy=freshness,
         metadata={
             "dagster/column_schema": _declared_schema(spec),
             "dagster/table_name": spec.name,
@@ -111,5 +113,9 @@ def build_report_asset(
     return report_asset
 
 
-def build_report_assets(partitions: dg.PartitionsDefinition, max_window_days: int) -> list[dg.AssetsDefinition]:
-    return [build_report_asset(spec, partitions, max_window_days) for spec in REPORTS]
+def build_report_assets(
+    partitions: dg.PartitionsDefinition, max_window_days: int, freshness_hours: float
+) -> list[dg.AssetsDefinition]:
+    """The report assets; each turns stale in the UI when not refreshed for `freshness_hours`."""
+    freshness = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=freshness_hours))
+    return [build_report_asset(spec, partitions, max_window_days, freshness) for spec in REPORTS]
