@@ -18,7 +18,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from ekvio_assets.models.specs import MODELS, MODELS_BY_NAME, SETUP_SQL, ModelSpec
+from ekvio_assets.models.specs import MODELS, SETUP_SQL, ModelSpec
 from ekvio_assets.reports.merge import LINEAGE_COLUMNS
 from ekvio_assets.reports.specs import REPORTS_BY_NAME
 from ekvio_assets.storage.metadata import table_metadata

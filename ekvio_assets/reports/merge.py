@@ -97,7 +97,7 @@ def ensure_table(con: duckdb.DuckDBPyConnection, spec: ReportSpec, dynamic_colum
     table = quote(spec.name)
     first, *rest = columns
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({quote(first[0])} {first[1]})")
-    for name, type_, description in rest:
+    for name, type_, _ in rest:
         con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {quote(name)} {type_}")
     for name, _, description in columns:
         con.execute(f"COMMENT ON COLUMN {table}.{quote(name)} IS {literal(description)}")
