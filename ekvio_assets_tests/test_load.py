@@ -56,13 +56,15 @@ def test_drifted_values_land_typed_and_nothing_is_dropped(warehouse: DuckDBWareh
         _attempt("a1", "2024-03-01T10:05:00", material_id="742", points="12", tags=["x"], category_id=5),
         _attempt("a2", "2024-03-01 07:05:00Z", ended_at=None, percent=80.0),
         {k: v for k, v in _attempt("a3", "2024-03-01T12:05:00+05:00").items() if k != "number"},
+        _attempt("a4", 1709276700),
+        _attempt("a5", "1709276700000"),
     ]}
     loaded = _load(warehouse, ATTEMPTS, _write(tmp_path, "a.json", payload))
-    assert (loaded.outcome.inserted, loaded.outcome.rejected) == (3, 0)
+    assert (loaded.outcome.inserted, loaded.outcome.rejected) == (5, 0)
 
     rows = {row["attempt_id"]: row for row in _rows(warehouse, "SELECT * FROM attempts")}
     same_instant = datetime(2024, 3, 1, 7, 5, tzinfo=timezone.utc)
-    assert all(rows[key]["updated_at"] == same_instant for key in ("a1", "a2", "a3"))
+    assert all(rows[key]["updated_at"] == same_instant for key in ("a1", "a2", "a3", "a4", "a5"))
     assert rows["a1"]["material_id"] == 742 and rows["a1"]["points"] == 12
     assert json.loads(rows["a1"]["extra_fields"]) == {"tags": ["x"], "category_id": 5}
     assert rows["a2"]["extra_fields"] is None and rows["a2"]["ended_at"] is None and rows["a2"]["percent"] == 80
@@ -116,11 +118,12 @@ def test_unreadable_records_are_set_aside_with_the_failing_field(warehouse: Duck
         _attempt("good", "2024-03-01T10:05:00+03:00"),
         _attempt("bad-points", "2024-03-01T10:05:00+03:00", points="twelve"),
         _attempt("bad-date", "31.02.2024", percent=12.5),
+        _attempt("huge-number", "99999999999999999999"),
         {k: v for k, v in _attempt("x", "2024-03-01T10:05:00+03:00").items() if k != "id"},
         "not an object",
     ]}
     loaded = _load(warehouse, ATTEMPTS, _write(tmp_path, "a.json", payload))
-    assert (loaded.outcome.inserted, loaded.outcome.rejected) == (1, 4)
+    assert (loaded.outcome.inserted, loaded.outcome.rejected) == (1, 5)
     assert loaded.table_metadata["dagster/row_count"].value == 1
 
     rejects = _rows(warehouse, "SELECT problems, record FROM rejected_records ORDER BY problems")
@@ -131,6 +134,7 @@ def test_unreadable_records_are_set_aside_with_the_failing_field(warehouse: Duck
         "points is not an integer: twelve",
         "record is not a JSON object",
         "updated_at is not a date-time: 31.02.2024",
+        "updated_at is not a date-time: 99999999999999999999",
     ]
     assert any(json.loads(reject["record"]).get("attempt_id") == "bad-points" for reject in rejects)
 

@@ -117,7 +117,8 @@ class EkvioClient:
         json_headers = {"Accept": "application/json"}
         self._api = httpx.Client(
             base_url=self._base_url,
-            headers={**json_headers, "Authorization": f"Bearer {token}"},
+            # PROTOCOL.md: every API request says it speaks JSON, GETs included.
+            headers={**json_headers, "Content-Type": "application/json", "Authorization": f"Bearer {token}"},
             timeout=timeout,
         )
         # Result files may live on a storage host: that client never carries the token.

@@ -39,8 +39,10 @@ CREATE TEMP MACRO IF NOT EXISTS ekvio_integer(v) AS
          THEN TRY_CAST(ekvio_blank(v) AS BIGINT) END;
 CREATE TEMP MACRO IF NOT EXISTS ekvio_boolean(v) AS TRY_CAST(ekvio_blank(v) AS BOOLEAN);
 CREATE TEMP MACRO IF NOT EXISTS ekvio_timestamp(v) AS
-    CASE WHEN regexp_full_match(trim(v), '-?[0-9]+(\\.[0-9]+)?')
-         THEN TRY_CAST(to_timestamp(TRY_CAST(trim(v) AS DOUBLE)) AS TIMESTAMPTZ)
+    CASE WHEN regexp_full_match(trim(v), '-?[0-9]{{1,11}}(\\.[0-9]+)?')
+         THEN to_timestamp(TRY_CAST(trim(v) AS DOUBLE))
+         WHEN regexp_full_match(trim(v), '[0-9]{{12,13}}')
+         THEN to_timestamp(TRY_CAST(trim(v) AS DOUBLE) / 1000)
          ELSE TRY_CAST(ekvio_blank(v) AS TIMESTAMPTZ) END;
 CREATE TABLE IF NOT EXISTS {REJECTS_TABLE} (
     report VARCHAR, task_id VARCHAR, raw_file VARCHAR, problems VARCHAR[], record JSON, rejected_at TIMESTAMPTZ
@@ -52,6 +54,8 @@ CREATE TABLE IF NOT EXISTS {LOADS_TABLE} (
 );
 """
 
+# Unix times come in seconds (up to 11 digits) or milliseconds (12-13 digits); longer numbers are
+# not instants and fall through to a failed cast, i.e. a reject, instead of an out-of-range error.
 _CONVERSIONS = {
     FieldType.TEXT: "{}",
     FieldType.INTEGER: "ekvio_integer({})",
