@@ -110,7 +110,7 @@ def refresh(settings: Settings, first: date | None, last: date | None) -> int:
         }
     print(f"Runs {reports.run_id} (reports) and {analytics.run_id} (analytics) succeeded. {settings.database_path}:")
     warehouse = DuckDBWarehouse(data_dir=str(settings.data_dir), timezone=settings.timezone)
-    with warehouse.read_connection() as con:
+    with warehouse.published_connection() as con:
         for spec in REPORTS:
             rows = con.execute(f'SELECT count(*) FROM "{spec.name}"').fetchone()[0]
             print(f"  {spec.name:<26} {rows:>10,} rows  ({changed.get(spec.name, 0):,} changed by this run)")

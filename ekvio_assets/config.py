@@ -61,7 +61,13 @@ class Settings:
 
     @property
     def database_path(self) -> Path:
+        """The published file analysts open."""
         return self.data_dir / "ekvio.duckdb"
+
+    @property
+    def working_database_path(self) -> Path:
+        """The database Dagster writes (see storage/warehouse.py)."""
+        return self.data_dir / "work" / "ekvio.duckdb"
 
     @property
     def raw_dir(self) -> Path:

@@ -15,6 +15,7 @@ from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_J
 from ekvio_assets.automation.partitions import full_export_tags, daily_partitions
 from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
+from ekvio_assets.models.publish import PUBLISH_ASSET
 from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, REPORTS, FieldType, ReportSpec
 from ekvio_assets.simulator import FaultPlan, FaultRule
@@ -42,7 +43,7 @@ def _full_load(
 
 
 def _table(settings: Settings, spec: ReportSpec) -> dict[tuple[Any, ...], dict[str, Any]]:
-    with duckdb.connect(str(settings.database_path), read_only=True) as con:
+    with duckdb.connect(str(settings.working_database_path), read_only=True) as con:
         cursor = con.execute(f'SELECT * FROM "{spec.name}"')
         names = [column[0] for column in cursor.description]
         rows = [dict(zip(names, row)) for row in cursor.fetchall()]
@@ -57,7 +58,7 @@ def _without_lineage(row: dict[str, Any]) -> dict[str, Any]:
 
 def test_definitions_hold_every_asset_resource_and_job() -> None:
     defs = build_definitions(Settings.from_env({}))
-    models = {spec.name for spec in MODELS}
+    models = {spec.name for spec in MODELS} | {PUBLISH_ASSET}
     assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == {spec.name for spec in REPORTS} | models
     assert set(defs.resources) == {"ekvio_api", "warehouse"}
     assert {node.name for node in defs.resolve_job_def(ANALYTICS_JOB).nodes} == models

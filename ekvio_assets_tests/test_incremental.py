@@ -76,7 +76,7 @@ def _truth(running: Any, spec: ReportSpec, as_of: datetime | None) -> dict[tuple
 
 def _assert_tables_equal_truth(settings: Settings, running: Any, as_of: datetime | None) -> None:
     for spec in REPORTS:
-        table, truth = _data_rows(settings.database_path, spec), _truth(running, spec, as_of)
+        table, truth = _data_rows(settings.working_database_path, spec), _truth(running, spec, as_of)
         assert table.keys() == truth.keys(), spec.name
         for key, expected in truth.items():
             assert {name: table[key].get(name) for name in expected} == expected, (spec.name, key)
@@ -96,9 +96,9 @@ def test_day_by_day_refreshes_follow_the_truth_and_rerunning_is_a_no_op(settings
     _assert_tables_equal_truth(settings, simulator, _end_of_day(simulator, 1))
     assert sum(e.materialization.metadata["rows_updated"].value for e in second.get_asset_materialization_events()) > 0
 
-    before = {spec.name: _data_rows(settings.database_path, spec) for spec in REPORTS}
+    before = {spec.name: _data_rows(settings.working_database_path, spec) for spec in REPORTS}
     again = _refresh_days(settings, simulator, 0)
-    assert {spec.name: _data_rows(settings.database_path, spec) for spec in REPORTS} == before
+    assert {spec.name: _data_rows(settings.working_database_path, spec) for spec in REPORTS} == before
     assert all(e.materialization.metadata["rows_changed"].value == 0 for e in again.get_asset_materialization_events())
     _assert_tables_equal_truth(settings, simulator, _end_of_day(simulator, 1))
 
@@ -106,12 +106,12 @@ def test_day_by_day_refreshes_follow_the_truth_and_rerunning_is_a_no_op(settings
 def test_an_older_window_loaded_after_a_newer_one_keeps_the_newer_values(settings: Settings, simulator: Any) -> None:
     simulator.set_now(_end_of_day(simulator, 3))
     _refresh_days(settings, simulator, 0, 3)
-    before = {spec.name: _data_rows(settings.database_path, spec) for spec in REPORTS}
+    before = {spec.name: _data_rows(settings.working_database_path, spec) for spec in REPORTS}
 
     simulator.set_now(_end_of_day(simulator, 0))  # an export taken back then, arriving late
     late = _refresh_days(settings, simulator, 0)
     assert sum(e.materialization.metadata["rows_in_files"].value for e in late.get_asset_materialization_events()) > 0
-    assert {spec.name: _data_rows(settings.database_path, spec) for spec in REPORTS} == before
+    assert {spec.name: _data_rows(settings.working_database_path, spec) for spec in REPORTS} == before
     _assert_tables_equal_truth(settings, simulator, _end_of_day(simulator, 3))
 
 
@@ -149,7 +149,7 @@ def test_thirty_days_day_by_day_equal_one_full_load_and_reconcile_changes_nothin
     full = _settings(monkeypatch, tmp_path / "full", simulator)
     _run(full, RECONCILE_JOB, full_export_tags(daily_partitions(full), full.lookback_days))
     for spec in REPORTS:
-        assert _data_rows(daily.database_path, spec) == _data_rows(full.database_path, spec), spec.name
+        assert _data_rows(daily.working_database_path, spec) == _data_rows(full.working_database_path, spec), spec.name
     _assert_tables_equal_truth(daily, simulator, None)
 
     daily = _settings(monkeypatch, tmp_path / "daily", simulator)

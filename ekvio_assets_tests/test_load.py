@@ -191,6 +191,6 @@ def test_broken_files_fail_clearly_and_leave_the_table_as_it_was(
 def test_an_empty_report_creates_an_empty_table(warehouse: DuckDBWarehouse, tmp_path: Path) -> None:
     loaded = _load(warehouse, COURSE_STATISTICS, _write(tmp_path, "empty.json", {"data": []}))
     assert loaded.outcome.table_rows == 0
-    with duckdb.connect(str(warehouse.database_path), read_only=True) as con:
+    with duckdb.connect(str(warehouse.working_path), read_only=True) as con:
         columns = {row[0] for row in con.execute("DESCRIBE course_statistics").fetchall()}
     assert {"user_id", "material_id", "extra_fields", "_task_id"} <= columns

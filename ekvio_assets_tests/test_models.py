@@ -65,7 +65,7 @@ def loaded(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 def _rows(settings: Settings, sql: str) -> list[dict[str, Any]]:
-    with duckdb.connect(str(settings.database_path), read_only=True) as con:
+    with duckdb.connect(str(settings.working_database_path), read_only=True) as con:
         cursor = con.execute(sql)
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
@@ -233,9 +233,10 @@ def test_a_duplicate_key_fails_the_blocking_check_and_stops_the_models_downstrea
     loaded: Loaded, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    shutil.copy(loaded.settings.database_path, data_dir / loaded.settings.database_path.name)
-    with duckdb.connect(str(data_dir / loaded.settings.database_path.name)) as con:
+    working = DuckDBWarehouse(data_dir=str(data_dir), timezone=loaded.settings.timezone).working_path
+    working.parent.mkdir(parents=True)
+    shutil.copy(loaded.settings.working_database_path, working)
+    with duckdb.connect(str(working)) as con:
         # A report row twice: the report table has no key constraint, so the model inherits the duplicate.
         con.execute("INSERT INTO material_statistics SELECT * FROM material_statistics LIMIT 1")
     result = _materialize_models(data_dir, loaded.settings.timezone)
@@ -258,6 +259,7 @@ def test_models_over_a_database_without_report_tables_build_empty_and_say_so(tmp
     assert learners["missing_report_tables"].value == (
         "attempts, material_statistics, course_statistics, program_statistics"
     )
-    with duckdb.connect(str(tmp_path / "data" / "ekvio.duckdb"), read_only=True) as con:
+    warehouse = DuckDBWarehouse(data_dir=str(tmp_path / "data"), timezone="Europe/Moscow")
+    with warehouse.read_connection() as con:
         tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     assert tables == {spec.name for spec in MODELS}

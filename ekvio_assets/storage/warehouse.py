@@ -1,13 +1,20 @@
-"""Where the data lives: the DuckDB file and the raw archive under EKVIO_DATA_DIR.
+"""Where the data lives under EKVIO_DATA_DIR: the working database, the published analyst file,
+and the raw archive.
 
-DuckDB lets one process write a database file at a time. Dagster runs steps in several processes,
-so every writer first takes an exclusive lock on a side file and holds it for the whole
+DuckDB lets one process write a database file at a time, and no process read it meanwhile.
+Dagster runs steps in several processes, so every writer of the working database
+(`work/ekvio.duckdb`) first takes an exclusive lock on a side file and holds it for its whole
 transaction; downloads and parsing happen before, outside the lock, and run in parallel.
+Analysts never open the working database: `publish()` copies it, at a moment no writer holds it,
+and renames the copy over `ekvio.duckdb` in one atomic step. A reader that has the old file open
+keeps reading that complete snapshot; the next one to open it gets the new one.
 """
 
 from __future__ import annotations
 
 import fcntl
+import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +38,13 @@ class DuckDBWarehouse(dg.ConfigurableResource):
 
     @property
     def database_path(self) -> Path:
+        """The published file analysts open."""
         return self.root / DATABASE_FILE
+
+    @property
+    def working_path(self) -> Path:
+        """The database Dagster writes; only this project's processes open it."""
+        return self.root / "work" / DATABASE_FILE
 
     def raw_dir(self, report: str) -> Path:
         return self.root / "raw" / report
@@ -49,14 +62,30 @@ class DuckDBWarehouse(dg.ConfigurableResource):
 
     @contextmanager
     def read_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection; it waits while a writer holds the file (DuckDB forbids both at once)."""
+        """A read-only connection to the working database; it waits while a writer holds it."""
         with self._locked(fcntl.LOCK_SH), self._connect(read_only=True) as con:
+            yield con
+
+    def publish(self) -> Path:
+        """Replace the analyst file by a copy of the working database, atomically."""
+        with self._locked(fcntl.LOCK_EX):
+            with self._connect(read_only=False) as con:
+                con.execute("CHECKPOINT")
+            copy = self.root / f".{DATABASE_FILE}.{os.getpid()}.publishing"
+            shutil.copyfile(self.working_path, copy)
+            os.replace(copy, self.database_path)
+        return self.database_path
+
+    @contextmanager
+    def published_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """What an analyst gets: a read-only connection to the published file, never blocked."""
+        with self._connect(read_only=True, path=self.database_path) as con:
             yield con
 
     @contextmanager
     def _locked(self, mode: int) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / f"{DATABASE_FILE}.lock").open("a") as lock:
+        self.working_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.working_path.with_suffix(".lock").open("a") as lock:
             fcntl.flock(lock, mode)
             try:
                 yield
@@ -64,8 +93,8 @@ class DuckDBWarehouse(dg.ConfigurableResource):
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     @contextmanager
-    def _connect(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = duckdb.connect(str(self.database_path), read_only=read_only)
+    def _connect(self, *, read_only: bool, path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = duckdb.connect(str(path or self.working_path), read_only=read_only)
         try:
             # Date-times without an offset are read in the company's zone; instants stay exact.
             con.execute("SET TimeZone = ?", [self.timezone])

@@ -1,0 +1,41 @@
+"""The analyst file: a consistent snapshot of the working database, published after the models."""
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from ekvio_assets.models.assets import MODEL_AUTOMATION, MODELS_GROUP
+from ekvio_assets.storage.metadata import markdown_table
+from ekvio_assets.storage.warehouse import DuckDBWarehouse
+
+PUBLISH_ASSET = "analyst_database"
+
+
+def build_publish_asset(models: Sequence[dg.AssetsDefinition]) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=PUBLISH_ASSET,
+        group_name=MODELS_GROUP,
+        kinds={"duckdb"},
+        deps=[model.key for model in models],
+        # After the models, and only when their blocking checks passed: analysts only ever get
+        # a complete, checked refresh.
+        automation_condition=MODEL_AUTOMATION,
+        description=(
+            "EKVIO_DATA_DIR/ekvio.duckdb, the file analysts open read-only: a copy of the working "
+            "database taken when no writer holds it, renamed over the old file in one atomic step."
+        ),
+    )
+    def analyst_database(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+        path = warehouse.publish()
+        with warehouse.published_connection() as con:
+            tables = [row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
+            counts = [(table, con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]) for table in tables]
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(path)),
+                "size_bytes": path.stat().st_size,
+                "tables": dg.MetadataValue.md(markdown_table(["table", "rows"], counts)),
+            }
+        )
+
+    return analyst_database

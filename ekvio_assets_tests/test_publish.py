@@ -1,0 +1,76 @@
+"""Analysts read ekvio.duckdb while a refresh runs: both succeed, and every query sees one complete state."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ekvio_assets_tests.test_incremental import _cli, _day, _end_of_day
+
+# A report table and a model that aggregates it: in one complete refresh they agree.
+CONSISTENCY_QUERY = "SELECT (SELECT count(*) FROM attempts), (SELECT sum(attempts_count) FROM materials)"
+
+# "held" keeps one connection open throughout, like a BI tool; "fresh" opens one per query, like
+# an analyst's new session (in one process DuckDB would reuse the open database for both).
+READER = """
+import sys, time, pathlib, duckdb
+mode, database, out, stop, query = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3]), pathlib.Path(sys.argv[4]), sys.argv[5]
+held = duckdb.connect(database, read_only=True) if mode == "held" else None
+with out.open("w") as results:
+    while not stop.exists():
+        con = held or duckdb.connect(database, read_only=True)
+        results.write(" ".join(map(str, con.execute(query).fetchone())) + "\\n")
+        results.flush()
+        if held is None:
+            con.close()
+        time.sleep(0.05)
+"""
+
+
+def _state(database: Path) -> tuple[int, int]:
+    with duckdb.connect(str(database), read_only=True) as con:
+        count, total = con.execute(CONSISTENCY_QUERY).fetchone()
+    return int(count), int(total)
+
+
+def _refresh(data_dir: Path, running: Any, tmp_path: Path, name: str, *args: str) -> None:
+    process = _cli(data_dir, running, tmp_path / name, *args)
+    assert process.wait(timeout=300) == 0, (tmp_path / f"{name}.err").read_text()[-3000:]
+
+
+def test_a_reader_holding_the_file_during_a_refresh_sees_old_or_new_never_half(tmp_path: Path, simulator: Any) -> None:
+    data_dir = tmp_path / "data"
+    database = data_dir / "ekvio.duckdb"
+    simulator.set_now(_end_of_day(simulator, 3))
+    _refresh(data_dir, simulator, tmp_path, "first", "--from", _day(simulator, 0), "--to", _day(simulator, 3))
+    old = _state(database)
+
+    stop = tmp_path / "stop"
+    readers = {
+        mode: subprocess.Popen(
+            [sys.executable, "-c", READER, mode, str(database), str(tmp_path / f"{mode}.txt"), str(stop), CONSISTENCY_QUERY]
+        )
+        for mode in ("held", "fresh")
+    }
+    try:
+        time.sleep(1)
+        simulator.set_now(None)
+        _refresh(data_dir, simulator, tmp_path, "second")
+        time.sleep(1)
+    finally:
+        stop.touch()
+        assert [reader.wait(timeout=60) for reader in readers.values()] == [0, 0]
+    new = _state(database)
+    assert new != old and new[0] == new[1] and old[0] == old[1]
+
+    seen = {}
+    for mode in readers:
+        reads = [tuple(map(int, line.split())) for line in (tmp_path / f"{mode}.txt").read_text().splitlines()]
+        assert len(reads) > 10, mode
+        seen[mode] = set(reads)
+    assert seen == {"held": {old}, "fresh": {old, new}}
