@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,15 @@ import duckdb
 
 from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import REPORTS
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _analyst_queries() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## For analysts") :]
+    section = section[: section.index("\n## ", 1)]
+    return re.findall(r"```sql\n(.*?)```", section, re.S)
 
 
 def _run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -36,6 +46,10 @@ def test_refresh_on_the_embedded_simulator_fills_the_report_and_analytics_tables
             rows = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
             assert rows > 0, name
             assert f"  {name} " in finished.stdout
+        queries = _analyst_queries()
+        assert len(queries) == 5
+        for query in queries:
+            assert con.execute(query).fetchall(), query
     assert (tmp_path / "data" / "dagster_home").is_dir()
 
 
