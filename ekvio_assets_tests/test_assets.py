@@ -91,6 +91,8 @@ def test_a_refresh_loads_every_report_exactly_as_the_simulator_holds_it(
         metadata = materialization.metadata
         assert metadata["dagster/row_count"].value == len(truth)
         assert metadata["rows_rejected"].value == 0
+        checks = [e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == spec.name]
+        assert checks and all(check.passed for check in checks), [(c.check_name, c.description) for c in checks]
         assert Path(metadata["raw_file"].value).is_file()
         assert Path(metadata["raw_file"].value).parent == settings.raw_dir / spec.name
         assert simulator.token not in json.dumps({key: str(value) for key, value in metadata.items()})

@@ -7,12 +7,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import duckdb
 import pytest
 
 from ekvio_assets.api.client import ExportedFile
 from ekvio_assets.reports.load import load_report_file
-from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, PROGRAM_STATISTICS, ReportSpec
+from ekvio_assets.reports.checks import QUESTION_COUNTS_CHECK, RANGES_CHECK, STATUSES_CHECK, evaluate_report_checks
+from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS, PROGRAM_STATISTICS, ReportSpec
 from ekvio_assets.reports.staging import ReportFileError
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
@@ -194,3 +196,37 @@ def test_an_empty_report_creates_an_empty_table(warehouse: DuckDBWarehouse, tmp_
     with duckdb.connect(str(warehouse.working_path), read_only=True) as con:
         columns = {row[0] for row in con.execute("DESCRIBE course_statistics").fetchall()}
     assert {"user_id", "material_id", "extra_fields", "_task_id"} <= columns
+
+
+def _check_results(warehouse: DuckDBWarehouse, spec: ReportSpec) -> dict[str, Any]:
+    with warehouse.read_connection() as con:
+        return {result.check_name: result for result in evaluate_report_checks(con, spec)}
+
+
+def test_report_checks_pass_on_clean_data_and_name_what_breaks_them(
+    warehouse: DuckDBWarehouse, tmp_path: Path
+) -> None:
+    _load(warehouse, ATTEMPTS, _write(tmp_path, "clean.json", {"data": [_attempt("a1", "2024-03-01T10:00:00+03:00")]}))
+    assert all(result.passed for result in _check_results(warehouse, ATTEMPTS).values())
+
+    broken = {"data": [
+        _attempt("a2", "2024-03-01T10:00:00+03:00", percent=150),
+        _attempt("a3", "2024-03-01T10:00:00+03:00", status="archived", q_success=1),
+    ]}
+    _load(warehouse, ATTEMPTS, _write(tmp_path, "broken.json", broken))
+    results = _check_results(warehouse, ATTEMPTS)
+    assert not results[RANGES_CHECK].passed and "percent 1" in results[RANGES_CHECK].description
+    assert results[RANGES_CHECK].severity == dg.AssetCheckSeverity.ERROR
+    assert not results[STATUSES_CHECK].passed and "status: archived" in results[STATUSES_CHECK].description
+    assert results[STATUSES_CHECK].severity == dg.AssetCheckSeverity.WARN
+    assert not results[QUESTION_COUNTS_CHECK].passed
+    assert results[QUESTION_COUNTS_CHECK].metadata["attempts_not_adding_up"].value == 1
+
+
+def test_points_above_the_known_maximum_break_the_range_check(warehouse: DuckDBWarehouse, tmp_path: Path) -> None:
+    learner = {"login": "ivanov", "user_status": "active", "material_status": "completed", "points": 12,
+               "progress": 100, "update_at": "2024-03-01T10:00:00+03:00"}
+    material = {"id": 5, "name": "Test", "type": "test", "points": 10, "statistics": [learner]}
+    _load(warehouse, MATERIAL_STATISTICS, _write(tmp_path, "m.json", {"data": [material]}))
+    result = _check_results(warehouse, MATERIAL_STATISTICS)[RANGES_CHECK]
+    assert not result.passed and "points 1" in result.description

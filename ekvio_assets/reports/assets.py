@@ -13,6 +13,7 @@ import dagster as dg
 from ekvio_assets.api.client import FULL_EXPORT, EkvioApiError, ExportedFile
 from ekvio_assets.api.resource import EkvioApiResource
 from ekvio_assets.automation.partitions import export_windows
+from ekvio_assets.reports.checks import evaluate_report_checks, report_check_specs
 from ekvio_assets.reports.load import LoadResult, load_report_file
 from ekvio_assets.reports.merge import EXTRA_FIELDS_DESCRIPTION, LINEAGE_COLUMNS
 from ekvio_assets.reports.specs import REPORTS, ReportSpec
@@ -75,6 +76,7 @@ def build_report_asset(
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=report_pool(spec),
         freshness_policy=freshness,
+        check_specs=report_check_specs(spec),
         metadata={
             "dagster/column_schema": _declared_schema(spec),
             "dagster/table_name": spec.name,
@@ -108,7 +110,9 @@ def build_report_asset(
                 f"{spec.name}: the full export changed {metadata['rows_changed']} rows that the "
                 "incremental refreshes had not brought (or had brought older versions of)"
             )
-        return dg.MaterializeResult(metadata=metadata)
+        with warehouse.read_connection() as con:
+            check_results = evaluate_report_checks(con, spec)
+        return dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
     return report_asset
 

@@ -17,7 +17,7 @@ import duckdb
 
 from ekvio_assets.reports.specs import FieldType, ReportSpec
 from ekvio_assets.reports.staging import EXTRA_FIELDS, MALFORMED, ORDINAL, StagedFile
-from ekvio_assets.storage.sql import literal, quote
+from ekvio_assets.storage.sql import fetch_count, literal, quote
 
 CHANGED_AT = "_changed_at"
 LINEAGE_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -127,7 +127,7 @@ def merge_staged(
         "FROM ekvio_typed t JOIN ekvio_staged s USING (_ordinal) WHERE len(t._problems) > 0",
         [spec.name, lineage.task_id, str(lineage.raw_file)],
     )
-    rejected = _count(con, "SELECT count(*) FROM ekvio_typed WHERE len(_problems) > 0")
+    rejected = fetch_count(con, "SELECT count(*) FROM ekvio_typed WHERE len(_problems) > 0")
 
     keys = ", ".join(quote(column) for column in spec.key)
     change = quote(spec.change_time)
@@ -142,18 +142,18 @@ def merge_staged(
         [fallback, lineage.window_start, lineage.window_end, lineage.fetched_at, lineage.task_id, str(lineage.raw_file)],
     )
     readable = staged.rows - rejected
-    latest = _count(con, "SELECT count(*) FROM ekvio_latest")
+    latest = fetch_count(con, "SELECT count(*) FROM ekvio_latest")
 
     table = quote(spec.name)
     on_keys = " AND ".join(f"t.{quote(column)} = s.{quote(column)}" for column in spec.key)
-    inserted = _count(con, f"SELECT count(*) FROM ekvio_latest s ANTI JOIN {table} t ON {on_keys}")
+    inserted = fetch_count(con, f"SELECT count(*) FROM ekvio_latest s ANTI JOIN {table} t ON {on_keys}")
     data_columns = [*raw_columns, EXTRA_FIELDS]
     all_columns = [*data_columns, *(name for name, _, _ in LINEAGE_COLUMNS)]
     data_differs = (
         f"ROW({', '.join(f's.{quote(c)}' for c in data_columns)}) IS DISTINCT FROM "
         f"ROW({', '.join(f't.{quote(c)}' for c in data_columns)})"
     )
-    affected = _count(
+    affected = fetch_count(
         con,
         f"MERGE INTO {table} AS t USING ekvio_latest AS s ON {on_keys} "
         f"WHEN MATCHED AND s.{CHANGED_AT} >= t.{CHANGED_AT} AND {data_differs} THEN UPDATE SET "
@@ -167,7 +167,7 @@ def merge_staged(
         updated=affected - inserted,
         rejected=rejected,
         duplicates=readable - latest,
-        table_rows=_count(con, f"SELECT count(*) FROM {table}"),
+        table_rows=fetch_count(con, f"SELECT count(*) FROM {table}"),
     )
     con.execute(
         f"INSERT INTO {LOADS_TABLE} VALUES (?, ?, ?, ?, ?, ?, now(), ?, ?, ?, ?, ?)",
@@ -203,8 +203,3 @@ def _typed_select(spec: ReportSpec, dynamic_columns: tuple[str, ...]) -> str:
     selects.append(EXTRA_FIELDS)
     selects.append(f"list_filter([{', '.join(problems)}], lambda problem: problem IS NOT NULL) AS _problems")
     return f"SELECT {', '.join(selects)} FROM ekvio_staged"
-
-
-def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row else 0

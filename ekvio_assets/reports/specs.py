@@ -69,6 +69,10 @@ class ReportSpec:
     parent_fields: tuple[Field, ...] = ()
     children_key: str | None = None
     dynamic_columns: re.Pattern[str] | None = None
+    # Documented bounds: (column, lowest, highest), each bound a number or another column.
+    ranges: tuple[tuple[str, str | None, str | None], ...] = ()
+    # Documented value sets of status columns.
+    statuses: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def columns(self) -> tuple[Field, ...]:
@@ -86,6 +90,8 @@ class ReportSpec:
 
 
 _WINDOW_FILTERS = ("after_date", "to_date")
+_USER_STATUSES = ("user_status", ("active", "blocked"))
+_PROGRESS_STATUSES = ("appointed", "in_progress", "completed", "checking", "fail")
 
 ATTEMPTS = ReportSpec(
     name="attempts",
@@ -95,6 +101,12 @@ ATTEMPTS = ReportSpec(
     filters=_WINDOW_FILTERS,
     key=("attempt_id",),
     change_time="updated_at",
+    ranges=(
+        ("percent", "0", "100"),
+        ("points", "0", None),
+        *((column, "0", None) for column in ("q_count", "q_success", "q_fail", "q_checking")),
+    ),
+    statuses=(("status", ("fail", "completed", "checking")),),
     fields=(
         _field("attempt_id", T, "Attempt id (a UUID)", source="id"),
         _field("material_id", I, "Id of the test material"),
@@ -122,6 +134,8 @@ MATERIAL_STATISTICS = ReportSpec(
     filters=("material_status", "user_status", *_WINDOW_FILTERS),
     key=("material_id", "login"),
     change_time="update_at",
+    ranges=(("progress", "0", "100"), ("points", "0", "material_points"), ("material_points", "0", None)),
+    statuses=(_USER_STATUSES, ("material_status", _PROGRESS_STATUSES)),
     children_key="statistics",
     parent_fields=(
         _field("material_id", I, "Id of the learning material", source="id"),
@@ -151,6 +165,16 @@ COURSE_STATISTICS = ReportSpec(
     filters=_WINDOW_FILTERS,
     key=("material_id", "user_id"),
     change_time="last_activity",
+    ranges=(
+        ("scorm_percent", "0", "100"),
+        ("percent_final_scores", "0", "100"),
+        ("user_final_scores", "0", "max_final_scores"),
+        ("user_scores", "0", None),
+    ),
+    statuses=(
+        _USER_STATUSES,
+        ("scorm_status", ("completed", "not completed", "not started", "Unknown", "passed", "failed")),
+    ),
     dynamic_columns=COURSE_DYNAMIC_COLUMNS,
     fields=(
         _field("user_id", I, "Learner's user id"),
@@ -203,6 +227,8 @@ PROGRAM_STATISTICS = ReportSpec(
     filters=("program_status", "material_status", "user_status", "include", *_WINDOW_FILTERS),
     key=("program_id", "login"),
     change_time="active_at",
+    ranges=(("progress", "0", "100"), ("points", "0", "program_points"), ("program_points", "0", None)),
+    statuses=(_USER_STATUSES, ("program_status", _PROGRESS_STATUSES)),
     children_key="statistics",
     parent_fields=(
         _field("program_id", I, "Id of the learning programme", source="id"),

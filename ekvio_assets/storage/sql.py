@@ -4,6 +4,8 @@ Values always go as parameters; identifiers come from the report specs or from d
 names that matched a strict pattern, and are quoted anyway.
 """
 
+import duckdb
+
 
 def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
@@ -11,3 +13,8 @@ def quote(identifier: str) -> str:
 
 def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def fetch_count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0

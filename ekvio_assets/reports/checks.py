@@ -1,0 +1,107 @@
+"""Data-quality checks of the report tables, declared by the specs and run after every load.
+
+None of them blocks: a report table holds what Ekvio sent, and the analytics tables still rebuild;
+the UI shows each result with the offending values.
+"""
+
+import dagster as dg
+import duckdb
+
+from ekvio_assets.reports.specs import ATTEMPTS, ReportSpec
+from ekvio_assets.storage.sql import fetch_count, quote
+
+RANGES_CHECK = "values_in_documented_ranges"
+STATUSES_CHECK = "statuses_documented"
+QUESTION_COUNTS_CHECK = "question_counts_add_up"
+_EXAMPLES = 5
+
+
+def report_check_specs(spec: ReportSpec) -> list[dg.AssetCheckSpec]:
+    specs = []
+    if spec.ranges:
+        bounds = "; ".join(f"{column} in [{low or '-inf'}, {high or 'inf'}]" for column, low, high in spec.ranges)
+        specs.append(dg.AssetCheckSpec(RANGES_CHECK, asset=spec.name, description=f"Documented bounds: {bounds}"))
+    if spec.statuses:
+        specs.append(
+            dg.AssetCheckSpec(
+                STATUSES_CHECK,
+                asset=spec.name,
+                description="Status columns hold documented values; an unknown one is a warning that names it",
+            )
+        )
+    if spec is ATTEMPTS:
+        specs.append(
+            dg.AssetCheckSpec(
+                QUESTION_COUNTS_CHECK, asset=spec.name, description="q_success + q_fail + q_checking = q_count"
+            )
+        )
+    return specs
+
+
+def evaluate_report_checks(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> list[dg.AssetCheckResult]:
+    results = []
+    if spec.ranges:
+        results.append(_ranges(con, spec))
+    if spec.statuses:
+        results.append(_statuses(con, spec))
+    if spec is ATTEMPTS:
+        mismatched = fetch_count(
+            con,
+            f"SELECT count(*) FROM {quote(spec.name)} "
+            "WHERE q_success + q_fail + q_checking IS DISTINCT FROM q_count AND q_count IS NOT NULL",
+        )
+        results.append(
+            dg.AssetCheckResult(
+                check_name=QUESTION_COUNTS_CHECK,
+                asset_key=spec.name,
+                passed=mismatched == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"attempts_not_adding_up": mismatched},
+            )
+        )
+    return results
+
+
+def _ranges(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> dg.AssetCheckResult:
+    outside: dict[str, int] = {}
+    for column, low, high in spec.ranges:
+        conditions = [f"{quote(column)} < {_bound(spec, low)}"] if low is not None else []
+        conditions += [f"{quote(column)} > {_bound(spec, high)}"] if high is not None else []
+        rows = fetch_count(con, f"SELECT count(*) FROM {quote(spec.name)} WHERE {' OR '.join(conditions)}")
+        if rows:
+            outside[column] = rows
+    return dg.AssetCheckResult(
+        check_name=RANGES_CHECK,
+        asset_key=spec.name,
+        passed=not outside,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=None if not outside else "Rows outside the documented bounds: "
+        + ", ".join(f"{column} {rows}" for column, rows in outside.items()),
+        metadata={"rows_outside_bounds": sum(outside.values())},
+    )
+
+
+def _statuses(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> dg.AssetCheckResult:
+    unknown: dict[str, list[str]] = {}
+    for column, documented in spec.statuses:
+        values = con.execute(
+            f"SELECT DISTINCT {quote(column)} FROM {quote(spec.name)} "
+            f"WHERE {quote(column)} IS NOT NULL AND NOT list_contains(?, {quote(column)}) ORDER BY 1 LIMIT {_EXAMPLES}",
+            [list(documented)],
+        ).fetchall()
+        if values:
+            unknown[column] = [value for (value,) in values]
+    return dg.AssetCheckResult(
+        check_name=STATUSES_CHECK,
+        asset_key=spec.name,
+        passed=not unknown,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=None if not unknown else "Undocumented values: "
+        + "; ".join(f"{column}: {', '.join(values)}" for column, values in unknown.items()),
+        metadata={"unknown_values": "; ".join(f"{c}: {', '.join(v)}" for c, v in unknown.items())},
+    )
+
+
+def _bound(spec: ReportSpec, bound: str) -> str:
+    """A number as it is, a column of the report quoted as an identifier."""
+    return quote(spec.column(bound).column) if not bound.lstrip("-").isdigit() else bound
