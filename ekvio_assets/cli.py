@@ -19,6 +19,7 @@ from ekvio_assets.automation.partitions import full_export_tags, daily_partition
 from ekvio_assets.config import ConfigError, Settings
 from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import REPORTS
+from ekvio_assets.storage.sql import row_count
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 INSTANCE_CONFIG = "dagster.yaml"
@@ -112,11 +113,10 @@ def refresh(settings: Settings, first: date | None, last: date | None) -> int:
     warehouse = DuckDBWarehouse(data_dir=str(settings.data_dir), timezone=settings.timezone)
     with warehouse.published_connection() as con:
         for spec in REPORTS:
-            rows = con.execute(f'SELECT count(*) FROM "{spec.name}"').fetchone()[0]
+            rows = row_count(con, spec.name)
             print(f"  {spec.name:<26} {rows:>10,} rows  ({changed.get(spec.name, 0):,} changed by this run)")
         for model in MODELS:
-            rows = con.execute(f'SELECT count(*) FROM "{model.name}"').fetchone()[0]
-            print(f"  {model.name:<26} {rows:>10,} rows")
+            print(f"  {model.name:<26} {row_count(con, model.name):>10,} rows")
     return 0
 
 

@@ -22,7 +22,7 @@ from ekvio_assets.models.specs import MODELS, SETUP_SQL, ModelSpec
 from ekvio_assets.reports.merge import LINEAGE_COLUMNS
 from ekvio_assets.reports.specs import REPORTS_BY_NAME
 from ekvio_assets.storage.metadata import table_metadata
-from ekvio_assets.storage.sql import literal, quote
+from ekvio_assets.storage.sql import fetch_count, literal, quote
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 MODELS_GROUP = "ekvio_analytics"
@@ -58,7 +58,7 @@ def key_violations(con: duckdb.DuckDBPyConnection, table: str, key: tuple[str, .
     """Rows with a null key column, and key values held by more than one row (with a few examples)."""
     columns = ", ".join(quote(column) for column in key)
     any_null = " OR ".join(f"{quote(column)} IS NULL" for column in key)
-    null_keys = con.execute(f"SELECT count(*) FROM {quote(table)} WHERE {any_null}").fetchone()[0]
+    null_keys = fetch_count(con, f"SELECT count(*) FROM {quote(table)} WHERE {any_null}")
     duplicated = con.execute(
         f"SELECT {columns}, count(*) AS n FROM {quote(table)} GROUP BY {columns} HAVING count(*) > 1 "
         f"ORDER BY n DESC, {columns}"

@@ -6,6 +6,7 @@ import dagster as dg
 
 from ekvio_assets.models.assets import MODEL_AUTOMATION, MODELS_GROUP
 from ekvio_assets.storage.metadata import markdown_table
+from ekvio_assets.storage.sql import row_count
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 PUBLISH_ASSET = "analyst_database"
@@ -29,7 +30,7 @@ def build_publish_asset(models: Sequence[dg.AssetsDefinition]) -> dg.AssetsDefin
         path = warehouse.publish()
         with warehouse.published_connection() as con:
             tables = [row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
-            counts = [(table, con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]) for table in tables]
+            counts = [(table, row_count(con, table)) for table in tables]
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(path)),

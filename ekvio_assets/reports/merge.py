@@ -17,7 +17,7 @@ import duckdb
 
 from ekvio_assets.reports.specs import FieldType, ReportSpec
 from ekvio_assets.reports.staging import EXTRA_FIELDS, MALFORMED, ORDINAL, StagedFile
-from ekvio_assets.storage.sql import fetch_count, literal, quote
+from ekvio_assets.storage.sql import fetch_count, literal, quote, row_count
 
 CHANGED_AT = "_changed_at"
 LINEAGE_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -167,7 +167,7 @@ def merge_staged(
         updated=affected - inserted,
         rejected=rejected,
         duplicates=readable - latest,
-        table_rows=fetch_count(con, f"SELECT count(*) FROM {table}"),
+        table_rows=row_count(con, spec.name),
     )
     con.execute(
         f"INSERT INTO {LOADS_TABLE} VALUES (?, ?, ?, ?, ?, ?, now(), ?, ?, ?, ?, ?)",

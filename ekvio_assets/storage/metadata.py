@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from ekvio_assets.storage.sql import quote
+from ekvio_assets.storage.sql import quote, row_count
 
 PREVIEW_ROWS = 5
 _PREVIEW_CELL_CHARS = 40
@@ -21,13 +21,12 @@ def table_metadata(con: duckdb.DuckDBPyConnection, table: str, preview_columns: 
         "WHERE c.table_name = ? AND c.table_schema = current_schema() ORDER BY c.ordinal_position",
         [table],
     ).fetchall()
-    row_count = con.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]
     shown = [name for name, _, _ in described if not name.startswith("_")][:preview_columns]
     preview = con.execute(
         f"SELECT {', '.join(quote(name) for name in shown)} FROM {quote(table)} LIMIT {PREVIEW_ROWS}"
     ).fetchall()
     return {
-        "dagster/row_count": dg.MetadataValue.int(int(row_count)),
+        "dagster/row_count": dg.MetadataValue.int(row_count(con, table)),
         "dagster/table_name": dg.MetadataValue.text(table),
         "dagster/column_schema": dg.MetadataValue.table_schema(
             dg.TableSchema(

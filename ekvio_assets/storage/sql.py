@@ -18,3 +18,7 @@ def literal(text: str) -> str:
 def fetch_count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     row = con.execute(sql).fetchone()
     return int(row[0]) if row else 0
+
+
+def row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return fetch_count(con, f"SELECT count(*) FROM {quote(table)}")
