@@ -17,8 +17,15 @@ import pytest
 
 from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
-from ekvio_assets.models.assets import KEY_CHECK, MODELS_GROUP, build_model_assets, key_violations
-from ekvio_assets.models.specs import MODELS, MODELS_BY_NAME, PROGRAM_MATERIAL_TYPES
+from ekvio_assets.models.assets import (
+    KEY_CHECK,
+    MODELS_GROUP,
+    REFERENCES_CHECK,
+    build_model_assets,
+    key_violations,
+    references_check_result,
+)
+from ekvio_assets.models.specs import LEARNERS, MATERIALS, MODELS, MODELS_BY_NAME, PROGRAM_MATERIAL_TYPES
 from ekvio_assets.simulator import Dataset, running_simulator
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 from ekvio_assets_tests.conftest import TEST_TOKEN
@@ -76,7 +83,7 @@ def _by_key(settings: Settings, model: str) -> dict[tuple[Any, ...], dict[str, A
     return {tuple(row[c] for c in spec.key): row for row in _rows(settings, f'SELECT * FROM "{model}"')}
 
 
-def test_definitions_register_every_model_with_its_blocking_key_check() -> None:
+def test_definitions_register_every_model_with_its_blocking_key_check_and_its_references_check() -> None:
     defs = build_definitions(Settings.from_env({}))
     graph = defs.resolve_asset_graph()
     for spec in MODELS:
@@ -89,11 +96,20 @@ def test_definitions_register_every_model_with_its_blocking_key_check() -> None:
         assert {parent.to_user_string() for parent in node.parent_keys} == set(spec.reads)
         check = dg.AssetCheckKey(key, KEY_CHECK)
         assert graph.get_check_spec(check).blocking
+        referenced = {reference.target for reference in spec.references}
         for name in spec.reads:
-            assert name in spec.sql, (spec.name, name)
+            assert name in spec.sql or name in referenced, (spec.name, name)
+        assert referenced <= set(spec.reads) | {spec.name}
+        if spec.references:
+            assert not graph.get_check_spec(dg.AssetCheckKey(key, REFERENCES_CHECK)).blocking
+    assert {r.describe() for r in MATERIALS.references} >= {"attempts.material_id in materials.material_id"}
+    fact_tables = {spec.name for spec in MODELS if spec.name.startswith("learner_")}
+    fact_tables |= {"attempts", "material_statistics", "course_statistics", "program_statistics"}
+    login_checked = {r.table for spec in MODELS for r in spec.references if r.target == LEARNERS.name}
+    assert login_checked == fact_tables
 
 
-def test_models_materialize_with_their_schema_comments_and_passing_key_checks(loaded: Loaded) -> None:
+def test_models_materialize_with_their_schema_comments_and_passing_checks(loaded: Loaded) -> None:
     for spec in MODELS:
         metadata = loaded.result.asset_materializations_for_node(spec.name)[0].metadata
         row_count = metadata["dagster/row_count"].value
@@ -104,9 +120,16 @@ def test_models_materialize_with_their_schema_comments_and_passing_key_checks(lo
             (c.name, c.description) for c in spec.columns
         ], spec.name
         assert metadata["missing_report_tables"].value == ""
-    evaluations = {e.asset_key.to_user_string(): e for e in loaded.result.get_asset_check_evaluations()}
-    assert set(evaluations) == {spec.name for spec in MODELS}
-    assert all(e.passed and e.check_name == KEY_CHECK for e in evaluations.values())
+    evaluations = _evaluations(loaded.result)
+    expected = {(spec.name, KEY_CHECK) for spec in MODELS}
+    expected |= {(spec.name, REFERENCES_CHECK) for spec in MODELS if spec.references}
+    assert set(evaluations) == expected
+    assert all(e.passed for e in evaluations.values()), [e.description for e in evaluations.values() if not e.passed]
+    assert evaluations["learners", REFERENCES_CHECK].metadata["orphans: attempts.login in learners.login"].value == 0
+
+
+def _evaluations(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
+    return {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
 
 
 def test_every_learner_of_every_report_and_model_is_in_learners(loaded: Loaded) -> None:
@@ -229,6 +252,25 @@ def test_key_violations_finds_null_and_duplicate_keys_and_passes_clean_data() ->
         assert (found.passed, found.null_keys, found.duplicate_keys, found.examples) == (False, 1, 1, [("a", 1)])
 
 
+def test_the_references_check_names_orphan_logins_and_passes_when_every_reference_resolves() -> None:
+    with duckdb.connect() as con:
+        con.execute("CREATE TABLE learners (login VARCHAR)")
+        for report in ("attempts", "material_statistics", "course_statistics", "program_statistics"):
+            con.execute(f"CREATE TABLE {report} (login VARCHAR)")
+        con.execute("INSERT INTO learners VALUES ('anna'), ('boris')")
+        con.execute("INSERT INTO attempts VALUES ('anna'), (NULL)")
+        con.execute("INSERT INTO course_statistics VALUES ('boris')")
+        assert references_check_result(con, LEARNERS).passed
+        con.execute("INSERT INTO program_statistics VALUES ('ghost'), ('ghost'), ('zoe')")
+        result = references_check_result(con, LEARNERS)
+    assert not result.passed
+    assert result.description == (
+        "Rows referring to nothing: program_statistics.login in learners.login: 3 rows, e.g. ghost, zoe"
+    )
+    assert result.metadata["orphans: program_statistics.login in learners.login"].value == 3
+    assert result.metadata["orphans: attempts.login in learners.login"].value == 0
+
+
 def test_a_duplicate_key_fails_the_blocking_check_and_stops_the_models_downstream(
     loaded: Loaded, tmp_path: Path
 ) -> None:
@@ -241,11 +283,11 @@ def test_a_duplicate_key_fails_the_blocking_check_and_stops_the_models_downstrea
         con.execute("INSERT INTO material_statistics SELECT * FROM material_statistics LIMIT 1")
     result = _materialize_models(data_dir, loaded.settings.timezone)
     assert not result.success
-    evaluations = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
-    failed = evaluations["learner_material_progress"]
+    evaluations = _evaluations(result)
+    failed = evaluations["learner_material_progress", KEY_CHECK]
     assert not failed.passed
     assert failed.metadata["duplicate_key_values"].value == 1
-    assert evaluations["learners"].passed and evaluations["materials"].passed
+    assert evaluations["learners", KEY_CHECK].passed and evaluations["materials", KEY_CHECK].passed
     materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
     assert "learner_material_progress" in materialized
     assert "learner_summary" not in materialized

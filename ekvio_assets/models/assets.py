@@ -4,7 +4,8 @@ Each asset rebuilds its table in one transaction under the warehouse's write loc
 (`CREATE OR REPLACE TABLE ... AS SELECT`, then `COMMENT ON COLUMN` for every column) and checks
 its key in the same transaction: a blocking asset check, so a model whose key is null or not
 unique stops the models downstream of it in the same run (and, through the automation condition,
-in later runs).
+in later runs). A model with declared references also checks them there (not blocking: an orphan
+login or material is reported with examples, the tables still build).
 
 A report table that was never loaded (a fresh database, a module the company lacks) is read as
 empty: the model builds from a temporary stand-in with the report's declared columns, logs a
@@ -18,7 +19,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from ekvio_assets.models.specs import MODELS, SETUP_SQL, ModelSpec
+from ekvio_assets.models.specs import MODELS, SETUP_SQL, ModelSpec, Reference
 from ekvio_assets.reports.merge import LINEAGE_COLUMNS
 from ekvio_assets.reports.specs import REPORTS_BY_NAME
 from ekvio_assets.storage.metadata import table_metadata
@@ -27,6 +28,7 @@ from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 MODELS_GROUP = "ekvio_analytics"
 KEY_CHECK = "key_unique_not_null"
+REFERENCES_CHECK = "references_resolve"
 _EXAMPLES = 5
 
 # eager(), but without its "no dependency missing" clause: a model reads every day of a daily-
@@ -85,6 +87,33 @@ def key_check_result(spec: ModelSpec, violations: KeyViolations) -> dg.AssetChec
     )
 
 
+def orphans(con: duckdb.DuckDBPyConnection, reference: Reference) -> tuple[int, list[Any]]:
+    """Rows whose reference finds no target row, and a few of their distinct values."""
+    column = quote(reference.column)
+    count, examples = con.execute(
+        f"SELECT count(*), (list(DISTINCT s.{column} ORDER BY s.{column}))[1:{_EXAMPLES}] "
+        f"FROM {quote(reference.table)} AS s ANTI JOIN {quote(reference.target)} AS t "
+        f"ON t.{quote(reference.target_column)} = s.{column} WHERE s.{column} IS NOT NULL"
+    ).fetchone()
+    return int(count), list(examples or [])
+
+
+def references_check_result(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> dg.AssetCheckResult:
+    found = {reference.describe(): orphans(con, reference) for reference in spec.references}
+    broken = {described: result for described, result in found.items() if result[0]}
+    return dg.AssetCheckResult(
+        check_name=REFERENCES_CHECK,
+        asset_key=dg.AssetKey(spec.name),
+        passed=not broken,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=None if not broken else "Rows referring to nothing: " + "; ".join(
+            f"{described}: {count} rows, e.g. {', '.join(map(str, examples))}"
+            for described, (count, examples) in broken.items()
+        ),
+        metadata={f"orphans: {described}": count for described, (count, _) in found.items()},
+    )
+
+
 def declared_schema(spec: ModelSpec) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in spec.columns]
@@ -124,7 +153,7 @@ def _stand_in_for_missing(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> li
 
 def build_model_table(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> list[str]:
     """Rebuild the model's table on `con`; the caller owns the transaction. Returns the report
-    tables that were missing (read as empty)."""
+    tables that were missing: read as empty, their stand-ins last as long as the connection."""
     con.execute(SETUP_SQL)
     missing = _stand_in_for_missing(con, spec)
     parameters = dict(spec.parameters)
@@ -138,19 +167,25 @@ def build_model_table(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> list[s
     con.execute(f"COMMENT ON TABLE {quote(spec.name)} IS {literal(spec.description)}")
     for column in spec.columns:
         con.execute(f"COMMENT ON COLUMN {quote(spec.name)}.{quote(column.name)} IS {literal(column.description)}")
-    for name in missing:
-        con.execute(f"DROP TABLE temp.main.{quote(name)}")
     return missing
 
 
-def _model_key_check(spec: ModelSpec) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
+def _model_check_specs(spec: ModelSpec) -> list[dg.AssetCheckSpec]:
+    key_check = dg.AssetCheckSpec(
         name=KEY_CHECK,
         asset=spec.name,
         blocking=True,
         description=f"The key ({', '.join(spec.key)}) of {spec.name} is never null and unique; "
         "a failure stops the models downstream.",
     )
+    if not spec.references:
+        return [key_check]
+    references_check = dg.AssetCheckSpec(
+        name=REFERENCES_CHECK,
+        asset=spec.name,
+        description="Every reference resolves: " + "; ".join(r.describe() for r in spec.references),
+    )
+    return [key_check, references_check]
 
 
 def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
@@ -161,7 +196,7 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         description=f"{spec.description} One row per {' + '.join(spec.key)}; DuckDB table `{spec.name}`.",
         deps=[dg.AssetKey(name) for name in spec.reads],
         automation_condition=MODEL_AUTOMATION,
-        check_specs=[_model_key_check(spec)],
+        check_specs=_model_check_specs(spec),
         metadata={
             "dagster/column_schema": declared_schema(spec),
             "dagster/table_name": spec.name,
@@ -174,7 +209,9 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             con.begin()
             try:
                 missing = build_model_table(con, spec)
-                violations = key_violations(con, spec.name, spec.key)
+                check_results = [key_check_result(spec, key_violations(con, spec.name, spec.key))]
+                if spec.references:
+                    check_results.append(references_check_result(con, spec))
                 metadata = table_metadata(con, spec.name)
                 con.commit()
             except ModelBuildError as error:
@@ -189,7 +226,7 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             )
         return dg.MaterializeResult(
             metadata={**metadata, "missing_report_tables": ", ".join(missing)},
-            check_results=[key_check_result(spec, violations)],
+            check_results=check_results,
         )
 
     return model_asset

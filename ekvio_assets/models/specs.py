@@ -41,6 +41,19 @@ class ModelColumn:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """Every non-null `column` value of `table` is a `target_column` value of `target`."""
+
+    table: str
+    column: str
+    target: str
+    target_column: str
+
+    def describe(self) -> str:
+        return f"{self.table}.{self.column} in {self.target}.{self.target_column}"
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One analytics table: `sql` is a SELECT producing `columns` (names and order); the factory
     casts every column to its declared type."""
@@ -52,6 +65,8 @@ class ModelSpec:
     columns: tuple[ModelColumn, ...]
     sql: str
     parameters: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    # Checked after every build; each table named here is the model itself or one it reads.
+    references: tuple[Reference, ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -102,6 +117,10 @@ _LEARNER_GROUPS_SOURCE = "from the learner's latest course row; null without cou
 # ---------------------------------------------------------------------------------------------
 # learners
 
+def _logins_known(*tables: str) -> tuple[Reference, ...]:
+    return tuple(Reference(table, "login", "learners", "login") for table in tables)
+
+
 LEARNERS = ModelSpec(
     name="learners",
     description=(
@@ -110,6 +129,7 @@ LEARNERS = ModelSpec(
     ),
     key=("login",),
     reads=(ATTEMPTS.name, MATERIAL_STATISTICS.name, COURSE_STATISTICS.name, PROGRAM_STATISTICS.name),
+    references=_logins_known(ATTEMPTS.name, MATERIAL_STATISTICS.name, COURSE_STATISTICS.name, PROGRAM_STATISTICS.name),
     columns=(
         _c("login", "VARCHAR", "Learner's login"),
         _c("user_id", "BIGINT", "Learner's user id (only the course report carries it; null without courses)"),
@@ -174,6 +194,10 @@ MATERIALS = ModelSpec(
     description="Every learning material seen in the material statistics or in the test attempts.",
     key=("material_id",),
     reads=(MATERIAL_STATISTICS.name, ATTEMPTS.name),
+    references=tuple(
+        Reference(report, "material_id", "materials", "material_id")
+        for report in (ATTEMPTS.name, MATERIAL_STATISTICS.name)
+    ),
     columns=(
         _c("material_id", "BIGINT", "Id of the learning material"),
         _c("material_name", "VARCHAR", "Name of the material (latest; null if only seen in attempts)"),
@@ -326,7 +350,11 @@ LEARNER_MATERIAL_PROGRESS = ModelSpec(
         "test attempts on the material (a pair seen only in attempts is kept, with null statistics)."
     ),
     key=("login", "material_id"),
-    reads=(MATERIAL_STATISTICS.name, ATTEMPTS.name, MATERIALS.name),
+    reads=(MATERIAL_STATISTICS.name, ATTEMPTS.name, MATERIALS.name, LEARNERS.name),
+    references=(
+        *_logins_known("learner_material_progress"),
+        Reference("learner_material_progress", "material_id", MATERIALS.name, "material_id"),
+    ),
     columns=(
         _c("login", "VARCHAR", "Learner's login"),
         _c("material_id", "BIGINT", "Id of the learning material"),
@@ -420,7 +448,11 @@ LEARNER_COURSE_PROGRESS = ModelSpec(
     name="learner_course_progress",
     description="One row per learner and course: the course statistics with the learner's dimensions and completion shares.",
     key=("login", "material_id"),
-    reads=(COURSE_STATISTICS.name,),
+    reads=(COURSE_STATISTICS.name, COURSES.name, LEARNERS.name),
+    references=(
+        *_logins_known("learner_course_progress"),
+        Reference("learner_course_progress", "material_id", COURSES.name, "material_id"),
+    ),
     columns=(
         _c("login", "VARCHAR", "Learner's login"),
         _c("material_id", "BIGINT", "Id of the course material"),
@@ -495,7 +527,11 @@ LEARNER_PROGRAM_PROGRESS = ModelSpec(
         "the learner's fields (from learners), completion share and lateness against the deadline."
     ),
     key=("login", "program_id"),
-    reads=(PROGRAM_STATISTICS.name, LEARNERS.name),
+    reads=(PROGRAM_STATISTICS.name, PROGRAMS.name, LEARNERS.name),
+    references=(
+        *_logins_known("learner_program_progress"),
+        Reference("learner_program_progress", "program_id", PROGRAMS.name, "program_id"),
+    ),
     columns=(
         _c("login", "VARCHAR", "Learner's login"),
         _c("program_id", "BIGINT", "Id of the learning programme"),
@@ -568,6 +604,7 @@ LEARNER_SUMMARY = ModelSpec(
     ),
     key=("login",),
     reads=(LEARNERS.name, LEARNER_COURSE_PROGRESS.name, LEARNER_PROGRAM_PROGRESS.name, LEARNER_MATERIAL_PROGRESS.name),
+    references=_logins_known("learner_summary"),
     columns=(
         _c("login", "VARCHAR", "Learner's login"),
         _c("user_id", "BIGINT", "Learner's user id (null without courses)"),
