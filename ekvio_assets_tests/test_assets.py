@@ -89,7 +89,7 @@ def test_a_refresh_loads_every_report_exactly_as_the_simulator_holds_it(
             assert {name: row.get(name) for name in expected} == expected, spec.name
         materialization = result.asset_materializations_for_node(spec.name)[0]
         metadata = materialization.metadata
-        assert metadata["dagster/row_count"].value == len(truth)
+        assert metadata["table_rows"].value == len(truth)
         assert metadata["rows_rejected"].value == 0
         checks = [e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == spec.name]
         assert checks and all(check.passed for check in checks), [(c.check_name, c.description) for c in checks]

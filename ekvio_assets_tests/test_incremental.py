@@ -95,6 +95,7 @@ def test_day_by_day_refreshes_follow_the_truth_and_rerunning_is_a_no_op(settings
     second = _refresh_days(settings, simulator, 1)
     _assert_tables_equal_truth(settings, simulator, _end_of_day(simulator, 1))
     assert sum(e.materialization.metadata["rows_updated"].value for e in second.get_asset_materialization_events()) > 0
+    assert all(check.passed for check in second.get_asset_check_evaluations())
 
     before = {spec.name: _data_rows(settings.working_database_path, spec) for spec in REPORTS}
     again = _refresh_days(settings, simulator, 0)
@@ -131,9 +132,26 @@ def test_a_range_backfill_is_one_run_with_few_tasks(
             (simulator.dataset.day_window(8)[0], simulator.dataset.day_window(10)[0]),
         ], spec.name
         assert result.asset_materializations_for_node(spec.name)[0].metadata["export_tasks"].value == 3
-        partitions = {e.partition for e in result.get_asset_materialization_events() if e.asset_key.path == [spec.name]}
-        assert partitions == {_day(simulator, index) for index in range(10)}
+        events = [e for e in result.get_asset_materialization_events() if e.asset_key.path == [spec.name]]
+        assert {e.partition for e in events} == {_day(simulator, index) for index in range(10)}
+        per_day = {e.partition: e.materialization.metadata["dagster/row_count"].value for e in events}
+        assert per_day == _rows_changed_per_day(settings, spec, simulator, 10), spec.name
+        assert len(set(per_day.values())) > 1, spec.name
+        assert {e.materialization.metadata["table_rows"].value for e in events} == {
+            len(_data_rows(settings.working_database_path, spec))
+        }
     _assert_tables_equal_truth(settings, simulator, _end_of_day(simulator, 9))
+
+
+def _rows_changed_per_day(settings: Settings, spec: ReportSpec, running: Any, days: int) -> dict[str, int]:
+    with duckdb.connect(str(settings.working_database_path), read_only=True) as con:
+        return {
+            _day(running, index): con.execute(
+                f'SELECT count(*) FROM "{spec.name}" WHERE _changed_at >= ? AND _changed_at < ?',
+                list(running.dataset.day_window(index)),
+            ).fetchone()[0]
+            for index in range(days)
+        }
 
 
 def test_thirty_days_day_by_day_equal_one_full_load_and_reconcile_changes_nothing(

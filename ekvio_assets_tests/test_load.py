@@ -13,7 +13,14 @@ import pytest
 
 from ekvio_assets.api.client import ExportedFile
 from ekvio_assets.reports.load import load_report_file
-from ekvio_assets.reports.checks import QUESTION_COUNTS_CHECK, RANGES_CHECK, STATUSES_CHECK, evaluate_report_checks
+from ekvio_assets.reports.checks import (
+    EXPORT_SIZE_CHECK,
+    QUESTION_COUNTS_CHECK,
+    RANGES_CHECK,
+    STATUSES_CHECK,
+    evaluate_report_checks,
+    export_size_result,
+)
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS, PROGRAM_STATISTICS, ReportSpec
 from ekvio_assets.reports.staging import ReportFileError
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
@@ -230,3 +237,21 @@ def test_points_above_the_known_maximum_break_the_range_check(warehouse: DuckDBW
     _load(warehouse, MATERIAL_STATISTICS, _write(tmp_path, "m.json", {"data": [material]}))
     result = _check_results(warehouse, MATERIAL_STATISTICS)[RANGES_CHECK]
     assert not result.passed and "points 1" in result.description
+
+
+def test_an_export_with_less_than_half_the_rows_held_for_its_window_is_a_warning(
+    warehouse: DuckDBWarehouse, tmp_path: Path
+) -> None:
+    day = {"start": datetime(2024, 3, 1, tzinfo=timezone.utc), "end": datetime(2024, 3, 2, tzinfo=timezone.utc)}
+    attempts = [_attempt(f"a{n}", "2024-03-01T12:00:00+03:00") for n in range(5)]
+    first = _load(warehouse, ATTEMPTS, _write(tmp_path, "first.json", {"data": attempts}), **day)
+    assert (first.outcome.rows_held_for_window, export_size_result(ATTEMPTS, [first.outcome]).passed) == (0, True)
+    same = _load(warehouse, ATTEMPTS, _write(tmp_path, "same.json", {"data": attempts[:3]}), **day)
+    assert (same.outcome.rows_held_for_window, export_size_result(ATTEMPTS, [same.outcome]).passed) == (5, True)
+    partial = _load(warehouse, ATTEMPTS, _write(tmp_path, "partial.json", {"data": attempts[:2]}), **day)
+    result = export_size_result(ATTEMPTS, [partial.outcome])
+    assert (result.passed, result.severity, result.check_name) == (False, dg.AssetCheckSeverity.WARN, EXPORT_SIZE_CHECK)
+    assert result.description.startswith("The export returned 2 rows for windows the table held 5 rows of")
+    next_day = {"start": day["end"], "end": datetime(2024, 3, 3, tzinfo=timezone.utc)}
+    other = _load(warehouse, ATTEMPTS, _write(tmp_path, "other.json", {"data": attempts[:1]}), **next_day)
+    assert other.outcome.rows_held_for_window == 0

@@ -9,13 +9,14 @@ import warnings
 from datetime import timedelta
 
 import dagster as dg
+import duckdb
 
 from ekvio_assets.api.client import FULL_EXPORT, EkvioApiError, ExportedFile
 from ekvio_assets.api.resource import EkvioApiResource
 from ekvio_assets.automation.partitions import export_windows
-from ekvio_assets.reports.checks import evaluate_report_checks, report_check_specs
+from ekvio_assets.reports.checks import evaluate_report_checks, export_size_result, report_check_specs
 from ekvio_assets.reports.load import LoadResult, load_report_file
-from ekvio_assets.reports.merge import EXTRA_FIELDS_DESCRIPTION, LINEAGE_COLUMNS
+from ekvio_assets.reports.merge import EXTRA_FIELDS_DESCRIPTION, LINEAGE_COLUMNS, rows_changed_per_window
 from ekvio_assets.reports.specs import REPORTS, ReportSpec
 from ekvio_assets.reports.staging import EXTRA_FIELDS, ReportFileError
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
@@ -45,8 +46,11 @@ def _run_metadata(window_label: str, loads: list[tuple[ExportedFile, LoadResult]
     outcomes = [loaded.outcome for _, loaded in loads]
     inserted = sum(outcome.inserted for outcome in outcomes)
     updated = sum(outcome.updated for outcome in outcomes)
+    table_metadata = dict(loads[-1][1].table_metadata)
     return {
-        **loads[-1][1].table_metadata,
+        **table_metadata,
+        # Each partition's own dagster/row_count (see _add_partition_row_counts) overrides this one.
+        "table_rows": table_metadata["dagster/row_count"],
         "window": window_label,
         "export_tasks": len(loads),
         "ekvio_task_ids": ", ".join(exported.task_id for exported, _ in loads),
@@ -58,6 +62,19 @@ def _run_metadata(window_label: str, loads: list[tuple[ExportedFile, LoadResult]
         "rows_rejected": sum(outcome.rejected for outcome in outcomes),
         "duplicate_keys_in_files": sum(outcome.duplicates for outcome in outcomes),
     }
+
+
+def _add_partition_row_counts(
+    context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, spec: ReportSpec
+) -> None:
+    """Each partition's row count: the rows whose current version changed that day, so the UI's
+    plot of dagster/row_count over partitions shows the daily volume."""
+    partitions = context.assets_def.partitions_def
+    keys = context.partition_keys
+    windows = [partitions.time_window_for_partition_key(key) for key in keys]
+    counts = rows_changed_per_window(con, spec.name, [(window.start, window.end) for window in windows])
+    for key, count in zip(keys, counts, strict=True):
+        context.add_asset_metadata({"dagster/row_count": dg.MetadataValue.int(count)}, partition_key=key)
 
 
 def build_report_asset(
@@ -112,6 +129,8 @@ def build_report_asset(
             )
         with warehouse.read_connection() as con:
             check_results = evaluate_report_checks(con, spec)
+            _add_partition_row_counts(context, con, spec)
+        check_results.append(export_size_result(spec, [loaded.outcome for _, loaded in loads]))
         return dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
     return report_asset

@@ -2,22 +2,37 @@
 
 None of them blocks: a report table holds what Ekvio sent, and the analytics tables still rebuild;
 the UI shows each result with the offending values.
+
+Merges never delete, so a report table cannot shrink; what can shrink is an export. The size check
+compares the rows an export returned with the rows the table already held for the same window
+(by change time, i.e. what the earlier refreshes of that window brought): an export with less than
+half of them is a partial answer worth a look.
 """
+
+from collections.abc import Sequence
 
 import dagster as dg
 import duckdb
 
+from ekvio_assets.reports.merge import MergeOutcome
 from ekvio_assets.reports.specs import ATTEMPTS, ReportSpec
 from ekvio_assets.storage.sql import fetch_count, quote
 
 RANGES_CHECK = "values_in_documented_ranges"
 STATUSES_CHECK = "statuses_documented"
 QUESTION_COUNTS_CHECK = "question_counts_add_up"
+EXPORT_SIZE_CHECK = "export_not_shrunk"
 _EXAMPLES = 5
 
 
 def report_check_specs(spec: ReportSpec) -> list[dg.AssetCheckSpec]:
-    specs = []
+    specs = [
+        dg.AssetCheckSpec(
+            EXPORT_SIZE_CHECK,
+            asset=spec.name,
+            description="The export returned at least half the rows the table already held for its window",
+        )
+    ]
     if spec.ranges:
         bounds = "; ".join(f"{column} in [{low or '-inf'}, {high or 'inf'}]" for column, low, high in spec.ranges)
         specs.append(dg.AssetCheckSpec(RANGES_CHECK, asset=spec.name, description=f"Documented bounds: {bounds}"))
@@ -60,6 +75,23 @@ def evaluate_report_checks(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> 
             )
         )
     return results
+
+
+def export_size_result(spec: ReportSpec, outcomes: Sequence[MergeOutcome]) -> dg.AssetCheckResult:
+    exported = sum(outcome.rows_in_file for outcome in outcomes)
+    held = sum(outcome.rows_held_for_window for outcome in outcomes)
+    shrunk = 2 * exported < held
+    return dg.AssetCheckResult(
+        check_name=EXPORT_SIZE_CHECK,
+        asset_key=spec.name,
+        passed=not shrunk,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=None if not shrunk else (
+            f"The export returned {exported} rows for windows the table held {held} rows of: "
+            "a partial answer from Ekvio, or data removed there"
+        ),
+        metadata={"rows_exported": exported, "rows_held_for_window": held},
+    )
 
 
 def _ranges(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> dg.AssetCheckResult:

@@ -9,6 +9,7 @@ so re-running a load changes nothing and an older file never rolls a newer row b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -87,6 +88,9 @@ class MergeOutcome:
     rejected: int
     duplicates: int
     table_rows: int
+    # Rows the table held for the export's window (by change time) before this load: what the
+    # earlier refreshes of that window brought, to compare the export's size against.
+    rows_held_for_window: int
 
 
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
@@ -145,6 +149,7 @@ def merge_staged(
     latest = fetch_count(con, "SELECT count(*) FROM ekvio_latest")
 
     table = quote(spec.name)
+    rows_held_for_window = rows_changed_between(con, spec.name, lineage.window_start, lineage.window_end)
     on_keys = " AND ".join(f"t.{quote(column)} = s.{quote(column)}" for column in spec.key)
     inserted = fetch_count(con, f"SELECT count(*) FROM ekvio_latest s ANTI JOIN {table} t ON {on_keys}")
     data_columns = [*raw_columns, EXTRA_FIELDS]
@@ -168,6 +173,7 @@ def merge_staged(
         rejected=rejected,
         duplicates=readable - latest,
         table_rows=row_count(con, spec.name),
+        rows_held_for_window=rows_held_for_window,
     )
     con.execute(
         f"INSERT INTO {LOADS_TABLE} VALUES (?, ?, ?, ?, ?, ?, now(), ?, ?, ?, ?, ?)",
@@ -180,6 +186,27 @@ def merge_staged(
     for temp in ("ekvio_staged", "ekvio_typed", "ekvio_latest"):
         con.execute(f"DROP TABLE {temp}")
     return outcome
+
+
+def rows_changed_between(
+    con: duckdb.DuckDBPyConnection, table: str, start: datetime | None, end: datetime | None
+) -> int:
+    """Rows of a report table whose version changed in [start, end); an open bound is no bound."""
+    return rows_changed_per_window(con, table, [(start, end)])[0]
+
+
+def rows_changed_per_window(
+    con: duckdb.DuckDBPyConnection, table: str, windows: Sequence[tuple[datetime | None, datetime | None]]
+) -> list[int]:
+    """`rows_changed_between` for many windows in one pass over the table, in the windows' order."""
+    counts = con.execute(
+        "SELECT w.position, count(t.rowid) FROM (SELECT unnest(range(?)) AS position, "
+        "unnest(?::TIMESTAMPTZ[]) AS window_start, unnest(?::TIMESTAMPTZ[]) AS window_end) AS w "
+        f"LEFT JOIN {quote(table)} AS t ON t.{CHANGED_AT} >= coalesce(w.window_start, '-infinity') "
+        f"AND t.{CHANGED_AT} < coalesce(w.window_end, 'infinity') GROUP BY w.position ORDER BY w.position",
+        [len(windows), [start for start, _ in windows], [end for _, end in windows]],
+    ).fetchall()
+    return [count for _, count in counts]
 
 
 def _typed_select(spec: ReportSpec, dynamic_columns: tuple[str, ...]) -> str:

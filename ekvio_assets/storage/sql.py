@@ -4,6 +4,8 @@ Values always go as parameters; identifiers come from the report specs or from d
 names that matched a strict pattern, and are quoted anyway.
 """
 
+from collections.abc import Sequence
+
 import duckdb
 
 
@@ -15,8 +17,8 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def fetch_count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
+def fetch_count(con: duckdb.DuckDBPyConnection, sql: str, parameters: Sequence[object] = ()) -> int:
+    row = con.execute(sql, parameters).fetchone()
     return int(row[0]) if row else 0
 
 
