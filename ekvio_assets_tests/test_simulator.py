@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -31,17 +31,24 @@ from ekvio_assets.reports.specs import (
     ReportSpec,
 )
 from ekvio_assets.simulator import (
+    KINDS_BY_CALL,
+    NOT_HTTP_FILE_URL,
+    TRANSIENT_KINDS,
+    TRAVERSAL_FILE_NAME,
+    Call,
     Dataset,
     DatasetConfig,
     FaultKind,
     FaultPlan,
     FaultRule,
+    FileRequest,
+    InjectedFault,
     RecordFilter,
     RowVersion,
     generate,
+    parse_fault_rules,
     running_simulator,
 )
-from ekvio_assets.simulator.faults import Call
 from ekvio_assets.simulator.generator import COURSE_EXTRA_COLUMNS, POINTED_MATERIAL_TYPES
 from ekvio_assets.simulator.server import MAX_FILTER_VALUES, RunningSimulator
 
@@ -355,7 +362,9 @@ def test_task_running_fault_then_success() -> None:
         assert (error["code"], error["field"]) == (1007, "integration")
         assert re.search(r"Running task ID: \d+$", error["message"])
         assert export(client, MATERIAL_STATISTICS)
-        assert simulator.state.faults_injected == [(Call.CREATE, FaultKind.TASK_RUNNING, MATERIAL_STATISTICS.name)]
+        assert simulator.state.faults_injected == [
+            InjectedFault(Call.CREATE, FaultKind.TASK_RUNNING, MATERIAL_STATISTICS.name, None)
+        ]
         assert simulator.state.tasks_created[MATERIAL_STATISTICS.name] == 1
 
 
@@ -395,7 +404,10 @@ def test_http_502_once_then_success_on_every_call() -> None:
         url = wait_for(client, task_id)["file"]
         assert httpx.get(url).status_code == 502
         assert json.loads(httpx.get(url).content)["data"]
-        assert [kind for _, kind, _ in simulator.state.faults_injected] == [FaultKind.HTTP_502] * 3
+        assert simulator.state.faults_injected == [
+            InjectedFault(call, FaultKind.HTTP_502, ATTEMPTS.name, None if call is Call.CREATE else task_id)
+            for call in Call
+        ]
 
 
 @pytest.mark.parametrize("kind", ["http_429", "http_500", "http_503", "http_504"])
@@ -506,6 +518,186 @@ def test_fault_rules_check_their_call() -> None:
         FaultRule("create", "file_html")
     with pytest.raises(ValueError):
         FaultRule("poll", "task_running", report="no_such_report")
+    with pytest.raises(ValueError, match="rate"):
+        FaultRule("poll", "http_503", rate=0)
+
+
+def test_file_url_not_http_fault_answers_a_file_url() -> None:
+    with simulator_with(FaultRule("poll", "file_url_not_http")) as simulator, api(simulator) as client:
+        task_id = create_task(client, ATTEMPTS)
+        assert wait_for(client, task_id) == {"status": "completed", "file": NOT_HTTP_FILE_URL}
+        assert simulator.state.faults_injected == [
+            InjectedFault(Call.POLL, FaultKind.FILE_URL_NOT_HTTP, ATTEMPTS.name, task_id)
+        ]
+        assert export(client, ATTEMPTS)
+
+
+def test_file_name_traversal_fault_suggests_a_name_outside_the_archive() -> None:
+    with simulator_with(FaultRule("poll", "file_name_traversal")) as simulator, api(simulator) as client:
+        url = wait_for(client, create_task(client, ATTEMPTS))["file"]
+        response = httpx.get(url)
+        clean = httpx.get(wait_for(client, create_task(client, ATTEMPTS))["file"])
+        (request, _) = simulator.state.file_requests
+    assert url.endswith("/..%2F..%2Fevil.json")
+    assert response.status_code == 200
+    assert response.headers["content-disposition"] == f'attachment; filename="{TRAVERSAL_FILE_NAME}"'
+    assert response.content == clean.content
+    assert request.path.endswith(f"/{TRAVERSAL_FILE_NAME}")
+    assert "content-disposition" not in clean.headers
+
+
+def test_result_files_come_from_another_host_that_sees_no_token(small_dataset: Dataset) -> None:
+    with running_simulator(small_dataset, file_host="127.0.0.2") as simulator, api(simulator) as client:
+        assert simulator.file_url is not None and simulator.file_url.startswith("http://127.0.0.2:")
+        url = wait_for(client, create_task(client, ATTEMPTS))["file"]
+        assert url.startswith(f"{simulator.file_url}/files/")
+        assert json.loads(httpx.get(url).content)["data"]
+        # What a careless client would do: send the API's token along.
+        assert client.get(url).status_code == 200
+        path = httpx.URL(url).path
+        # Each host serves only its own part.
+        assert client.get(path).status_code == 404
+        assert client.get(f"{simulator.file_url}{ATTEMPTS.path}").status_code == 404
+        requests = simulator.state.file_requests
+    assert requests == [
+        FileRequest("127.0.0.2", path, had_authorization=False),
+        FileRequest("127.0.0.2", path, had_authorization=True),
+    ]
+
+
+def test_the_file_host_must_be_another_address(small_dataset: Dataset) -> None:
+    with pytest.raises(ValueError, match="another address"), running_simulator(small_dataset, file_host="127.0.0.1"):
+        pass
+
+
+def test_rate_rules_fire_at_their_rate_the_same_way_for_a_seed() -> None:
+    def draws(seed: int, count: int | None = None) -> list[FaultKind | None]:
+        plan = FaultPlan([FaultRule("poll", "http_503", count=count, rate=0.2)], seed=seed)
+        return [plan.take(Call.POLL, ATTEMPTS.name) for _ in range(1000)]
+
+    spoiled = draws(seed=5)
+    assert set(spoiled) == {FaultKind.HTTP_503, None}
+    assert 0.15 < spoiled.count(FaultKind.HTTP_503) / len(spoiled) < 0.25
+    assert draws(seed=5) == spoiled
+    assert draws(seed=6) != spoiled
+    assert draws(seed=5, count=3).count(FaultKind.HTTP_503) == 3
+
+
+def test_random_transient_faults_draw_among_the_kinds_each_call_allows() -> None:
+    plan = FaultPlan.random_transient(0.3, seed=1)
+    counted = FaultPlan([FaultRule("download", "file_404", count=None)], rate=0.3, seed=1)
+    spoiled = {call: [plan.take(call, ATTEMPTS.name) for _ in range(2000)] for call in Call}
+    for call, kinds in spoiled.items():
+        assert set(kinds) - {None} == TRANSIENT_KINDS & KINDS_BY_CALL[call]
+        assert 0.25 < (len(kinds) - kinds.count(None)) / len(kinds) < 0.35
+    # Rules come first; the random faults take the calls they leave.
+    assert {counted.take(Call.DOWNLOAD, ATTEMPTS.name) for _ in range(100)} == {FaultKind.FILE_404}
+    assert FaultPlan.random_transient(0.3, seed=1, kinds={FaultKind.TASK_RUNNING}).take(Call.POLL, "attempts") is None
+
+
+_TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def _observed_fault(kind: FaultKind) -> str:
+    """How a client sees a transient fault."""
+    if kind is FaultKind.TASK_RUNNING:
+        return "1007"
+    return "dropped" if kind is FaultKind.DROP_CONNECTION else str(kind.http_status)
+
+
+class PatientClient:
+    """Exports reports through transient faults by retrying each call at once, noting what it met."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self._client = client
+        self.met: list[tuple[Call, str]] = []
+
+    def export(self, spec: ReportSpec) -> list[dict[str, Any]]:
+        task_id = self._call(Call.CREATE, lambda: create(self._client, spec)).json()["data"]["integration"]
+        answer = {"status": "queued"}
+        while answer["status"] != "completed":
+            answer = self._call(Call.POLL, lambda: self._client.get(f"/v3/integration/{task_id}")).json()["data"]
+        return json.loads(self._call(Call.DOWNLOAD, lambda: self._download(answer["file"])).content)["data"]
+
+    def _call(self, call: Call, send: Callable[[], httpx.Response]) -> httpx.Response:
+        while True:
+            try:
+                response = send()
+            except httpx.RemoteProtocolError:
+                self.met.append((call, "dropped"))
+                continue
+            if response.status_code == 429:
+                assert response.headers["Retry-After"] == "0"
+            if response.status_code in _TRANSIENT_STATUSES:
+                self.met.append((call, str(response.status_code)))
+            elif response.status_code == 400 and error_of(response)["code"] == 1007:
+                self.met.append((call, "1007"))
+            else:
+                assert response.status_code == 200, response.text
+                return response
+
+    @staticmethod
+    def _download(url: str) -> httpx.Response:
+        """The file, checking that a dropped connection cut it half-way."""
+        with httpx.stream("GET", url) as response:
+            body = bytearray()
+            try:
+                for chunk in response.iter_bytes():
+                    body += chunk
+            except httpx.RemoteProtocolError:
+                assert len(body) == int(response.headers["content-length"]) // 2
+                raise
+            return httpx.Response(response.status_code, headers=response.headers, content=bytes(body))
+
+
+def test_random_transient_faults_over_http_are_survivable_and_repeat_for_a_seed(small_dataset: Dataset) -> None:
+    def soak(seed: int) -> tuple[list[tuple[Call, str]], list[InjectedFault]]:
+        faults = FaultPlan.random_transient(0.4, seed=seed)
+        with (
+            running_simulator(small_dataset, faults=faults, retry_after_seconds=0) as simulator,
+            api(simulator) as client,
+        ):
+            patient = PatientClient(client)
+            for spec in REPORTS * 2:
+                assert patient.export(spec) == list(small_dataset.payload_records(spec.name))
+            return patient.met, simulator.state.faults_injected
+
+    # A seed whose draws hold every transient kind and a download cut half-way.
+    met, injected = soak(seed=5)
+    assert met == [(fault.call, _observed_fault(fault.kind)) for fault in injected]
+    assert {fault.kind for fault in injected} == TRANSIENT_KINDS
+    assert (Call.DOWNLOAD, "dropped") in met
+    assert soak(seed=5) == (met, injected)
+
+
+@pytest.mark.parametrize(
+    ("spec", "rules"),
+    [
+        ("http_503", [FaultRule(call, "http_503") for call in Call]),
+        ("task_running:rate=0.5", [FaultRule("create", "task_running", count=None, rate=0.5)]),
+        (
+            "file_404@download:count=2:report=attempts",
+            [FaultRule("download", "file_404", count=2, report="attempts")],
+        ),
+        ("drop_connection@poll:rate=0.1:count=4", [FaultRule("poll", "drop_connection", count=4, rate=0.1)]),
+    ],
+)
+def test_fault_specs_of_the_command_line(spec: str, rules: list[FaultRule]) -> None:
+    assert parse_fault_rules(spec) == tuple(rules)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no_such_fault", "unknown fault kind"),
+        ("http_503@upload", "unknown call"),
+        ("file_html@create", "cannot happen"),
+        ("http_503:times=2", "unknown fault option"),
+    ],
+)
+def test_bad_fault_specs_are_refused(spec: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_fault_rules(spec)
 
 
 # --- the data -----------------------------------------------------------------------------------
@@ -970,5 +1162,31 @@ def test_cli_serves_until_interrupted() -> None:
         assert response.status_code == 200
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+
+
+def test_cli_injects_faults_serves_files_from_another_host_and_sets_the_clock() -> None:
+    dataset = generate(DatasetConfig(learners=10))
+    now = dataset.day_window(5)[1]
+    command = [sys.executable, "-m", "ekvio_assets.simulator", "--learners", "10", "--token", "demo"]
+    command += ["--fault", "http_503@create", "--file-host", "127.0.0.2", "--now", now.isoformat()]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split()[-1]
+        process.stdout.readline()
+        file_url = process.stdout.readline().split()[-1]
+        assert file_url.startswith("http://127.0.0.2:")
+        with httpx.Client(base_url=url, headers={"Authorization": "Bearer demo"}, timeout=10) as client:
+            assert create(client, ATTEMPTS).status_code == 503
+            answer = wait_for(client, create_task(client, ATTEMPTS))
+        assert answer["file"].startswith(f"{file_url}/files/")
+        records = json.loads(httpx.get(answer["file"]).content)["data"]
+        assert records == list(dataset.payload_records(ATTEMPTS.name, as_of=now))
+        assert records != list(dataset.payload_records(ATTEMPTS.name))
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        assert process.stdout.read().splitlines()[-1] == "faults injected 1"
     finally:
         process.kill()

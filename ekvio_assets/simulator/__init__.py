@@ -3,10 +3,22 @@
 It is the product's peer when no API URL is configured, and the peer of every end-to-end test.
 """
 
-from ekvio_assets.simulator.faults import FaultKind, FaultPlan, FaultRule
+from ekvio_assets.simulator.faults import (
+    KINDS_BY_CALL,
+    TRANSIENT_KINDS,
+    Call,
+    FaultKind,
+    FaultPlan,
+    FaultRule,
+    parse_fault_rules,
+)
 from ekvio_assets.simulator.generator import Dataset, DatasetConfig, RecordFilter, RowVersion, generate
 from ekvio_assets.simulator.server import (
+    NOT_HTTP_FILE_URL,
+    TRAVERSAL_FILE_NAME,
     CreatedTask,
+    FileRequest,
+    InjectedFault,
     RunningSimulator,
     SimulatorClock,
     SimulatorState,
@@ -15,12 +27,19 @@ from ekvio_assets.simulator.server import (
 )
 
 __all__ = [
+    "KINDS_BY_CALL",
+    "NOT_HTTP_FILE_URL",
+    "TRANSIENT_KINDS",
+    "TRAVERSAL_FILE_NAME",
+    "Call",
     "CreatedTask",
     "Dataset",
     "DatasetConfig",
     "FaultKind",
     "FaultPlan",
     "FaultRule",
+    "FileRequest",
+    "InjectedFault",
     "RecordFilter",
     "RowVersion",
     "RunningSimulator",
@@ -28,5 +47,6 @@ __all__ = [
     "SimulatorState",
     "create_app",
     "generate",
+    "parse_fault_rules",
     "running_simulator",
 ]

@@ -6,16 +6,61 @@ import argparse
 import contextlib
 import threading
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
+from ekvio_assets.simulator.faults import KINDS_BY_CALL, Call, FaultPlan, FaultRule, parse_fault_rules
 from ekvio_assets.simulator.generator import DatasetConfig, generate
 from ekvio_assets.simulator.server import running_simulator
 
 _DEFAULTS = DatasetConfig()
+_FAULTS_HELP = "\n".join(
+    [
+        "faults (--fault KIND[@CALL][:count=N][:rate=R][:report=NAME], repeatable):",
+        *(f"  on {call}: {', '.join(sorted(KINDS_BY_CALL[call]))}" for call in Call),
+        "  Without @CALL the fault is set on every call it can happen on. A fault spoils one",
+        "  call (count=N: N calls); with rate=R each matching call is spoiled with probability R,",
+        "  for good unless a count is given. report=NAME limits it to one report.",
+        "examples:",
+        "  --fault http_503@poll:count=3 --fault module_unavailable:rate=1:report=course_statistics",
+        "  --fault-rate 0.2 --fault-seed 7 --file-host 127.0.0.2",
+    ]
+)
+
+
+def _fault_rules(spec: str) -> tuple[FaultRule, ...]:
+    try:
+        return parse_fault_rules(spec)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _aware_datetime(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date-time") from None
+    if moment.utcoffset() is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset")
+    return moment
+
+
+def _probability(text: str) -> float:
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = -1.0
+    if not 0 <= rate <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a probability between 0 and 1")
+    return rate
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ekvio-assets simulator", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="ekvio-assets simulator",
+        description=__doc__,
+        epilog=_FAULTS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
     parser.add_argument("--token", help="bearer token the API accepts (default: a random one, printed)")
@@ -27,6 +72,35 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--start", type=date.fromisoformat, default=_DEFAULTS.start, help="first day, YYYY-MM-DD")
     parser.add_argument("--days", type=int, default=_DEFAULTS.days, help="days of activity from --start")
     parser.add_argument("--polls-to-complete", type=int, default=2, help="polls after which a task completes")
+    parser.add_argument(
+        "--now",
+        type=_aware_datetime,
+        help="the simulator's clock, an ISO date-time with offset: tasks see the data as of it "
+        "(default: the final state of the data)",
+    )
+    parser.add_argument(
+        "--fault",
+        dest="fault_rules",
+        metavar="KIND[@CALL][:count=N][:rate=R][:report=NAME]",
+        type=_fault_rules,
+        action="append",
+        default=[],
+        help="inject a fault (see below); the first matching --fault wins",
+    )
+    parser.add_argument(
+        "--fault-rate",
+        type=_probability,
+        default=0.0,
+        metavar="R",
+        help="spoil each call no --fault spoiled with probability R by a random transient fault "
+        "(HTTP 429, 500, 502, 503, 504, a dropped connection, 1007 another task running)",
+    )
+    parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault draws (default: %(default)s)")
+    parser.add_argument(
+        "--file-host",
+        metavar="ADDR",
+        help="serve the result files from this other address, e.g. 127.0.0.2 (default: the API's)",
+    )
     return parser
 
 
@@ -42,13 +116,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         days=args.days,
     )
     dataset = generate(config)
+    rules = [rule for rules in args.fault_rules for rule in rules]
+    faults = FaultPlan(rules, rate=args.fault_rate, seed=args.fault_seed)
     with running_simulator(
-        dataset, token=args.token, port=args.port, host=args.host, polls_to_complete=args.polls_to_complete
+        dataset,
+        token=args.token,
+        port=args.port,
+        host=args.host,
+        polls_to_complete=args.polls_to_complete,
+        faults=faults,
+        now=args.now,
+        file_host=args.file_host,
     ) as simulator:
         # The simulator's token guards demo data only: printing it is the point.
         print(f"Ekvio simulator listening on {simulator.url}", flush=True)
         print(f"API token: {simulator.token}", flush=True)
+        if simulator.file_url is not None:
+            print(f"Result files served from {simulator.file_url}", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
+    print(f"faults injected {len(simulator.state.faults_injected)}", flush=True)
     return 0

@@ -3,7 +3,9 @@
 Every report of `ekvio_assets.reports.specs.REPORTS` gets its create route; a task is polled on
 `/v3/integration/{id}` (or `/v2/...`) and completes at its `polls_to_complete`-th poll with the
 absolute URL of its result file, served under `/files/<random name>` without a token, as a storage
-host would. A `FaultPlan` makes chosen calls fail the ways the real API and its network do.
+host would: by the API's own host, or by a host of its own (`file_url`), as large companies' files
+are. A `FaultPlan` makes chosen calls fail the ways the real API and its network do; the state
+records every fault injected and every file request.
 
 The simulator has a settable clock: a task takes its data as of the clock's "now" when it is
 created (no "now": the final state of the data set), so tests can play days of a company's life.
@@ -30,6 +32,7 @@ from dataclasses import field as dataclass_field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import anyio
 import ijson
@@ -38,11 +41,11 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Host, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from ekvio_assets.reports.specs import PROGRAM_STATISTICS, REPORTS, REPORTS_BY_NAME, ReportSpec
-from ekvio_assets.simulator.faults import CONTENT_FAULTS, Call, FaultKind, FaultPlan, FaultRule, corrupt_records
+from ekvio_assets.simulator.faults import CONTENT_FAULTS, Call, FaultKind, FaultPlan, corrupt_records
 from ekvio_assets.simulator.generator import Dataset, RecordFilter, write_report_file
 
 ERROR_ANOTHER_TASK = 1007
@@ -54,6 +57,8 @@ _COMPLETION_WAIT_SECONDS = 5.0
 _CHUNK_BYTES = 1 << 16
 _FIRST_TASK_ID = 4_000_001
 _MAINTENANCE_PAGE = "<html><body><h1>Технические работы</h1><p>Service is under maintenance</p></body></html>"
+NOT_HTTP_FILE_URL = "file:///etc/passwd"  # what a FILE_URL_NOT_HTTP task answers
+TRAVERSAL_FILE_NAME = "../../evil.json"  # the name a FILE_NAME_TRAVERSAL task's file suggests
 
 
 @dataclass(frozen=True)
@@ -90,25 +95,69 @@ class SimulatorClock:
             self._now = now
 
 
+@dataclass(frozen=True)
+class InjectedFault:
+    call: Call
+    kind: FaultKind
+    report: str
+    task_id: int | None  # the polled task or the task of the downloaded file; None on create
+
+
+@dataclass(frozen=True)
+class FileRequest:
+    """A request a file route received: the host it was sent to and whether it carried credentials."""
+
+    host: str  # as the client addressed it (the Host header), without the port
+    path: str
+    had_authorization: bool
+
+
 @dataclass
 class SimulatorState:
-    """What the simulator saw and did, for tests to check."""
+    """What the simulator saw and did, for tests to check.
+
+    The server's thread records faults and file requests while a test's thread reads them:
+    `faults_injected` and `file_requests` are copies taken under a lock.
+    """
 
     tasks_created: Counter[str] = dataclass_field(default_factory=Counter)  # by report name
     tasks: list[CreatedTask] = dataclass_field(default_factory=list)  # in order of creation
     requests: Counter[Call] = dataclass_field(default_factory=Counter)
-    faults_injected: list[tuple[Call, FaultKind, str]] = dataclass_field(default_factory=list)  # call, kind, report
     # The Authorization header of every request (None when absent), by call kind; kept out of repr
     # so that printing the state never shows a token.
     authorization_headers: defaultdict[Call, list[str | None]] = dataclass_field(
         default_factory=lambda: defaultdict(list), repr=False
     )
+    _lock: threading.Lock = dataclass_field(default_factory=threading.Lock, init=False, repr=False)
+    _faults_injected: list[InjectedFault] = dataclass_field(default_factory=list, init=False)
+    _file_requests: list[FileRequest] = dataclass_field(default_factory=list, init=False)
+
+    @property
+    def faults_injected(self) -> list[InjectedFault]:
+        """Every fault injected so far, in order."""
+        with self._lock:
+            return list(self._faults_injected)
+
+    @property
+    def file_requests(self) -> list[FileRequest]:
+        """Every request for a result or log file so far, in order."""
+        with self._lock:
+            return list(self._file_requests)
+
+    def record_fault(self, fault: InjectedFault) -> None:
+        with self._lock:
+            self._faults_injected.append(fault)
+
+    def record_file_request(self, request: FileRequest) -> None:
+        with self._lock:
+            self._file_requests.append(request)
 
 
 @dataclass
 class _ServedFile:
     path: Path
     report: str
+    task_id: int
     media_type: str
 
 
@@ -123,6 +172,7 @@ class _Task:
     polls: int = 0
     stuck: bool = False  # never completes (a NEVER_COMPLETE fault)
     answer_file: str | None = None  # name of the file the poll answer points to
+    file_url_fault: FaultKind | None = None  # spoils the URL of that file (FILE_URL_NOT_HTTP, ...)
 
 
 class _InvalidRequest(Exception):
@@ -145,6 +195,8 @@ class _Simulator:
         payload_files: Mapping[str, Path],
         task_idle_timeout: float,
         clock: SimulatorClock,
+        file_url: str | None,
+        retry_after_seconds: int,
     ) -> None:
         unknown = set(payload_files) - set(REPORTS_BY_NAME)
         if unknown:
@@ -158,6 +210,8 @@ class _Simulator:
         self._faults = faults
         self._payload_files = {report: Path(path) for report, path in payload_files.items()}
         self._task_idle_timeout = task_idle_timeout
+        self._file_url = file_url
+        self._retry_after_seconds = retry_after_seconds
         self._task_ids = itertools.count(_FIRST_TASK_ID)
         self._tasks: dict[int, _Task] = {}
         self._latest_tasks: dict[str, _Task] = {}
@@ -165,8 +219,8 @@ class _Simulator:
         self._writers = ThreadPoolExecutor(max_workers=len(REPORTS), thread_name_prefix="ekvio-simulator-writer")
         self._stop_writing = threading.Event()
 
-    def routes(self) -> list[Route]:
-        routes = [
+    def routes(self) -> list[BaseRoute]:
+        routes: list[BaseRoute] = [
             Route(
                 spec.path,
                 functools.partial(self.create, spec),
@@ -177,8 +231,15 @@ class _Simulator:
             for spec in REPORTS
         ]
         routes += [Route(path, self.poll, methods=["GET"]) for path in POLL_PATHS]
-        routes.append(Route("/files/{name}", self.download, methods=["GET"], name="download"))
-        return routes
+        file_routes = [
+            Route("/files/{name}", self.download, methods=["GET"], name="download"),
+            # A storage host's way to suggest a file name: a last path segment, and Content-Disposition.
+            Route("/files/{name}/{file_name:path}", self.download, methods=["GET"]),
+        ]
+        if self._file_url is None:
+            return routes + file_routes
+        # The file host serves files only, and the API's host none.
+        return [Host(_hostname(self._file_url), Router(file_routes)), *routes]
 
     def close(self) -> None:
         self._stop_writing.set()
@@ -188,14 +249,14 @@ class _Simulator:
         self._observe(request, Call.CREATE)
         if not self._authorized(request):
             return _unauthorized()
-        fault = self._take_fault(Call.CREATE, spec.name)
-        if fault is not None and fault.kind is FaultKind.TASK_RUNNING:
+        fault = self._take_fault(Call.CREATE, spec.name, None)
+        if fault is FaultKind.TASK_RUNNING:
             running = self._running_task(spec.name)
             return _another_task_answer(running.task_id if running else next(self._task_ids))
-        if fault is not None and fault.kind is FaultKind.MODULE_UNAVAILABLE:
+        if fault is FaultKind.MODULE_UNAVAILABLE:
             return _errors(400, ERROR_ANOTHER_TASK, "company_id", f"Module {spec.title} not available for company")
         if fault is not None:
-            return _transport_fault(fault)
+            return self._transport_fault(fault)
         try:
             after, to, record_filter = _selection(spec, request.query_params, await request.body())
         except _InvalidRequest as error:
@@ -214,63 +275,88 @@ class _Simulator:
         if task is None:
             return _errors(404, 404, "integration", f"Task {request.path_params['task_id']} not found")
         task.last_seen = time.monotonic()
-        fault = self._take_fault(Call.POLL, task.report)
-        if fault is not None:
-            if fault.kind is FaultKind.TASK_FAIL:
-                self._fail(task, "the report could not be built (simulated failure)")
-            elif fault.kind is FaultKind.NEVER_COMPLETE:
-                task.stuck = True
-            elif fault.kind is FaultKind.COMPLETED_WITHOUT_FILE:
-                task.status, task.answer_file = "completed", None
-            else:
-                return _transport_fault(fault)
+        fault = self._take_fault(Call.POLL, task.report, task.task_id)
+        if fault is FaultKind.TASK_FAIL:
+            self._fail(task, "the report could not be built (simulated failure)")
+        elif fault is FaultKind.NEVER_COMPLETE:
+            task.stuck = True
+        elif fault is FaultKind.COMPLETED_WITHOUT_FILE:
+            task.status, task.answer_file = "completed", None
+        elif fault in (FaultKind.FILE_URL_NOT_HTTP, FaultKind.FILE_NAME_TRAVERSAL):
+            task.file_url_fault = fault
+        elif fault is not None:
+            return self._transport_fault(fault)
         if task.status not in FINAL_STATUSES:
             await self._advance(task)
-        file_url = None if task.answer_file is None else self._file_url(request, task.answer_file)
+        file_url = None if task.answer_file is None else self._answer_url(request, task)
         return JSONResponse({"data": {"status": task.status, "file": file_url}})
 
     async def download(self, request: Request) -> Response:
         self._observe(request, Call.DOWNLOAD)
+        self.state.record_file_request(
+            FileRequest(request.url.hostname or "", request.url.path, "authorization" in request.headers)
+        )
         served = self._files.get(request.path_params["name"])
         if served is None:
             return _errors(404, 404, "file", "File not found")
-        fault = self._take_fault(Call.DOWNLOAD, served.report)
+        fault = self._take_fault(Call.DOWNLOAD, served.report, served.task_id)
         if fault is None:
-            return FileResponse(served.path, media_type=served.media_type)
-        if fault.kind is FaultKind.DROP_CONNECTION:
+            return FileResponse(
+                served.path, media_type=served.media_type, filename=request.path_params.get("file_name")
+            )
+        if fault is FaultKind.DROP_CONNECTION:
             return _CutConnection(served)
-        if fault.kind is FaultKind.FILE_404:
+        if fault is FaultKind.FILE_404:
             return PlainTextResponse("Not Found", status_code=404)
-        if fault.kind is FaultKind.FILE_TRUNCATED:
+        if fault is FaultKind.FILE_TRUNCATED:
             size = served.path.stat().st_size // 2
             return StreamingResponse(
                 _file_chunks(served.path, size), media_type=served.media_type, headers={"Content-Length": str(size)}
             )
-        if fault.kind is FaultKind.FILE_HTML:
+        if fault is FaultKind.FILE_HTML:
             return HTMLResponse(_MAINTENANCE_PAGE)
-        if fault.kind is FaultKind.FILE_ERRORS:
+        if fault is FaultKind.FILE_ERRORS:
             return JSONResponse({"errors": [{"code": 500, "field": "report", "message": "Report generation failed"}]})
-        if fault.kind in CONTENT_FAULTS:
-            spoiled = await run_in_threadpool(self._spoiled_copy, fault.kind, served)
+        if fault in CONTENT_FAULTS:
+            spoiled = await run_in_threadpool(self._spoiled_copy, fault, served)
             return FileResponse(spoiled, media_type=served.media_type)
-        return _transport_fault(fault)
+        return self._transport_fault(fault)
 
-    def _file_url(self, request: Request, name: str) -> str:
-        """The absolute URL of a served file, on the host the client reached."""
-        return str(request.url_for("download", name=name))
+    def _answer_url(self, request: Request, task: _Task) -> str:
+        """The absolute URL of the task's file: on the file host if any, else on the host the client reached."""
+        if task.file_url_fault is FaultKind.FILE_URL_NOT_HTTP:
+            return NOT_HTTP_FILE_URL
+        if self._file_url is None:
+            url = str(request.url_for("download", name=task.answer_file))
+        else:
+            url = f"{self._file_url}/files/{task.answer_file}"
+        if task.file_url_fault is FaultKind.FILE_NAME_TRAVERSAL:
+            # Quoted whole, so that clients do not resolve the dots away before sending the request.
+            url += "/" + quote(TRAVERSAL_FILE_NAME, safe="")
+        return url
 
     def _observe(self, request: Request, call: Call) -> None:
         self.state.requests[call] += 1
         self.state.authorization_headers[call].append(request.headers.get("authorization"))
 
+    def _transport_fault(self, kind: FaultKind) -> Response:
+        """What a gateway answers (or does not) in front of the API."""
+        if kind is FaultKind.DROP_CONNECTION:
+            return _CutConnection(None)
+        status = kind.http_status
+        assert status is not None, f"{kind} is not a transport fault"
+        title = f"{status} {http.HTTPStatus(status).phrase}"
+        page = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center></body></html>"
+        return HTMLResponse(page, status, {"Retry-After": str(self._retry_after_seconds)} if status == 429 else None)
+
     def _authorized(self, request: Request) -> bool:
         presented = request.headers.get("authorization", "").encode()
         return secrets.compare_digest(presented, self._expected_authorization)
 
-    def _take_fault(self, call: Call, report: str) -> FaultRule | None:
+    def _take_fault(self, call: Call, report: str, task_id: int | None) -> FaultKind | None:
         fault = self._faults.take(call, report)
         if fault is not None:
-            self.state.faults_injected.append((call, fault.kind, report))
+            self.state.record_fault(InjectedFault(call, fault, report, task_id))
         return fault
 
     def _running_task(self, report: str) -> _Task | None:
@@ -302,11 +388,12 @@ class _Simulator:
             path = payload_file
             result = Future()
             result.set_result(None)
+        task_id = next(self._task_ids)
         task = _Task(
-            task_id=next(self._task_ids),
+            task_id=task_id,
             report=spec.name,
             result=result,
-            result_file=_ServedFile(path, spec.name, "application/json"),
+            result_file=_ServedFile(path, spec.name, task_id, "application/json"),
             last_seen=time.monotonic(),
         )
         self._tasks[task.task_id] = task
@@ -333,7 +420,7 @@ class _Simulator:
     def _fail(self, task: _Task, reason: str) -> None:
         log = self._files_dir / f"{secrets.token_urlsafe(16)}.log"
         log.write_text(f"Integration task {task.task_id} ({task.report}) failed: {reason}\n", encoding="utf-8")
-        task.status, task.answer_file = "fail", self._serve(_ServedFile(log, task.report, "text/plain"))
+        task.status, task.answer_file = "fail", self._serve(_ServedFile(log, task.report, task.task_id, "text/plain"))
 
     def _serve(self, served: _ServedFile) -> str:
         """Publish a file under an unguessable name; the name is the only credential."""
@@ -436,17 +523,6 @@ def _another_task_answer(running_task_id: int) -> Response:
     return _errors(400, ERROR_ANOTHER_TASK, "integration", message)
 
 
-def _transport_fault(fault: FaultRule) -> Response:
-    """What a gateway answers (or does not) in front of the API."""
-    if fault.kind is FaultKind.DROP_CONNECTION:
-        return _CutConnection(None)
-    status = fault.kind.http_status
-    assert status is not None, f"{fault.kind} is not a transport fault"
-    title = f"{status} {http.HTTPStatus(status).phrase}"
-    page = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center></body></html>"
-    return HTMLResponse(page, status, {"Retry-After": "1"} if status == 429 else None)
-
-
 async def _file_chunks(path: Path, limit: int) -> AsyncIterator[bytes]:
     """The first `limit` bytes of a file, in chunks."""
     remaining = limit
@@ -498,13 +574,17 @@ def create_app(
     payload_files: Mapping[str, Path] | None = None,
     task_idle_timeout: float = 30.0,
     now: datetime | None = None,
+    file_url: str | None = None,
+    retry_after_seconds: int = 1,
 ) -> Starlette:
     """The simulator as a Starlette app; `app.state.simulator` is its `SimulatorState`, `app.state.clock`
     its `SimulatorClock`, starting at `now` (None: tasks see the final state of the data set).
 
     Result files are written to `files_dir`. `payload_files` serves a given file verbatim as the
     result of a report (any window). A task nobody polls for `task_idle_timeout` seconds no longer
-    blocks a new task of its report.
+    blocks a new task of its report. Given `file_url` (e.g. `http://127.0.0.2:8001`), poll answers
+    point there, requests addressed to its host get the files and nothing else, and the API's host
+    serves no files. A 429 answer asks to retry after `retry_after_seconds`.
     """
     simulator = _Simulator(
         dataset,
@@ -515,6 +595,8 @@ def create_app(
         payload_files or {},
         task_idle_timeout,
         SimulatorClock(now),
+        file_url,
+        retry_after_seconds,
     )
 
     @contextlib.asynccontextmanager
@@ -536,6 +618,7 @@ class RunningSimulator:
     dataset: Dataset
     files_dir: Path
     clock: SimulatorClock
+    file_url: str | None = None  # base URL of the file host, e.g. http://127.0.0.2:54322; None: `url`
 
     @property
     def now(self) -> datetime | None:
@@ -559,30 +642,43 @@ def running_simulator(
     payload_files: Mapping[str, Path] | None = None,
     task_idle_timeout: float = 30.0,
     now: datetime | None = None,
+    file_host: str | None = None,
+    retry_after_seconds: int = 1,
 ) -> Iterator[RunningSimulator]:
-    """Run the simulator on `host:port` (0: a free port) in a background thread until the block ends."""
+    """Run the simulator on `host:port` (0: a free port) in a background thread until the block ends.
+
+    Given `file_host` (another address than `host`, e.g. 127.0.0.2: Linux routes all of 127/8 to
+    loopback), the result files are served there, on a free port, as by a separate storage host.
+    """
     token = token or secrets.token_urlsafe(24)
-    with tempfile.TemporaryDirectory(prefix="ekvio-simulator-") as files_dir, _bound_socket(host, port) as sock:
+    with contextlib.ExitStack() as stack:
+        files_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ekvio-simulator-")))
+        sockets = [stack.enter_context(_bound_socket(host, port))]
+        if file_host is not None:
+            sockets.append(stack.enter_context(_bound_socket(file_host, 0)))
+        url, *file_urls = [_base_url(sock) for sock in sockets]
+        file_url = file_urls[0] if file_urls else None
+        if file_url is not None and _hostname(file_url) == _hostname(url):
+            raise ValueError(f"the file host must be another address than the API's {host}")
         app = create_app(
             dataset,
             token=token,
             polls_to_complete=polls_to_complete,
-            files_dir=Path(files_dir),
+            files_dir=files_dir,
             faults=faults,
             payload_files=payload_files,
             task_idle_timeout=task_idle_timeout,
             now=now,
+            file_url=file_url,
+            retry_after_seconds=retry_after_seconds,
         )
         config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="ekvio-simulator", daemon=True)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, name="ekvio-simulator", daemon=True)
         thread.start()
         try:
             _wait_until_started(server, thread)
-            bound_host, bound_port = sock.getsockname()[:2]
-            url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-            url = f"http://{url_host}:{bound_port}"
-            yield RunningSimulator(url, token, app.state.simulator, dataset, Path(files_dir), app.state.clock)
+            yield RunningSimulator(url, token, app.state.simulator, dataset, files_dir, app.state.clock, file_url)
         finally:
             server.should_exit = True
             thread.join()
@@ -595,6 +691,19 @@ def _bound_socket(host: str, port: int) -> Iterator[socket.socket]:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         yield sock
+
+
+def _base_url(sock: socket.socket) -> str:
+    bound_host, bound_port = sock.getsockname()[:2]
+    url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    return f"http://{url_host}:{bound_port}"
+
+
+def _hostname(url: str) -> str:
+    hostname = urlsplit(url).hostname
+    if hostname is None:
+        raise ValueError(f"{url!r} names no host")
+    return hostname
 
 
 def _wait_until_started(server: uvicorn.Server, thread: threading.Thread, timeout: float = 10.0) -> None:
