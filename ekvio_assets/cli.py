@@ -1,4 +1,4 @@
-"""`ekvio-assets refresh | simulator`: the project's command line."""
+"""`ekvio-assets refresh | replay | simulator`: the project's command line."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_J
 from ekvio_assets.automation.partitions import full_export_tags, daily_partitions, partition_range_tags
 from ekvio_assets.config import ConfigError, Settings
 from ekvio_assets.models.specs import MODELS
+from ekvio_assets.reports.replay import ReplayError, replay_raw_file
 from ekvio_assets.reports.specs import REPORTS
+from ekvio_assets.reports.staging import ReportFileError
 from ekvio_assets.storage.sql import row_count
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
@@ -75,7 +77,8 @@ def _use_instance_home(settings: Settings) -> Path:
     return Path(os.environ["DAGSTER_HOME"])
 
 
-def _day_range_tags(settings: Settings, first: date, last: date) -> Mapping[str, str]:
+def _checked_days(settings: Settings, first: date, last: date) -> tuple[str, str]:
+    """The partition keys of `first` and `last`, which must be complete days since EKVIO_START_DATE."""
     partitions = daily_partitions(settings)
     keys = partitions.get_partition_keys()
     wanted = (first.isoformat(), last.isoformat())
@@ -87,7 +90,7 @@ def _day_range_tags(settings: Settings, first: date, last: date) -> Mapping[str,
                 f"{day} is not a complete day between EKVIO_START_DATE ({keys[0] if keys else settings.start_date}) "
                 f"and yesterday ({keys[-1] if keys else 'none yet'})"
             )
-    return partition_range_tags(*wanted)
+    return wanted
 
 
 def refresh(settings: Settings, first: date | None, last: date | None) -> int:
@@ -95,7 +98,7 @@ def refresh(settings: Settings, first: date | None, last: date | None) -> int:
         job_factory, tags = reconcile_job_definition, full_export_tags(daily_partitions(settings), settings.lookback_days)
         what = "every Ekvio report in full"
     else:
-        job_factory, tags = refresh_job_definition, _day_range_tags(settings, first, last or first)
+        job_factory, tags = refresh_job_definition, partition_range_tags(*_checked_days(settings, first, last or first))
         what = f"the days {first} .. {last or first} of every Ekvio report"
     peer = settings.api_url or "the embedded Ekvio simulator (EKVIO_API_URL is not set)"
     home = _use_instance_home(settings)
@@ -109,7 +112,42 @@ def refresh(settings: Settings, first: date | None, last: date | None) -> int:
             event.asset_key.to_user_string(): event.materialization.metadata["rows_changed"].value
             for event in reports.get_asset_materialization_events()
         }
-    print(f"Runs {reports.run_id} (reports) and {analytics.run_id} (analytics) succeeded. {settings.database_path}:")
+    print(f"Runs {reports.run_id} (reports) and {analytics.run_id} (analytics) succeeded.")
+    _print_tables(settings, changed)
+    return 0
+
+
+def replay(settings: Settings, path: Path, report: str | None, first: date | None, last: date | None) -> int:
+    """Load an archived result file again, then rebuild and publish the analytics tables."""
+    window_start = window_end = None
+    if first is not None:
+        partitions = daily_partitions(settings)
+        first_day, last_day = _checked_days(settings, first, last or first)
+        window_start = partitions.time_window_for_partition_key(first_day).start
+        window_end = partitions.time_window_for_partition_key(last_day).end
+    warehouse = DuckDBWarehouse(data_dir=str(settings.data_dir), timezone=settings.timezone)
+    try:
+        spec, exported, loaded = replay_raw_file(warehouse, path, report, window_start, window_end)
+    except (ReplayError, ReportFileError) as error:
+        print(f"Replay failed: {error}", file=sys.stderr)
+        return 1
+    outcome = loaded.outcome
+    print(
+        f"Replayed {exported.path} into {spec.name}: {outcome.rows_in_file:,} rows in the file, "
+        f"{outcome.inserted:,} inserted, {outcome.updated:,} updated, {outcome.rejected:,} rejected"
+    )
+    home = _use_instance_home(settings)
+    with _open_instance() as instance:
+        analytics = _execute(instance, analytics_job_definition, {})
+    if not analytics:
+        return 1
+    print(f"Run {analytics.run_id} (analytics) succeeded; Dagster instance: {home}.")
+    _print_tables(settings, {spec.name: outcome.inserted + outcome.updated})
+    return 0
+
+
+def _print_tables(settings: Settings, changed: Mapping[str, int]) -> None:
+    print(f"{settings.database_path}:")
     warehouse = DuckDBWarehouse(data_dir=str(settings.data_dir), timezone=settings.timezone)
     with warehouse.published_connection() as con:
         for spec in REPORTS:
@@ -117,7 +155,6 @@ def refresh(settings: Settings, first: date | None, last: date | None) -> int:
             print(f"  {spec.name:<26} {rows:>10,} rows  ({changed.get(spec.name, 0):,} changed by this run)")
         for model in MODELS:
             print(f"  {model.name:<26} {row_count(con, model.name):>10,} rows")
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -126,8 +163,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     refresh_parser = commands.add_parser(
         "refresh", help="export every report (in full, or the days --from .. --to) and merge it into the DuckDB file"
     )
-    refresh_parser.add_argument("--from", dest="first", type=date.fromisoformat, metavar="YYYY-MM-DD")
-    refresh_parser.add_argument("--to", dest="last", type=date.fromisoformat, metavar="YYYY-MM-DD")
+    replay_parser = commands.add_parser(
+        "replay",
+        help="load an archived result file again without the API (after a load failed on bad data), "
+        "then rebuild and publish the analytics tables",
+    )
+    replay_parser.add_argument("path", type=Path, help="the file, e.g. data/raw/attempts/<time>_task-<id>.json")
+    replay_parser.add_argument(
+        "--report", choices=[spec.name for spec in REPORTS], help="the file's report (default: its archive folder)"
+    )
+    for days_parser, subject in ((refresh_parser, "refresh"), (replay_parser, "file's export window")):
+        days_parser.add_argument(
+            "--from", dest="first", type=date.fromisoformat, metavar="YYYY-MM-DD", help=f"first day of the {subject}"
+        )
+        days_parser.add_argument(
+            "--to", dest="last", type=date.fromisoformat, metavar="YYYY-MM-DD", help=f"last day of the {subject}"
+        )
     commands.add_parser("simulator", help="run the Ekvio simulator standalone", add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "simulator":
@@ -139,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.last is not None and args.first is None:
         parser.error("--to needs --from")
     try:
+        if args.command == "replay":
+            return replay(Settings.from_env(), args.path, args.report, args.first, args.last)
         return refresh(Settings.from_env(), args.first, args.last)
     except ConfigError as error:
         print(error, file=sys.stderr)

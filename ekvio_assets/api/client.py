@@ -31,6 +31,8 @@ ERROR_ANOTHER_TASK = 1007
 TASK_STATUS_PATH = "/v3/integration/{task_id}"
 _TASK_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 _DOWNLOAD_CHUNK = 1 << 20
+_RAW_FILE_STAMP = "%Y%m%dT%H%M%S%fZ"
+_RAW_FILE_NAME = re.compile(r"(?P<stamp>[0-9]{8}T[0-9]{12}Z)_task-(?P<task_id>" + _TASK_ID.pattern + r")\.json")
 _DONE_STATUSES = ("completed", "fail")
 
 
@@ -202,7 +204,7 @@ class EkvioClient:
         if urlsplit(url).scheme not in ("http", "https"):
             raise EkvioApiError(f"{spec.title} task {task_id} points to a result file that is not http(s)")
         destination_dir.mkdir(parents=True, exist_ok=True)
-        name = f"{requested_at.strftime('%Y%m%dT%H%M%S%fZ')}_task-{task_id}.json"
+        name = raw_file_name(requested_at, task_id)
         final_path = destination_dir / name
         partial_path = destination_dir / f"{name}.part"
         client = self._api if _same_origin(url, self._base_url) else self._files
@@ -263,6 +265,20 @@ class EkvioClient:
         }.get(status, "")
         detail = "; ".join(part for part in (f"HTTP {status}", hint, _messages(errors)) if part)
         raise EkvioApiError(f"Could not {action} of the {spec.title} report: {detail}")
+
+
+def raw_file_name(requested_at: datetime, task_id: str) -> str:
+    """The archive's name for a result file: made here, never taken from the server."""
+    return f"{requested_at.astimezone(timezone.utc).strftime(_RAW_FILE_STAMP)}_task-{task_id}.json"
+
+
+def parse_raw_file_name(name: str) -> tuple[datetime, str] | None:
+    """(requested_at, task_id) of an archived file's name, or None for a name the archive did not make."""
+    match = _RAW_FILE_NAME.fullmatch(name)
+    if match is None:
+        return None
+    requested_at = datetime.strptime(match["stamp"], _RAW_FILE_STAMP).replace(tzinfo=timezone.utc)
+    return requested_at, match["task_id"]
 
 
 @contextmanager

@@ -133,7 +133,8 @@ def stage_report_file(spec: ReportSpec, raw_path: Path, staging_path: Path) -> S
                 writer.write_record(record)
         except ijson.JSONError as error:
             raise ReportFileError(
-                f"the file is not valid JSON after {records} records ({error}); it may be truncated or an error page"
+                f"the file is not valid JSON after {records} records ({_first_line(error)}); "
+                "it may be truncated or an error page"
             ) from None
     if records == 0:
         _require_data_array(raw_path)
@@ -154,3 +155,8 @@ def _require_data_array(raw_path: Path) -> None:
         raise ReportFileError(f"the file holds an error answer instead of data ({messages})")
     if not isinstance(top.get("data"), list):
         raise ReportFileError(f"the file has no `data` array (top-level keys: {sorted(top) or 'none'})")
+
+
+def _first_line(error: Exception) -> str:
+    """The parser's message without the excerpt it draws over several lines."""
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
