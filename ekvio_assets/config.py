@@ -25,6 +25,8 @@ START_DATE = "EKVIO_START_DATE"
 MAX_WINDOW_DAYS = "EKVIO_MAX_WINDOW_DAYS"
 LOOKBACK_DAYS = "EKVIO_LOOKBACK_DAYS"
 FRESHNESS_HOURS = "EKVIO_FRESHNESS_HOURS"
+MAX_ATTEMPTS = "EKVIO_MAX_ATTEMPTS"
+RETRY_BACKOFF = "EKVIO_RETRY_BACKOFF_SECONDS"
 
 DEFAULT_DATA_DIR = "data"
 DEFAULT_TIMEZONE = "Europe/Moscow"
@@ -37,6 +39,9 @@ DEFAULT_START_DATE = date(2024, 1, 1)
 DEFAULT_MAX_WINDOW_DAYS = 92
 DEFAULT_LOOKBACK_DAYS = 14
 DEFAULT_FRESHNESS_HOURS = 36.0
+# Per HTTP call on a transient fault; the delay doubles from the backoff, with jitter.
+DEFAULT_MAX_ATTEMPTS = 6
+DEFAULT_RETRY_BACKOFF_SECONDS = 1.0
 
 
 class ConfigError(ValueError):
@@ -54,6 +59,8 @@ class Settings:
     max_window_days: int = DEFAULT_MAX_WINDOW_DAYS
     lookback_days: int = DEFAULT_LOOKBACK_DAYS
     freshness_hours: float = DEFAULT_FRESHNESS_HOURS
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    retry_backoff_seconds: float = DEFAULT_RETRY_BACKOFF_SECONDS
 
     @property
     def uses_embedded_simulator(self) -> bool:
@@ -97,9 +104,11 @@ class Settings:
         poll_interval = _positive_number(env, POLL_INTERVAL, default_interval, problems)
         poll_timeout = _positive_number(env, POLL_TIMEOUT, DEFAULT_POLL_TIMEOUT_SECONDS, problems)
         start_date = _date(env, START_DATE, DEFAULT_START_DATE, problems)
-        max_window_days = _positive_days(env, MAX_WINDOW_DAYS, DEFAULT_MAX_WINDOW_DAYS, problems)
-        lookback_days = _positive_days(env, LOOKBACK_DAYS, DEFAULT_LOOKBACK_DAYS, problems)
+        max_window_days = _positive_whole(env, MAX_WINDOW_DAYS, DEFAULT_MAX_WINDOW_DAYS, "days", problems)
+        lookback_days = _positive_whole(env, LOOKBACK_DAYS, DEFAULT_LOOKBACK_DAYS, "days", problems)
         freshness_hours = _positive_number(env, FRESHNESS_HOURS, DEFAULT_FRESHNESS_HOURS, problems)
+        max_attempts = _positive_whole(env, MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS, "attempts", problems)
+        retry_backoff = _positive_number(env, RETRY_BACKOFF, DEFAULT_RETRY_BACKOFF_SECONDS, problems)
 
         if problems:
             raise ConfigError("Invalid Ekvio configuration:\n- " + "\n- ".join(problems))
@@ -113,6 +122,8 @@ class Settings:
             max_window_days=max_window_days,
             lookback_days=lookback_days,
             freshness_hours=freshness_hours,
+            max_attempts=max_attempts,
+            retry_backoff_seconds=retry_backoff,
         )
 
 
@@ -134,12 +145,12 @@ def _positive_number(env: Mapping[str, str], name: str, default: float, problems
     return value
 
 
-def _positive_days(env: Mapping[str, str], name: str, default: int, problems: list[str]) -> int:
+def _positive_whole(env: Mapping[str, str], name: str, default: int, unit: str, problems: list[str]) -> int:
     raw = _optional(env, name)
     if raw is None:
         return default
     if not raw.isdigit() or int(raw) < 1:
-        problems.append(f"{name} must be a whole number of days, at least 1, got {raw!r}")
+        problems.append(f"{name} must be a whole number of {unit}, at least 1, got {raw!r}")
         return default
     return int(raw)
 

@@ -33,6 +33,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 api_token=None if settings.uses_embedded_simulator else dg.EnvVar(API_TOKEN),
                 poll_interval_seconds=settings.poll_interval_seconds,
                 poll_timeout_seconds=settings.poll_timeout_seconds,
+                max_attempts=settings.max_attempts,
+                backoff_base_seconds=settings.retry_backoff_seconds,
             ),
             "warehouse": DuckDBWarehouse(data_dir=str(settings.data_dir), timezone=settings.timezone),
         },

@@ -23,6 +23,7 @@ def test_a_configured_api_takes_its_url_and_the_documented_poll_interval() -> No
     assert settings.api_url == "https://api.example.test"
     assert settings.poll_interval_seconds == 10.0
     assert settings.data_dir == Path("/tmp/x")
+    assert (settings.max_attempts, settings.retry_backoff_seconds) == (6, 1.0)
 
 
 def test_every_problem_is_named_at_once_and_the_token_never_shown() -> None:
@@ -34,10 +35,12 @@ def test_every_problem_is_named_at_once_and_the_token_never_shown() -> None:
                 "EKVIO_POLL_INTERVAL_SECONDS": "soon",
                 "EKVIO_POLL_TIMEOUT_SECONDS": "-5",
                 "EKVIO_FRESHNESS_HOURS": "0",
+                "EKVIO_MAX_ATTEMPTS": "2.5",
+                "EKVIO_RETRY_BACKOFF_SECONDS": "never",
             }
         )
     message = str(raised.value)
-    for name in ("EKVIO_API_URL must be", "EKVIO_API_TOKEN must be set", "EKVIO_TIMEZONE", "EKVIO_POLL_INTERVAL_SECONDS", "EKVIO_POLL_TIMEOUT_SECONDS", "EKVIO_FRESHNESS_HOURS"):
+    for name in ("EKVIO_API_URL must be", "EKVIO_API_TOKEN must be set", "EKVIO_TIMEZONE", "EKVIO_POLL_INTERVAL_SECONDS", "EKVIO_POLL_TIMEOUT_SECONDS", "EKVIO_FRESHNESS_HOURS", "EKVIO_MAX_ATTEMPTS must be a whole number of attempts", "EKVIO_RETRY_BACKOFF_SECONDS"):
         assert name in message
 
 
