@@ -12,6 +12,7 @@ import email.utils
 import logging
 import random
 import re
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -86,6 +87,10 @@ class _TransientError(Exception):
     def __init__(self, cause: str, retry_after: float | None = None) -> None:
         super().__init__(cause)
         self.retry_after = retry_after
+
+
+class _UntrustedCertificate(Exception):
+    """No retry helps: the server's certificate does not verify."""
 
 
 class EkvioClient:
@@ -239,6 +244,11 @@ class EkvioClient:
                 if isinstance(result, httpx.Response):
                     _raise_if_transient(result)
                 return result
+            except _UntrustedCertificate as error:
+                raise EkvioApiError(
+                    f"Could not {action} of the {spec.title} report: the server's TLS certificate did not "
+                    f"verify ({error}); certificates are always verified, fix the server's certificate or the URL"
+                ) from None
             except _TransientError as fault:
                 attempt += 1
                 if attempt >= self._retry.max_attempts:
@@ -286,7 +296,19 @@ def _transient_faults() -> Iterator[None]:
     try:
         yield
     except (httpx.TransportError, httpx.DecodingError) as error:
+        untrusted = _certificate_error(error)
+        if untrusted is not None:
+            raise _UntrustedCertificate(untrusted.verify_message or str(untrusted)) from None
         raise _TransientError(f"{type(error).__name__}: {error}") from None
+
+
+def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | None:
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _raise_if_transient(response: httpx.Response) -> None:
