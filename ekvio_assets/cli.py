@@ -1,4 +1,4 @@
-"""`ekvio-assets refresh | replay | simulator`: the project's command line."""
+"""`ekvio-assets refresh | replay | simulator | bench`: the project's command line."""
 
 from __future__ import annotations
 
@@ -180,11 +180,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--to", dest="last", type=date.fromisoformat, metavar="YYYY-MM-DD", help=f"last day of the {subject}"
         )
     commands.add_parser("simulator", help="run the Ekvio simulator standalone", add_help=False)
+    commands.add_parser(
+        "bench", help="measure the ingest path at company scale against DuckDB's reader and a naive load", add_help=False
+    )
     args, rest = parser.parse_known_args(argv)
     if args.command == "simulator":
         from ekvio_assets.simulator.cli import main as simulator_main
 
         return simulator_main(rest)
+    if args.command == "bench":
+        from ekvio_assets.benchmark import main as bench_main
+
+        return bench_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.last is not None and args.first is None:

@@ -23,18 +23,20 @@ import bisect
 import enum
 import functools
 import hashlib
+import itertools
 import json
 import math
 import random
+import struct
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TextIO
 from zoneinfo import ZoneInfo
 
 from ekvio_assets.reports.specs import (
@@ -837,6 +839,28 @@ def _programs(rng: random.Random, count: int, period: _Period) -> tuple[Program,
     return tuple(programs)
 
 
+def _material_parent_values(material: Material) -> dict[str, Any]:
+    return {
+        "material_id": material.material_id,
+        "material_name": material.name,
+        "material_type": material.type,
+        "material_points": material.points,
+    }
+
+
+def _program_parent_values(program: Program) -> dict[str, Any]:
+    return {
+        "program_id": program.program_id,
+        "program_name": program.name,
+        "deadline_type": program.deadline_type,
+        "deadline_at": program.deadline_at,
+        "deadline_period_at": program.deadline_period,
+        "program_points": program.points,
+        **{f"materials_{type_}": program.material_counts[type_] for type_ in MATERIAL_TYPES},
+        "materials_total": program.materials_total,
+    }
+
+
 def _material_activity(
     rng: random.Random, seed: int, learners: tuple[Learner, ...], materials: tuple[Material, ...], period: _Period
 ) -> tuple[list[_Group], list[_Group]]:
@@ -844,16 +868,7 @@ def _material_activity(
     attempts: list[_Row] = []
     groups = []
     for material in materials:
-        parent = _parent(
-            seed,
-            MATERIAL_STATISTICS,
-            {
-                "material_id": material.material_id,
-                "material_name": material.name,
-                "material_type": material.type,
-                "material_points": material.points,
-            },
-        )
+        parent = _parent(seed, MATERIAL_STATISTICS, _material_parent_values(material))
         assignment_share = rng.uniform(0.15, 0.45)
         rows = []
         for learner in learners:
@@ -1131,20 +1146,7 @@ def _program_statistics(
 ) -> list[_Group]:
     groups = []
     for program in programs:
-        parent = _parent(
-            seed,
-            PROGRAM_STATISTICS,
-            {
-                "program_id": program.program_id,
-                "program_name": program.name,
-                "deadline_type": program.deadline_type,
-                "deadline_at": program.deadline_at,
-                "deadline_period_at": program.deadline_period,
-                "program_points": program.points,
-                **{f"materials_{type_}": program.material_counts[type_] for type_ in MATERIAL_TYPES},
-                "materials_total": program.materials_total,
-            },
-        )
+        parent = _parent(seed, PROGRAM_STATISTICS, _program_parent_values(program))
         assignment_share = rng.uniform(0.3, 0.7)
         rows = tuple(
             _row(seed, PROGRAM_STATISTICS, _program_versions(rng, program, learner, period), parent)
@@ -1213,3 +1215,768 @@ def _program_versions(rng: random.Random, program: Program, learner: Learner, pe
         }
         versions.append(_Version(moment, row))
     return versions
+
+
+# --- company-scale report files ------------------------------------------------------------------
+#
+# `generate` keeps every row's history as Python objects: right for tests, hopeless for the
+# millions of rows of a big customer. A `BulkCompany` keeps only the entities (learners, materials,
+# courses, programmes) and streams each report to its file, deriving every row's state from its
+# own random bytes and rendering it straight to text with the same drift as `_render`.
+
+# Average table rows under one parent of each report. Attempts spread over the tests among the
+# materials: about 4000 per test, so a learner may take a test more than once.
+_BULK_ROWS_PER_PARENT = {
+    MATERIAL_STATISTICS.name: 500,
+    COURSE_STATISTICS.name: 500,
+    PROGRAM_STATISTICS.name: 1000,
+}
+_BULK_MIN_LEARNERS = 5000  # more than any parent's rows, so that a parent never repeats a learner
+# A row's random draws: its drift hash, then independent words for its values.
+_BULK_ROW = struct.Struct("<Q10I")
+# Most sessions a bulk row has before the day file's one; each needs a gap word.
+_BULK_MAX_SESSIONS = 4
+_BULK_NEW_ROWS_SHARE = 0.2  # of a day file's rows: rows of learners hired that day, the rest are updates
+_TEST_OUTCOMES = ("completed", "completed", "fail", "checking")
+_FILLED_TYPES = (None,) * 7 + ("Польз.",) * 2 + ("Импорт",)
+
+
+@dataclass(frozen=True)
+class BulkConfig:
+    """A company whose every report has `rows` table rows, changed in [start, start + days).
+
+    The report files hold the state before the period's last day; the day files hold what
+    changed on that day.
+    """
+
+    rows: int
+    seed: int = 7
+    start: date = date(2024, 1, 1)
+    days: int = 60
+    timezone: str = "Europe/Moscow"
+
+    def __post_init__(self) -> None:
+        if self.rows < 1:
+            raise ValueError("rows must be at least 1")
+        if self.days < 2:
+            raise ValueError("days must be at least 2: the last one is the day file's")
+        ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class BulkFile:
+    path: Path
+    rows: int  # table rows: children of a nested report
+    records: int  # elements of the `data` array
+
+
+@dataclass(frozen=True)
+class BulkDayFile(BulkFile):
+    updated_rows: int  # rows of the report file that changed on the day
+    new_rows: int  # rows that first appear on the day
+    after: datetime  # the day, as an export window
+    to: datetime
+
+
+class BulkCompany:
+    """A company sized by `BulkConfig.rows`, writing its reports as the API sends them.
+
+    Entities come from the same functions as `generate`'s; every row is drawn from random bytes
+    seeded by (seed, report, parent), so the same config always writes the same files, and the
+    day file can re-derive the rows it changes without rendering the others.
+    """
+
+    def __init__(self, config: BulkConfig) -> None:
+        self.config = config
+        rows = config.rows
+        dataset_config = DatasetConfig(seed=config.seed, start=config.start, days=config.days, timezone=config.timezone)
+        period_start, period_end = _period_bounds(dataset_config)
+        last_day = _local_midnight(dataset_config, config.start + timedelta(days=config.days - 1)).astimezone(UTC)
+        self.day_after, self.day_to = last_day, period_end
+        rng = random.Random(config.seed)
+        self.learner_count = max(_BULK_MIN_LEARNERS, rows // 30)
+        self.new_hire_count = max(100, self.learner_count // 50)
+        learners = _learners(rng, self.learner_count + self.new_hire_count)
+        materials = _materials(rng, max(len(MATERIAL_TYPES), rows // _BULK_ROWS_PER_PARENT[MATERIAL_STATISTICS.name]))
+        courses = _courses(rng, max(1, rows // _BULK_ROWS_PER_PARENT[COURSE_STATISTICS.name]))
+        programs = _programs(
+            rng, max(1, rows // _BULK_ROWS_PER_PARENT[PROGRAM_STATISTICS.name]), _Period(period_start, period_end)
+        )
+        texts = _BulkTexts(period_start, period_end, ZoneInfo(config.timezone))
+        seconds = int((period_end - period_start).total_seconds())
+        self._full_span = int((last_day - period_start).total_seconds())
+        self._day_span = seconds - self._full_span
+        self._reports: dict[str, _BulkReport] = {
+            ATTEMPTS.name: _BulkAttempts(texts, learners, [m for m in materials if m.type == "test"]),
+            MATERIAL_STATISTICS.name: _BulkMaterialStatistics(texts, learners, materials, config.seed),
+            COURSE_STATISTICS.name: _BulkCourseStatistics(texts, learners, courses),
+            PROGRAM_STATISTICS.name: _BulkProgramStatistics(texts, learners, programs, config.seed, period_start),
+        }
+        self._plans = {name: self._plan(name) for name in self._reports}
+
+    def write_report_file(self, report_name: str, path: Path) -> BulkFile:
+        """The full report before the period's last day: `config.rows` table rows."""
+        report = self._reports[report_name]
+        with open(path, "w", encoding="utf-8") as out:
+            writer = _BulkWriter(report, out)
+            for index, (parent, count, first_learner) in enumerate(self._plans[report_name]):
+                words = _BULK_ROW.iter_unpack(self._row_bytes(report_name, index, count))
+                writer.write_group(
+                    parent,
+                    [
+                        report.row_text(
+                            parent, (first_learner + k) % self.learner_count, row_words, 0, self._full_span, None
+                        )
+                        for k, row_words in enumerate(words)
+                    ],
+                )
+            writer.finish()
+        return BulkFile(path, writer.rows, writer.records)
+
+    def write_day_file(self, report_name: str, path: Path, changed_rows: int) -> BulkDayFile:
+        """What the last day changed: about `changed_rows` rows, most of them updates of rows of the
+        report file (one more session on the day), the others rows of learners hired that day."""
+        report = self._reports[report_name]
+        plan = self._plans[report_name]
+        rng = random.Random(f"{self.config.seed}/{report_name}/day")
+        new_count = min(round(changed_rows * _BULK_NEW_ROWS_SHARE), len(plan) * self.new_hire_count)
+        updated = sorted(rng.sample(range(self.config.rows), min(changed_rows - new_count, self.config.rows)))
+        boundaries = list(itertools.accumulate(count for _, count, _ in plan))
+        by_parent: dict[int, list[str]] = {}
+        for row_index in updated:
+            index = bisect.bisect_right(boundaries, row_index)
+            parent, count, first_learner = plan[index]
+            k = row_index - (boundaries[index] - count)
+            # Rebuilding the parent's bytes costs little next to rendering its rows.
+            row_words = _BULK_ROW.unpack_from(self._row_bytes(report_name, index, count), k * _BULK_ROW.size)
+            moment = self._full_span + rng.randrange(self._day_span)
+            learner = (first_learner + k) % self.learner_count
+            by_parent.setdefault(index, []).append(
+                report.row_text(parent, learner, row_words, 0, self._full_span, moment)
+            )
+        for new_row in range(new_count):
+            # Hire j joins parents j mod P: no (parent, learner) pair repeats.
+            index, hire = new_row % len(plan), new_row // len(plan)
+            row_words = _BULK_ROW.unpack(rng.randbytes(_BULK_ROW.size))
+            by_parent.setdefault(index, []).append(
+                report.row_text(
+                    plan[index][0], self.learner_count + hire, row_words, self._full_span, self._day_span, None
+                )
+            )
+        with open(path, "w", encoding="utf-8") as out:
+            writer = _BulkWriter(report, out)
+            for index in sorted(by_parent):
+                writer.write_group(plan[index][0], by_parent[index])
+            writer.finish()
+        return BulkDayFile(path, writer.rows, writer.records, len(updated), new_count, self.day_after, self.day_to)
+
+    def _plan(self, report_name: str) -> list[tuple[Any, int, int]]:
+        """Each parent with its row count and first learner; the counts add up to `config.rows`."""
+        parents = self._reports[report_name].parents
+        rng = random.Random(f"{self.config.seed}/{report_name}/plan")
+        weights = [0.5 + rng.random() for _ in parents]
+        total_weight = sum(weights)
+        cumulative = [round(self.config.rows * weight / total_weight) for weight in itertools.accumulate(weights)]
+        cumulative[-1] = self.config.rows
+        counts = [high - low for low, high in itertools.pairwise([0, *cumulative])]
+        if self._reports[report_name].spec is not ATTEMPTS and max(counts) > self.learner_count:
+            raise AssertionError(f"{report_name}: a parent has more rows than there are learners")
+        return [
+            (parent, count, rng.randrange(self.learner_count)) for parent, count in zip(parents, counts, strict=True)
+        ]
+
+    def _row_bytes(self, report_name: str, parent_index: int, count: int) -> bytes:
+        return random.Random(f"{self.config.seed}/{report_name}/{parent_index}").randbytes(count * _BULK_ROW.size)
+
+
+class _BulkTexts:
+    """JSON texts that repeat across rows: strings, and date-times hour by hour in every drift style."""
+
+    def __init__(self, period_start: datetime, period_end: datetime, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self._strings: dict[str, str] = {}
+        # By style (its position in _DateTimeStyle), then by hour of the period.
+        self._hours: list[list[tuple[str, str]]] = [[] for _ in _DateTimeStyle]
+        hours = math.ceil((period_end - period_start).total_seconds() / 3600) + 1
+        for hour in range(hours):
+            hour_start = period_start + timedelta(hours=hour)
+            for style, parts in zip(_DateTimeStyle, self._hours, strict=True):
+                text = _render_datetime(hour_start, style, zone)
+                prefix, suffix = text[: text.index(":") + 1], text[text.index(":") + 6 :]
+                # Splicing minutes and seconds into the hour's text needs offsets of whole hours.
+                last_second = _render_datetime(hour_start + timedelta(seconds=3599), style, zone)
+                if f"{prefix}59:59{suffix}" != last_second:
+                    raise ValueError(f"bulk files need a time zone with whole-hour offsets, not {zone.key}")
+                parts.append((f'"{prefix}', f'{suffix}"'))
+        self._minutes_seconds = [f"{minute:02d}:{second:02d}" for minute in range(60) for second in range(60)]
+
+    def string(self, value: str) -> str:
+        text = self._strings.get(value)
+        if text is None:
+            text = self._strings[value] = json.dumps(value, ensure_ascii=False)
+        return text
+
+    def timestamp(self, seconds: int, style: int) -> str:
+        """A moment `seconds` after the period start, as `_render_datetime` writes it in the style at
+        position `style` of _DateTimeStyle."""
+        hour, second = divmod(seconds, 3600)
+        prefix, suffix = self._hours[style][hour]
+        return prefix + self._minutes_seconds[second] + suffix
+
+
+# Which fields' values a bulk row renders, and how.
+_TEXT, _INTEGER, _INTEGER_AS_TEXT, _BOOLEAN, _TIMESTAMP = range(5)
+
+
+class _BulkDrift(NamedTuple):
+    omit_nulls: bool
+    ints_as_text: bool
+    style: int  # position in _DateTimeStyle
+
+
+def _decided_by_byte(which: _Roll, decide: Callable[[int], Any]) -> tuple[Any, ...]:
+    """What `decide` makes of a drift hash, for each value of the byte `which` reads."""
+    return tuple(decide(byte << (8 * which)) for byte in range(256))
+
+
+# The drift of a row decided byte by byte, as `_render` decides it: computing rolls row by row
+# would cost more than rendering the row.
+_OMITS_NULLS = _decided_by_byte(
+    _Roll.OMITTED_NULLS, lambda drift: _roll(drift, _Roll.OMITTED_NULLS) < OMITTED_NULLS_SHARE
+)
+_INTS_AS_TEXT = _decided_by_byte(
+    _Roll.INTS_AS_TEXT, lambda drift: _roll(drift, _Roll.INTS_AS_TEXT) < INTS_AS_TEXT_SHARE
+)
+_STYLES = _decided_by_byte(_Roll.DATETIME_STYLE, lambda drift: list(_DateTimeStyle).index(_datetime_style(drift)))
+_HAS_EXTRA_FIELDS = _decided_by_byte(
+    _Roll.EXTRA_FIELDS, lambda drift: _roll(drift, _Roll.EXTRA_FIELDS) < EXTRA_FIELDS_SHARE
+)
+_BULK_DRIFTS = {
+    (omit_nulls, ints_as_text, style): _BulkDrift(omit_nulls, ints_as_text, style)
+    for omit_nulls in (False, True)
+    for ints_as_text in (False, True)
+    for style in range(len(_DateTimeStyle))
+}
+
+
+def _bulk_drift(drift: int) -> _BulkDrift:
+    return _BULK_DRIFTS[
+        _OMITS_NULLS[(drift >> (8 * _Roll.OMITTED_NULLS)) & 0xFF],
+        _INTS_AS_TEXT[(drift >> (8 * _Roll.INTS_AS_TEXT)) & 0xFF],
+        _STYLES[(drift >> (8 * _Roll.DATETIME_STYLE)) & 0xFF],
+    ]
+
+
+class _BulkFields:
+    """Some flat fields of a record, rendered from their values as `_render` renders them."""
+
+    def __init__(
+        self, texts: _BulkTexts, fields: Iterable[Field], rendering: _ReportRendering, *, always_written: bool = False
+    ) -> None:
+        self._texts = texts
+        self._always_written = always_written
+        self._plan = []
+        for field in fields:
+            if len(field.source) != 1 or field.column in rendering.unixtime_columns:
+                raise ValueError(f"bulk rows render flat fields only, not {field.column}")
+            if field.column in rendering.text_columns:
+                kind = _INTEGER_AS_TEXT
+            else:
+                kind = {
+                    FieldType.TEXT: _TEXT,
+                    FieldType.INTEGER: _INTEGER,
+                    FieldType.BOOLEAN: _BOOLEAN,
+                    FieldType.TIMESTAMP: _TIMESTAMP,
+                }[field.type]
+            self._plan.append((json.dumps(field.source[0]) + ": ", kind))
+
+    def texts(self, values: Iterable[Any], drift: _BulkDrift) -> list[str]:
+        rendered: list[str] = []
+        append, timestamp, string = rendered.append, self._texts.timestamp, self._texts.string
+        writes_nulls = self._always_written or not drift.omit_nulls
+        ints_as_text, style = drift.ints_as_text, drift.style
+        for (key, kind), value in zip(self._plan, values, strict=True):
+            if value is None:
+                if writes_nulls:
+                    append(key + "null")
+            elif kind == _TIMESTAMP:
+                append(key + timestamp(value, style))
+            elif kind == _INTEGER:
+                append(f'{key}"{value}"' if ints_as_text else f"{key}{value}")
+            elif kind == _TEXT:
+                append(key + string(value))
+            elif kind == _INTEGER_AS_TEXT:
+                append(f'{key}"{value}"')
+            else:
+                append(key + ("true" if value else "false"))
+        return rendered
+
+
+def _object_text(members: Iterable[str]) -> str:
+    return "{" + ", ".join(members) + "}"
+
+
+def _extra_fields_texts(drift: int) -> tuple[str, ...]:
+    if not _HAS_EXTRA_FIELDS[drift & 0xFF]:
+        return ()
+    return (json.dumps(_extra_fields(drift), ensure_ascii=False)[1:-1],)
+
+
+def _row_fields(spec: ReportSpec, columns: Iterable[str]) -> list[Field]:
+    return [spec.column(column) for column in columns]
+
+
+def _bulk_sessions(assigned: int, count: int, gap_words: Iterable[int], span: int) -> list[int]:
+    """`count` moments after `assigned`, each up to span/16 after the previous: before 3/4 of the
+    span when `assigned` is in its first half."""
+    gap = max(1, span // 16)
+    moments = []
+    moment = assigned
+    for word in itertools.islice(gap_words, count):
+        moment += 1 + word % gap
+        moments.append(moment)
+    return moments
+
+
+class _BulkReport:
+    """How one report's rows are drawn and rendered; `row_text` is one table row's JSON object."""
+
+    spec: ReportSpec
+    parents: list[Any]
+
+    def __init__(self, texts: _BulkTexts, learners: tuple[Learner, ...]) -> None:
+        self._texts = texts
+        self._learners = learners
+        self._learner_texts: dict[tuple[int, bool, bool], str] = {}
+
+    def parent_text(self, parent: Any) -> str:
+        """A nested report's parent object, open at its children's array."""
+        raise NotImplementedError
+
+    def row_text(
+        self, parent: Any, learner: int, words: tuple[int, ...], base: int, span: int, day_moment: int | None
+    ) -> str:
+        """The row of `learner` under `parent`: assigned in [base, base + span/2), with its sessions,
+        and one more at `day_moment` (seconds from the period start) when given."""
+        raise NotImplementedError
+
+    def _learner_text(self, learner: int, fields: _BulkFields, values: Iterable[Any], drift: _BulkDrift) -> str:
+        """The learner's fields of a row, rendered once per learner and drift."""
+        key = (learner, drift.omit_nulls, drift.ints_as_text)
+        text = self._learner_texts.get(key)
+        if text is None:
+            text = self._learner_texts[key] = ", ".join(fields.texts(values, drift))
+        return text
+
+
+class _BulkWriter:
+    """Writes `{"data": [...], **top_level}` as `write_report_file` does, a parent's rows at a time."""
+
+    def __init__(self, report: _BulkReport, out: TextIO) -> None:
+        self._report = report
+        self._out = out
+        self.rows = 0
+        self.records = 0
+        out.write('{"data": [')
+
+    def write_group(self, parent: Any, rows: list[str]) -> None:
+        if not rows:
+            return
+        if self._report.spec.is_nested:
+            records = [self._report.parent_text(parent) + ", ".join(rows) + "]}"]
+        else:
+            records = rows
+        self._out.write(",\n" if self.records else "\n")
+        self._out.write(",\n".join(records))
+        self.rows += len(rows)
+        self.records += len(records)
+
+    def finish(self) -> None:
+        self._out.write("\n]")
+        top_level = _RENDERINGS[self._report.spec.name].top_level
+        self._out.writelines(f", {json.dumps(key)}: {json.dumps(value)}" for key, value in top_level.items())
+        self._out.write("}\n")
+
+
+def _nested_parent_text(spec: ReportSpec, parent: _Parent, zone: ZoneInfo) -> str:
+    rendered = _render(spec.parent_fields, parent.values, parent.drift, zone, _RENDERINGS[spec.name])
+    assert spec.children_key is not None
+    return json.dumps(rendered, ensure_ascii=False)[:-1] + f", {json.dumps(spec.children_key)}: ["
+
+
+class _BulkMaterialStatistics(_BulkReport):
+    spec = MATERIAL_STATISTICS
+
+    def __init__(
+        self, texts: _BulkTexts, learners: tuple[Learner, ...], materials: tuple[Material, ...], seed: int
+    ) -> None:
+        super().__init__(texts, learners)
+        self.parents = list(materials)
+        rendering = _RENDERINGS[self.spec.name]
+        self._learner_fields = _BulkFields(texts, _row_fields(self.spec, ("login", "user_status")), rendering)
+        self._fields = _BulkFields(
+            texts,
+            _row_fields(self.spec, ("material_status", "points", "progress", "start_at", "end_at", "update_at")),
+            rendering,
+        )
+        self._seed = seed
+
+    def parent_text(self, parent: Material) -> str:
+        return _nested_parent_text(
+            self.spec, _parent(self._seed, self.spec, _material_parent_values(parent)), self._texts.zone
+        )
+
+    def row_text(
+        self, parent: Material, learner: int, words: tuple[int, ...], base: int, span: int, day_moment: int | None
+    ) -> str:
+        drift_hash, assigned_word, planned_word, *gap_words, progress_word, outcome_word, _, _ = words
+        assigned = base + assigned_word % (span // 2)
+        moments = _bulk_sessions(assigned, planned_word % (_BULK_MAX_SESSIONS + 1), gap_words, span)
+        if day_moment is not None:
+            moments.append(day_moment)
+        if not moments:
+            status, progress = "appointed", 0
+        elif parent.type == "test":
+            # A test's statistics follow the learner's latest attempt.
+            status, progress = _TEST_OUTCOMES[outcome_word % len(_TEST_OUTCOMES)], 100
+        else:
+            progress = min(100, len(moments) * (25 + progress_word % 51))
+            status = "completed" if progress == 100 else "in_progress"
+        skill = 50 + (progress_word >> 8) % 51
+        points = None if parent.points is None or not moments else round(parent.points * skill * progress / 10_000)
+        drift = _bulk_drift(drift_hash)
+        learner_values = (self._learners[learner].login, self._learners[learner].user_status)
+        return _object_text(
+            [
+                self._learner_text(learner, self._learner_fields, learner_values, drift),
+                *self._fields.texts(
+                    (
+                        status,
+                        points,
+                        progress,
+                        moments[0] if moments else None,
+                        moments[-1] if status in ("completed", "fail") else None,
+                        moments[-1] if moments else assigned,
+                    ),
+                    drift,
+                ),
+                *_extra_fields_texts(drift_hash),
+            ]
+        )
+
+
+class _BulkProgramStatistics(_BulkReport):
+    spec = PROGRAM_STATISTICS
+
+    def __init__(
+        self,
+        texts: _BulkTexts,
+        learners: tuple[Learner, ...],
+        programs: tuple[Program, ...],
+        seed: int,
+        period_start: datetime,
+    ) -> None:
+        super().__init__(texts, learners)
+        self.parents = list(programs)
+        rendering = _RENDERINGS[self.spec.name]
+        self._learner_fields = _BulkFields(texts, _row_fields(self.spec, ("login", "user_status")), rendering)
+        self._fields = _BulkFields(
+            texts,
+            _row_fields(
+                self.spec,
+                (
+                    "program_status",
+                    "progress",
+                    "points",
+                    "start_at",
+                    "active_at",
+                    "end_at",
+                    "passed_at_time",
+                    *(f"completed_{type_}" for type_ in MATERIAL_TYPES),
+                ),
+            ),
+            rendering,
+        )
+        self._seed = seed
+        self._period_start = period_start
+        # Completed materials by type after each count of completed materials: in a fixed order,
+        # and in an order that leaves a test for last (a plan stuck on one test).
+        self._completed_by_type = {
+            program.program_id: _completed_counts(program, test_last=False) for program in programs
+        }
+        self._completed_test_last = {
+            program.program_id: _completed_counts(program, test_last=True) for program in programs
+        }
+
+    def parent_text(self, parent: Program) -> str:
+        return _nested_parent_text(
+            self.spec, _parent(self._seed, self.spec, _program_parent_values(parent)), self._texts.zone
+        )
+
+    def row_text(
+        self, parent: Program, learner: int, words: tuple[int, ...], base: int, span: int, day_moment: int | None
+    ) -> str:
+        drift_hash, assigned_word, planned_word, *gap_words, progress_word, outcome_word, _, _ = words
+        assigned = base + assigned_word % (span // 2)
+        moments = _bulk_sessions(assigned, planned_word % (_BULK_MAX_SESSIONS + 1), gap_words, span)
+        if day_moment is not None:
+            moments.append(day_moment)
+        total = parent.materials_total
+        done = min(total, len(moments) * (1 + progress_word % total))
+        completed_by_type = self._completed_by_type[parent.program_id]
+        if not moments:
+            status = "appointed"
+        elif done < total:
+            status = "in_progress"
+        elif parent.material_counts["test"] and outcome_word % 10 == 0:
+            status, done = ("checking", "fail")[(outcome_word >> 4) % 2], total - 1
+            completed_by_type = self._completed_test_last[parent.program_id]
+        else:
+            status = "completed"
+        skill = 50 + (progress_word >> 8) % 51
+        start_at = moments[0] if moments else None
+        active_at = moments[-1] if moments else None
+        passed_at_time = None
+        if status == "completed" and active_at is not None:
+            deadline = self._deadline(parent, moments[0])
+            passed_at_time = None if deadline is None else active_at <= deadline
+        drift = _bulk_drift(drift_hash)
+        learner_values = (self._learners[learner].login, self._learners[learner].user_status)
+        return _object_text(
+            [
+                self._learner_text(learner, self._learner_fields, learner_values, drift),
+                *self._fields.texts(
+                    (
+                        status,
+                        100 * done // total,
+                        None if not moments else parent.points * skill * done // (100 * total),
+                        start_at,
+                        active_at,
+                        active_at if status in ("completed", "fail") else None,
+                        passed_at_time,
+                        *completed_by_type[done],
+                    ),
+                    drift,
+                ),
+                *_extra_fields_texts(drift_hash),
+            ]
+        )
+
+    def _deadline(self, program: Program, start_at: int) -> int | None:
+        if program.deadline_at is not None:
+            return int((program.deadline_at - self._period_start).total_seconds())
+        if program.deadline_period_days is not None:
+            return start_at + program.deadline_period_days * 86400
+        return None
+
+
+def _completed_counts(program: Program, *, test_last: bool) -> list[tuple[int, ...]]:
+    """Completed materials by type (in MATERIAL_TYPES order) after each number of completed materials."""
+    order = [type_ for type_, count in program.material_counts.items() for _ in range(count)]
+    if test_last and "test" in order:
+        order.remove("test")
+        order.append("test")
+    return [tuple(Counter(order[:done])[type_] for type_ in MATERIAL_TYPES) for done in range(len(order) + 1)]
+
+
+class _BulkCourseStatistics(_BulkReport):
+    spec = COURSE_STATISTICS
+
+    def __init__(self, texts: _BulkTexts, learners: tuple[Learner, ...], courses: tuple[Course, ...]) -> None:
+        super().__init__(texts, learners)
+        self.parents = list(courses)
+        rendering = _RENDERINGS[self.spec.name]
+        self._learner_columns = (
+            "user_id",
+            "fio",
+            "user_status",
+            "login",
+            *(column for column in GROUP_COLUMNS if column not in COURSE_EXTRA_COLUMNS),
+        )
+        self._learner_fields = _BulkFields(texts, _row_fields(self.spec, self._learner_columns), rendering)
+        # Company-specific columns are written even when null, as `_render` writes them.
+        self._learner_extra_fields = _BulkFields(
+            texts,
+            [Field(column, (column,), FieldType.TEXT, "") for column in COURSE_EXTRA_COLUMNS],
+            rendering,
+            always_written=True,
+        )
+        self._course_fields = _BulkFields(
+            texts,
+            _row_fields(
+                self.spec,
+                (
+                    "material_id",
+                    "course_name",
+                    "is_required",
+                    "max_interaction_scores",
+                    *(f"{content}_total" for content in COURSE_CONTENT_TYPES),
+                    "max_final_scores",
+                ),
+            ),
+            rendering,
+        )
+        self._course_texts: dict[tuple[int, bool, bool], str] = {}
+        self._fields = _BulkFields(
+            texts,
+            _row_fields(
+                self.spec,
+                (
+                    "start_time",
+                    "complete_date",
+                    "total_time",
+                    "user_scores",
+                    *(f"{content}_viewed" for content in COURSE_CONTENT_TYPES),
+                    "scorm_total_time",
+                    "scorm_status",
+                    "scorm_percent",
+                    "user_final_scores",
+                    "percent_final_scores",
+                    "last_activity",
+                    "current_turn",
+                    "turns_count",
+                    "filled_type",
+                ),
+            ),
+            rendering,
+        )
+
+    def row_text(
+        self, parent: Course, learner: int, words: tuple[int, ...], base: int, span: int, day_moment: int | None
+    ) -> str:
+        drift_hash, assigned_word, planned_word, *gap_words, progress_word, session_word, scorm_word, final_word = words
+        assigned = base + assigned_word % (span // 2)
+        moments = _bulk_sessions(assigned, planned_word % (_BULK_MAX_SESSIONS + 1), gap_words, span)
+        if day_moment is not None:
+            moments.append(day_moment)
+        sessions = len(moments)
+        needed = 1 + progress_word % 5
+        completed = sessions >= needed
+        share = 1.0 if completed else sessions / (needed + 1)
+        skill = (50 + (progress_word >> 8) % 51) / 100
+        session_seconds = 60 + session_word % 3541
+        scorm_total_time = scorm_status = scorm_percent = None
+        if parent.has_scorm:
+            scorm_status = "not started"
+            if sessions:
+                scorm_total_time = sessions * (30 + scorm_word % (session_seconds - 29))
+                if completed:
+                    scorm_status, scorm_percent = ("completed", "passed")[(scorm_word >> 16) % 2], 100
+                else:
+                    scorm_status = ("not completed", "Unknown", "failed")[(scorm_word >> 16) % 3]
+                    scorm_percent = round(99 * share)
+        final_scores, final_percent, turns = 0, None, None
+        if parent.max_final_scores and sessions and (completed or final_word % 2):
+            pass_scores = math.ceil(parent.max_final_scores * 0.6)
+            turns = min(sessions, 1 + (final_word >> 1) % 3)
+            if completed:
+                final_scores = pass_scores + (final_word >> 4) % (parent.max_final_scores - pass_scores + 1)
+            else:
+                final_scores = (final_word >> 4) % pass_scores
+            final_percent = round(100 * final_scores / parent.max_final_scores)
+        drift = _bulk_drift(drift_hash)
+        person = self._learners[learner]
+        learner_values = (
+            person.user_id,
+            person.fio,
+            person.user_status,
+            person.login,
+            *(person.groups[c] for c in self._learner_columns[4:]),
+        )
+        return _object_text(
+            [
+                self._learner_text(learner, self._learner_fields, learner_values, drift),
+                self._course_text(parent, drift),
+                *self._fields.texts(
+                    (
+                        moments[0] if moments else None,
+                        moments[-1] if completed else None,
+                        sessions * session_seconds,
+                        round(parent.max_interaction_scores * skill * share),
+                        *(math.floor(parent.content_totals[content] * share) for content in COURSE_CONTENT_TYPES),
+                        scorm_total_time,
+                        scorm_status,
+                        scorm_percent,
+                        final_scores,
+                        final_percent,
+                        moments[-1] if moments else None,
+                        turns,
+                        turns,
+                        _FILLED_TYPES[(final_word >> 12) % len(_FILLED_TYPES)],
+                    ),
+                    drift,
+                ),
+                *self._learner_extra_fields.texts(
+                    (
+                        *(person.groups[column] for column in EXTRA_GROUP_COLUMNS),
+                        *(person.answers[column] for column in QUESTIONNAIRE_COLUMNS),
+                    ),
+                    drift,
+                ),
+                *_extra_fields_texts(drift_hash),
+            ]
+        )
+
+    def _course_text(self, course: Course, drift: _BulkDrift) -> str:
+        key = (course.material_id, drift.omit_nulls, drift.ints_as_text)
+        text = self._course_texts.get(key)
+        if text is None:
+            values = (
+                course.material_id,
+                course.name,
+                course.is_required,
+                course.max_interaction_scores,
+                *(course.content_totals[content] for content in COURSE_CONTENT_TYPES),
+                course.max_final_scores,
+            )
+            text = self._course_texts[key] = ", ".join(self._course_fields.texts(values, drift))
+        return text
+
+
+class _BulkAttempts(_BulkReport):
+    spec = ATTEMPTS
+
+    def __init__(self, texts: _BulkTexts, learners: tuple[Learner, ...], tests: list[Material]) -> None:
+        super().__init__(texts, learners)
+        self.parents = tests
+        self._fields = _BulkFields(texts, ATTEMPTS.fields, _RENDERINGS[self.spec.name])
+
+    def row_text(
+        self, parent: Material, learner: int, words: tuple[int, ...], base: int, span: int, day_moment: int | None
+    ) -> str:
+        """An attempt, written when submitted; the day grades its open answers (or grades it again)."""
+        drift_hash, start_word, check_word, success_word, duration_word, *id_words, number_word, _ = words
+        assert parent.question_count is not None and parent.points is not None and parent.pass_percent is not None
+        q_count = parent.question_count
+        started = base + start_word % (span * 3 // 4)
+        ended = started + 60 + duration_word % 2641
+        submitted = ended + (duration_word >> 12) % 61
+        q_checking = 1 + check_word % min(3, q_count) if (check_word >> 4) % 100 < _MANUAL_CHECK_SHARE * 100 else 0
+        q_success = success_word % (q_count - q_checking + 1)
+        graded_at = day_moment
+        if graded_at is None and q_checking and (check_word >> 12) % 2:
+            graded_at = submitted + 1 + (check_word >> 13) % max(1, span // 16)
+        if graded_at is not None:
+            q_success += (success_word >> 8) % (q_checking + 1)
+            q_checking = 0
+        # The rules of `_attempt_values`, on moments counted in seconds.
+        percent = round(100 * q_success / q_count)
+        values = (
+            str(uuid.UUID(int=sum(word << (32 * i) for i, word in enumerate(id_words)), version=4)),
+            parent.material_id,
+            self._learners[learner].login,
+            "checking" if q_checking else "completed" if percent >= parent.pass_percent else "fail",
+            None if number_word % 10 < 4 else 1 + (number_word >> 4) % 3,
+            round(parent.points * q_success / q_count),
+            percent,
+            q_count,
+            q_success,
+            q_count - q_checking - q_success,
+            q_checking,
+            started,
+            ended,
+            ended,
+            submitted if graded_at is None else graded_at,
+        )
+        drift = _bulk_drift(drift_hash)
+        return _object_text([*self._fields.texts(values, drift), *_extra_fields_texts(drift_hash)])

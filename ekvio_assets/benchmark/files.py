@@ -1,0 +1,149 @@
+"""The benchmark's input files, written by the simulator's bulk generator.
+
+Writing them takes about as long as a few measurements, so a directory keeps them for the next run
+with the same options, as long as neither the generator's source nor this module's has changed
+(`manifest.json`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ekvio_assets.reports.specs import MATERIAL_STATISTICS, REPORTS
+from ekvio_assets.simulator import generator
+from ekvio_assets.simulator.generator import BulkCompany, BulkConfig, BulkDayFile, BulkFile
+
+_OTHER_REPORTS = tuple(spec.name for spec in REPORTS if spec is not MATERIAL_STATISTICS)
+# Rows of the small company whose files tell how many bytes a row of each report takes.
+_CALIBRATION_ROWS = 5000
+_DATA_ARRAY_START = len('{"data": ')
+_COPY_CHUNK = 1 << 20
+_MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class BenchmarkFiles:
+    material: BulkFile
+    material_data_array: Path  # the `data` array of `material` alone, for DuckDB's reader
+    material_double: BulkFile  # twice the rows
+    material_day: BulkDayFile  # one day of changes to `material_double`
+    others: dict[str, BulkFile]  # the other reports, each file about the size of `material`
+
+
+def prepare_files(
+    directory: Path, rows: int, seed: int, changed_rows: int, with_other_reports: bool
+) -> tuple[BenchmarkFiles, bool]:
+    """The files for these options, and whether they were written now (False: kept from an earlier run)."""
+    options = {
+        "rows": rows,
+        "seed": seed,
+        "changed_rows": changed_rows,
+        "other_reports": with_other_reports,
+        "sources": hashlib.sha256(Path(generator.__file__).read_bytes() + Path(__file__).read_bytes()).hexdigest(),
+    }
+    manifest = directory / _MANIFEST
+    if manifest.is_file():
+        kept = json.loads(manifest.read_text(encoding="utf-8"))
+        if kept["options"] == options:
+            return _files_from_json(directory, kept["files"]), False
+    manifest.unlink(missing_ok=True)
+    files = _write_files(directory, rows, seed, changed_rows, with_other_reports)
+    manifest.write_text(json.dumps({"options": options, "files": _files_to_json(files)}, indent=1), encoding="utf-8")
+    return files, True
+
+
+def _write_files(directory: Path, rows: int, seed: int, changed_rows: int, with_other_reports: bool) -> BenchmarkFiles:
+    company = BulkCompany(BulkConfig(rows, seed))
+    material = company.write_report_file(MATERIAL_STATISTICS.name, directory / "material_statistics.json")
+    material_data_array = directory / "material_statistics.data.json"
+    write_data_array(material.path, material_data_array)
+    double_company = BulkCompany(BulkConfig(2 * rows, seed))
+    material_double = double_company.write_report_file(
+        MATERIAL_STATISTICS.name, directory / "material_statistics.2x.json"
+    )
+    material_day = double_company.write_day_file(
+        MATERIAL_STATISTICS.name, directory / "material_statistics.2x.day.json", changed_rows
+    )
+    others = {}
+    if with_other_reports:
+        for name, other_rows in _rows_at_matching_size(rows, seed).items():
+            others[name] = BulkCompany(BulkConfig(other_rows, seed)).write_report_file(name, directory / f"{name}.json")
+    return BenchmarkFiles(material, material_data_array, material_double, material_day, others)
+
+
+def _files_to_json(files: BenchmarkFiles) -> dict[str, Any]:
+    def bulk_file(file: BulkFile) -> dict[str, Any]:
+        return {"name": file.path.name, "rows": file.rows, "records": file.records}
+
+    day = files.material_day
+    return {
+        "material": bulk_file(files.material),
+        "material_data_array": files.material_data_array.name,
+        "material_double": bulk_file(files.material_double),
+        "material_day": {
+            **bulk_file(day),
+            "updated_rows": day.updated_rows,
+            "new_rows": day.new_rows,
+            "after": day.after.isoformat(),
+            "to": day.to.isoformat(),
+        },
+        "others": {name: bulk_file(file) for name, file in files.others.items()},
+    }
+
+
+def _files_from_json(directory: Path, files: dict[str, Any]) -> BenchmarkFiles:
+    def bulk_file(file: dict[str, Any]) -> BulkFile:
+        return BulkFile(directory / file["name"], file["rows"], file["records"])
+
+    day = files["material_day"]
+    return BenchmarkFiles(
+        material=bulk_file(files["material"]),
+        material_data_array=directory / files["material_data_array"],
+        material_double=bulk_file(files["material_double"]),
+        material_day=BulkDayFile(
+            directory / day["name"],
+            day["rows"],
+            day["records"],
+            day["updated_rows"],
+            day["new_rows"],
+            datetime.fromisoformat(day["after"]),
+            datetime.fromisoformat(day["to"]),
+        ),
+        others={name: bulk_file(file) for name, file in files["others"].items()},
+    )
+
+
+def _rows_at_matching_size(material_rows: int, seed: int) -> dict[str, int]:
+    """Rows of each other report that make a file about as big as the material report of `material_rows`."""
+    company = BulkCompany(BulkConfig(_CALIBRATION_ROWS, seed))
+    with tempfile.TemporaryDirectory(prefix="ekvio-bench-calibration-") as directory:
+        bytes_per_row = {}
+        for name in (MATERIAL_STATISTICS.name, *_OTHER_REPORTS):
+            written = company.write_report_file(name, Path(directory) / f"{name}.json")
+            bytes_per_row[name] = written.path.stat().st_size / written.rows
+    material_bytes = material_rows * bytes_per_row[MATERIAL_STATISTICS.name]
+    return {name: max(1, round(material_bytes / bytes_per_row[name])) for name in _OTHER_REPORTS}
+
+
+def write_data_array(report_path: Path, array_path: Path) -> None:
+    """Copy the `data` array of a report file as the generator writes it (`{"data": [...]...}`)."""
+    size = report_path.stat().st_size
+    with report_path.open("rb") as report:
+        if report.read(_DATA_ARRAY_START + 1) != b'{"data": [':
+            raise ValueError(f"{report_path} does not start with a data array")
+        report.seek(max(0, size - 4096))
+        tail = report.read()
+        end = size - len(tail) + tail.rindex(b"\n]") + 2
+        report.seek(_DATA_ARRAY_START)
+        with array_path.open("wb") as out:
+            remaining = end - _DATA_ARRAY_START
+            while remaining:
+                chunk = report.read(min(_COPY_CHUNK, remaining))
+                out.write(chunk)
+                remaining -= len(chunk)

@@ -1,0 +1,181 @@
+"""The benchmark at a small size (its code path and output, not its timings) and its bulk report files."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ekvio_assets.api.client import ExportedFile
+from ekvio_assets.benchmark import main
+from ekvio_assets.benchmark.files import write_data_array
+from ekvio_assets.reports.checks import evaluate_report_checks
+from ekvio_assets.reports.load import load_report_file
+from ekvio_assets.reports.specs import ATTEMPTS, MATERIAL_STATISTICS, REPORTS, Field, FieldType, ReportSpec
+from ekvio_assets.simulator.generator import (
+    _RENDERINGS,
+    BulkCompany,
+    BulkConfig,
+    _bulk_drift,
+    _BulkFields,
+    _BulkTexts,
+    _extra_fields_texts,
+    _render,
+)
+from ekvio_assets.storage.warehouse import DuckDBWarehouse
+
+SMALL_ROWS = 20_000
+NUMBER = r"[0-9]+\.[0-9]+"
+
+
+def test_small_run_measures_every_workload_and_ends_with_the_ratios(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--rows", str(SMALL_ROWS), "--changed-rows", "400", "--workdir", str(tmp_path)]) == 0
+
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("machine: ")
+    table = "\n".join(lines[1:-5])
+    for measurement in (
+        f"ingest material_statistics {SMALL_ROWS:,}",
+        f"A: DuckDB read_json, same data {SMALL_ROWS:,}",
+        f"B: json.load + json_normalize {SMALL_ROWS:,}",
+        f"ingest material_statistics at 2x {2 * SMALL_ROWS:,}",
+        f"incremental: 1 day into {2 * SMALL_ROWS:,} rows 400",
+        "ingest attempts",
+        "ingest course_statistics",
+        "ingest program_statistics",
+    ):
+        assert measurement in re.sub(" +", " ", table)
+    assert re.fullmatch(rf"ingest/A time {NUMBER}", lines[-5])
+    assert re.fullmatch(rf"B/ingest time {NUMBER}", lines[-4])
+    assert re.fullmatch(r"ingest peak RSS MB [0-9]+", lines[-3])
+    assert re.fullmatch(r"RSS growth at 2x rows [+-][0-9]+%", lines[-2])
+    assert re.fullmatch(rf"incremental/full time {NUMBER}", lines[-1])
+    assert (tmp_path / "databases" / "ingest" / "work" / "ekvio.duckdb").is_file()
+
+
+def test_a_second_run_in_the_same_workdir_keeps_the_files_and_starts_from_empty_databases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = ["--rows", "2000", "--changed-rows", "50", "--skip-naive", "--skip-other-reports"]
+    assert main([*arguments, "--workdir", str(tmp_path)]) == 0
+    first = capsys.readouterr()
+    assert main([*arguments, "--workdir", str(tmp_path)]) == 0
+    second = capsys.readouterr()
+
+    assert "generated in" in first.err and "kept from the last run" in second.err
+    for output in (first.out, second.out):
+        assert "B/ingest time skipped" in output
+        assert "json_normalize" not in output and "ingest attempts" not in output
+    assert main([*arguments, "--seed", "8", "--workdir", str(tmp_path)]) == 0
+    assert "generated in" in capsys.readouterr().err
+
+
+def test_same_seed_writes_the_same_files_and_another_seed_other_ones(tmp_path: Path) -> None:
+    def write(seed: int, name: str) -> bytes:
+        company = BulkCompany(BulkConfig(rows=3000, seed=seed))
+        report = company.write_report_file(MATERIAL_STATISTICS.name, tmp_path / f"{name}.json")
+        day = company.write_day_file(MATERIAL_STATISTICS.name, tmp_path / f"{name}.day.json", 100)
+        return report.path.read_bytes() + day.path.read_bytes()
+
+    assert write(3, "first") == write(3, "again")
+    assert write(3, "first") != write(4, "other")
+
+
+@pytest.mark.parametrize("spec", REPORTS, ids=lambda spec: spec.name)
+def test_bulk_files_load_without_rejects_and_the_day_updates_and_adds_rows(spec: ReportSpec, tmp_path: Path) -> None:
+    company = BulkCompany(BulkConfig(rows=4000))
+    warehouse = DuckDBWarehouse(data_dir=str(tmp_path / "data"), timezone=company.config.timezone)
+
+    report = company.write_report_file(spec.name, tmp_path / "report.json")
+    assert report.path.stat().st_size > 100 * report.rows
+    full = _load(warehouse, spec, report.path).outcome
+    assert (full.rows_in_file, full.inserted, full.rejected, full.duplicates) == (4000, 4000, 0, 0)
+
+    day = company.write_day_file(spec.name, tmp_path / "day.json", 300)
+    assert (day.rows, day.updated_rows + day.new_rows) == (300, 300) and day.new_rows > 0
+    changed = _load(warehouse, spec, day.path, day.after, day.to).outcome
+    assert (changed.inserted, changed.rejected, changed.table_rows) == (day.new_rows, 0, 4000 + day.new_rows)
+    if spec in (ATTEMPTS, MATERIAL_STATISTICS):
+        # The other reports' rows never active before have no change time; the full export gave
+        # them its fetch time, which the day's (simulated, earlier) changes do not beat.
+        assert changed.updated == day.updated_rows
+    with warehouse.read_connection() as con:
+        failed = [result.check_name for result in evaluate_report_checks(con, spec) if not result.passed]
+        day_changes = con.execute(
+            f"SELECT min({spec.change_time}), max({spec.change_time}) FROM {spec.name} WHERE _task_id = 'day'"
+        ).fetchone()
+    assert failed == []
+    assert day_changes is not None and all(day.after <= moment < day.to for moment in day_changes)
+
+
+def _load(
+    warehouse: DuckDBWarehouse, spec: ReportSpec, path: Path, after: datetime | None = None, to: datetime | None = None
+) -> Any:
+    task_id = "full" if after is None else "day"
+    return load_report_file(
+        warehouse, spec, ExportedFile(spec.name, task_id, path, path.stat().st_size, datetime.now(UTC)), after, to
+    )
+
+
+@pytest.mark.parametrize(
+    ("zone_name", "start"),
+    [("Europe/Moscow", date(2024, 1, 1)), ("Europe/Berlin", date(2024, 10, 20))],  # Berlin: the autumn fold
+)
+@pytest.mark.parametrize("spec", REPORTS, ids=lambda spec: spec.name)
+def test_bulk_rows_drift_exactly_as_the_simulator_renders_rows(spec: ReportSpec, zone_name: str, start: date) -> None:
+    zone = ZoneInfo(zone_name)
+    period_start = datetime.combine(start, datetime.min.time(), zone).astimezone(UTC)
+    period_end = period_start + timedelta(days=14)
+    rendering = _RENDERINGS[spec.name]
+    texts = _BulkTexts(period_start, period_end, zone)
+    fields = _BulkFields(texts, spec.fields, rendering)
+    extra_columns = [Field(column, (column,), FieldType.TEXT, "") for column in rendering.extra_columns]
+    extras = _BulkFields(texts, extra_columns, rendering, always_written=True)
+    rng = random.Random(5)
+    seconds = int((period_end - period_start).total_seconds())
+    samples: dict[FieldType, Any] = {
+        FieldType.TEXT: lambda: rng.choice(("active", "Иванов Иван", 'say "hi"\\')),
+        FieldType.INTEGER: lambda: rng.randrange(10**6),
+        FieldType.BOOLEAN: lambda: rng.random() < 0.5,
+        FieldType.TIMESTAMP: lambda: rng.randrange(seconds),
+    }
+    for _ in range(2000):
+        drift_hash = rng.getrandbits(64)
+        row = [None if rng.random() < 0.3 else samples[field.type]() for field in (*spec.fields, *extra_columns)]
+        drift = _bulk_drift(drift_hash)
+        bulk_text = ", ".join(
+            [
+                *fields.texts(row[: len(spec.fields)], drift),
+                *extras.texts(row[len(spec.fields) :], drift),
+                *_extra_fields_texts(drift_hash),
+            ]
+        )
+        values = {
+            field.column: period_start + timedelta(seconds=value)
+            if field.type is FieldType.TIMESTAMP and value is not None
+            else value
+            for field, value in zip((*spec.fields, *extra_columns), row, strict=True)
+        }
+        assert json.loads("{" + bulk_text + "}") == _render(spec.fields, values, drift_hash, zone, rendering)
+
+
+def test_a_zone_with_half_hour_offsets_is_refused() -> None:
+    with pytest.raises(ValueError, match="whole-hour offsets"):
+        BulkCompany(BulkConfig(rows=10, timezone="Asia/Kolkata"))
+
+
+def test_the_data_array_file_holds_the_report_records(tmp_path: Path) -> None:
+    report = BulkCompany(BulkConfig(rows=500)).write_report_file("program_statistics", tmp_path / "report.json")
+    write_data_array(report.path, tmp_path / "data.json")
+
+    document = json.loads(report.path.read_text(encoding="utf-8"))
+    assert json.loads((tmp_path / "data.json").read_text(encoding="utf-8")) == document["data"]
+    assert document["include"] == []
