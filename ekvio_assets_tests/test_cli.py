@@ -89,7 +89,7 @@ def test_a_refresh_killed_in_the_middle_of_a_load_leaves_a_consistent_database_a
     )
     try:
         deadline = time.monotonic() + 240
-        while not list(staging.glob("*.ndjson")) and process.poll() is None and time.monotonic() < deadline:
+        while not list(staging.glob("*.json")) and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
         assert process.poll() is None, "the refresh ended before any load began"
         time.sleep(random.Random(7).uniform(0.0, 0.2))  # somewhere in staging, merging or committing

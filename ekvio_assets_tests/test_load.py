@@ -255,3 +255,16 @@ def test_an_export_with_less_than_half_the_rows_held_for_its_window_is_a_warning
     next_day = {"start": day["end"], "end": datetime(2024, 3, 3, tzinfo=timezone.utc)}
     other = _load(warehouse, ATTEMPTS, _write(tmp_path, "other.json", {"data": attempts[:1]}), **next_day)
     assert other.outcome.rows_held_for_window == 0
+
+
+def test_records_the_reader_cannot_take_as_they_came_are_streamed_with_the_same_meaning(
+    warehouse: DuckDBWarehouse, tmp_path: Path
+) -> None:
+    # A key twice in an object (the last one counts, as when the file is parsed record by record)
+    # and a record that is not an object make DuckDB's reader give up on the copied array.
+    twice = json.dumps(_attempt("a1", "2024-03-01T10:00:00+03:00", points=10))[:-1] + ', "points": 20}'
+    path = _write(tmp_path, "a.json", '{"data": [' + twice + ', "not an object"]}')
+    loaded = _load(warehouse, ATTEMPTS, path)
+    assert (loaded.outcome.inserted, loaded.outcome.rejected) == (1, 1)
+    assert _rows(warehouse, "SELECT points FROM attempts") == [{"points": 20}]
+    assert not list(Path(warehouse.data_dir, "staging").iterdir())

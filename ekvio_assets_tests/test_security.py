@@ -16,7 +16,7 @@ import pytest
 
 from ekvio_assets.api.client import FULL_EXPORT, EkvioApiError, EkvioClient, ExportedFile, RetryPolicy
 from ekvio_assets.reports.load import load_report_file
-from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS
+from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 HOSTILE_KEYS = (
@@ -84,3 +84,25 @@ def _fail_handshakes(listener: socket.socket, context: ssl.SSLContext, accepted:
             accepted.append(1)
             with contextlib.suppress(OSError, ssl.SSLError), context.wrap_socket(connection, server_side=True):
                 pass
+
+
+def test_a_parent_field_named_like_a_documented_one_but_for_case_is_kept_as_an_extra(tmp_path: Path) -> None:
+    warehouse = DuckDBWarehouse(data_dir=str(tmp_path / "data"), timezone="Europe/Moscow")
+    learner = {"login": "ivanov", "user_status": "active", "material_status": "completed", "points": 5,
+               "progress": 100, "update_at": "2024-03-01T10:00:00+03:00"}
+    materials = [
+        {"id": 5, "name": "Test", "NAME": "shouting", "type": "test", "points": 10, "statistics": [learner]},
+        {"id": 6, "name": "Other", "type": "test", "points": 10, "statistics": [{**learner, "Login": "x"}]},
+    ]
+    raw = tmp_path / "materials.json"
+    raw.write_text(json.dumps({"data": materials}), encoding="utf-8")
+    exported = ExportedFile(MATERIAL_STATISTICS.name, "1", raw, raw.stat().st_size, datetime.now(UTC))
+    load_report_file(warehouse, MATERIAL_STATISTICS, exported)
+    with duckdb.connect(str(warehouse.working_path), read_only=True) as con:
+        rows = con.execute(
+            "SELECT material_id, material_name, login, extra_fields FROM material_statistics ORDER BY material_id"
+        ).fetchall()
+    assert [(row[0], row[1], row[2], json.loads(row[3])) for row in rows] == [
+        (5, "Test", "ivanov", {"parent.NAME": "shouting"}),
+        (6, "Other", "ivanov", {"Login": "x"}),
+    ]

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import duckdb
+
 from ekvio_assets.api.client import ExportedFile
 from ekvio_assets.reports.merge import Lineage, MergeOutcome, merge_staged
 from ekvio_assets.reports.specs import ReportSpec
-from ekvio_assets.reports.staging import ReportFileError, stage_report_file
+from ekvio_assets.reports.staging import (
+    ReportFileError,
+    StagedFile,
+    copy_report_records,
+    flatten,
+    stream_report_records,
+)
 from ekvio_assets.storage.metadata import table_metadata
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
+
+# What DuckDB may hold in memory during a load. The JSON reader needs about 250 MB for a report
+# whose records are large (a material with hundreds of learners), whatever the file's size.
+LOAD_MEMORY_LIMIT = "256MB"
 
 
 @dataclass(frozen=True)
@@ -28,24 +42,50 @@ def load_report_file(
     window_end: datetime | None = None,
 ) -> LoadResult:
     """Merge an archived report file into its table; on any error the table is left as it was."""
-    staging_path = warehouse.staging_dir() / f"{exported.path.stem}.{spec.name}.ndjson"
+    staging_path = warehouse.staging_dir() / f"{exported.path.stem}.{spec.name}.json"
+    lineage = Lineage(exported.task_id, exported.path, exported.requested_at, window_start, window_end)
     try:
+        with _naming_the_file(spec, exported):
+            staged = copy_report_records(exported.path, staging_path) or stream_report_records(
+                exported.path, staging_path, spec
+            )
         try:
-            staged = stage_report_file(spec, exported.path, staging_path)
-        except ReportFileError as error:
-            raise ReportFileError(
-                f"{spec.title} task {exported.task_id}: {error}. The raw file stays at {exported.path}"
-            ) from None
-        lineage = Lineage(exported.task_id, exported.path, exported.requested_at, window_start, window_end)
-        with warehouse.write_connection() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                outcome = merge_staged(con, spec, staged, lineage)
-                metadata = table_metadata(con, spec.name)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
+            return _merge(warehouse, spec, staged, lineage)
+        except duckdb.InvalidInputException:
+            if staged.streamed:
                 raise
-        return LoadResult(outcome, metadata)
+        # DuckDB cannot read the records as they came: parsing them one by one says why (a
+        # truncated or otherwise broken file), or stages them in a shape it reads.
+        with _naming_the_file(spec, exported):
+            staged = stream_report_records(exported.path, staging_path, spec)
+        return _merge(warehouse, spec, staged, lineage)
     finally:
         staging_path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _naming_the_file(spec: ReportSpec, exported: ExportedFile) -> Iterator[None]:
+    try:
+        yield
+    except ReportFileError as error:
+        raise ReportFileError(
+            f"{spec.title} task {exported.task_id}: {error}. The raw file stays at {exported.path}"
+        ) from None
+
+
+def _merge(warehouse: DuckDBWarehouse, spec: ReportSpec, staged: StagedFile, lineage: Lineage) -> LoadResult:
+    with warehouse.write_connection() as con:
+        # Bounded memory whatever the file's size: what does not fit spills to the temp directory
+        # beside the database. Row order is never relied on: every row carries its place in the file.
+        con.execute("SET memory_limit = ?", [LOAD_MEMORY_LIMIT])
+        con.execute("SET preserve_insertion_order = false")
+        rows = flatten(con, spec, staged)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            outcome = merge_staged(con, spec, rows, lineage)
+            metadata = table_metadata(con, spec.name)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return LoadResult(outcome, metadata)

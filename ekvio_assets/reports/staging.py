@@ -1,28 +1,52 @@
-"""Stream a downloaded report file into flat, newline-delimited JSON rows, one per table row.
+"""Stage a downloaded report file for DuckDB, then flatten its records, in SQL, into table rows.
 
-The file is never held in memory: ijson's C backend yields one record (one material or programme
-with its learners, or one flat record) at a time. Each row keeps the raw values of the documented
-fields under their column names (typing happens in DuckDB), the company-specific dynamic columns
-under their own names, and every undocumented field in `extra_fields`, so nothing the API sent is
-dropped.
+A result file is `{"data": [...], ...}`, hundreds of megabytes for a big company. Its `data` array
+is copied byte for byte into a staging file, without parsing it in Python, for DuckDB's JSON reader.
+A file of another shape, or one the reader cannot take as it is (a record that is not an object,
+children that are not a list, a key twice in an object, a record over the reader's 16 MB), is
+streamed record by record by ijson's C backend into the same kind of file, in a shape the reader
+takes: a malformed record becomes an object holding its JSON text under a key of its own, a record
+too big is cut in several. A broken file gets its error message there.
+
+`flatten` turns the records into one row per table row: the raw text of every documented field
+under its column name (typing happens in `merge`), the company-specific dynamic columns under their
+own names, every undocumented field in `extra_fields`, and a malformed record or child as its JSON
+text in `_malformed`, so nothing the API sent is dropped. A row's `_record` and `_child` give its
+place in the file.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import secrets
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import duckdb
 import ijson
 
 from ekvio_assets.reports.specs import Field, ReportSpec
+from ekvio_assets.storage.sql import literal, quote
 
 EXTRA_FIELDS = "extra_fields"
-ORDINAL = "_ordinal"
 MALFORMED = "_malformed"
+RECORD_NUMBER = "_record"
+CHILD_NUMBER = "_child"
 PARENT_EXTRA_PREFIX = "parent."
+
+# `{"data": [` at the start of the file, whatever the whitespace.
+_DATA_ARRAY_START = re.compile(rb"\A\s*\{\s*\"data\"\s*:\s*\[")
+# What follows the `data` array (`]}`, or more top-level keys such as `"include": []`) is looked for
+# this far from the end; a file with a longer tail is streamed instead.
+_TAIL_BYTES = 64 * 1024
+# DuckDB's JSON reader takes records of up to 16 MB (its `maximum_object_size`); a streamed record
+# longer than this is cut in several.
+STREAMED_RECORD_CHARACTERS = 4 << 20
 
 
 class ReportFileError(ValueError):
@@ -31,10 +55,339 @@ class ReportFileError(ValueError):
 
 @dataclass(frozen=True)
 class StagedFile:
+    """The records of a result file as one JSON array file, in the file's order."""
+
     path: Path
-    rows: int
-    records: int
+    # A streamed file's malformed records are objects holding their JSON text under this key,
+    # which no record has; a copied file holds the records as they came.
+    malformed_key: str | None = None
+
+    @property
+    def streamed(self) -> bool:
+        return self.malformed_key is not None
+
+
+def copy_report_records(raw_path: Path, staging_path: Path) -> StagedFile | None:
+    """Copy the `data` array of a file that starts with it, unparsed; None for any other file."""
+    with raw_path.open("rb") as raw:
+        span = _data_array_span(raw, raw_path.stat().st_size)
+        if span is None:
+            return None
+        start, end = span
+        with staging_path.open("wb") as staged:
+            _copy_bytes(raw, staged, start, end - start)
+        raw.seek(start)
+        empty = end - start <= _TAIL_BYTES and raw.read(end - start)[1:-1].strip() == b""
+    if empty:
+        # An empty array may come with an error answer beside it.
+        _require_data_array(raw_path)
+    return StagedFile(staging_path)
+
+
+def stream_report_records(raw_path: Path, staging_path: Path, spec: ReportSpec) -> StagedFile:
+    """Parse a result file record by record and write its records to `staging_path` as a JSON array
+    DuckDB's reader takes, whatever they hold (see the module's description)."""
+    malformed_key = f"ekvio.malformed.{secrets.token_hex(8)}"
+    records = 0
+    separator = "\n"
+    with raw_path.open("rb") as raw, staging_path.open("w", encoding="utf-8") as out:
+        out.write("[")
+        try:
+            for record in ijson.items(raw, "data.item", use_float=True):
+                for part in _readable_records(record, spec.children_key, malformed_key):
+                    out.write(separator)
+                    out.write(part)
+                    separator = ",\n"
+                records += 1
+        except ijson.JSONError as error:
+            raise ReportFileError(
+                f"the file is not valid JSON after {records} records ({_first_line(error)}); "
+                "it may be truncated or an error page"
+            ) from None
+        out.write("\n]")
+    if records == 0:
+        _require_data_array(raw_path)
+    return StagedFile(staging_path, malformed_key)
+
+
+def _readable_records(record: Any, children_key: str | None, malformed_key: str) -> Iterator[str]:
+    """A record as JSON text the reader takes: a malformed one as an object holding its text (with
+    one null child, which becomes its row), one too big as several with runs of its children."""
+    children = record.get(children_key) if children_key is not None and isinstance(record, Mapping) else None
+    if not isinstance(record, Mapping) or not isinstance(children, list | None):
+        stand_in: dict[str, Any] = {malformed_key: json.dumps(record, ensure_ascii=False)}
+        if children_key is not None:
+            stand_in[children_key] = [None]
+        yield json.dumps(stand_in, ensure_ascii=False)
+        return
+    text = json.dumps(record, ensure_ascii=False)
+    if children_key is None or not children or len(text) <= STREAMED_RECORD_CHARACTERS:
+        yield text
+        return
+    run: list[Any] = []
+    size = 0
+    for child in children:
+        child_size = len(json.dumps(child, ensure_ascii=False))
+        if run and size + child_size > STREAMED_RECORD_CHARACTERS // 2:
+            yield json.dumps({**record, children_key: run}, ensure_ascii=False)
+            run, size = [], 0
+        run.append(child)
+        size += child_size
+    yield json.dumps({**record, children_key: run}, ensure_ascii=False)
+
+
+def _data_array_span(raw: BinaryIO, size: int) -> tuple[int, int] | None:
+    """Byte offsets [start, end) of the `data` array of a file shaped `{"data": [...] <tail>`."""
+    head = _DATA_ARRAY_START.match(raw.read(256))
+    if head is None:
+        return None
+    start = head.end() - 1
+    tail_start = max(start + 1, size - _TAIL_BYTES)
+    raw.seek(tail_start)
+    tail = raw.read()
+    # The array ends at the first `]` after which the rest of the file closes the top-level object:
+    # after a `]` inside the array the rest of the array follows, which no object tail swallows (a
+    # later `]`, such as `"include": []`'s, may be followed by one).
+    position = -1
+    while (position := tail.find(b"]", position + 1)) >= 0:
+        if _closes_object(tail[position + 1 :]):
+            return start, tail_start + position + 1
+    return None
+
+
+def _closes_object(rest: bytes) -> bool:
+    try:
+        json.loads(b'{"data": []' + rest)
+    except ValueError:
+        return False
+    return True
+
+
+def _copy_bytes(source: BinaryIO, target: BinaryIO, offset: int, count: int) -> None:
+    """Copy in the kernel where it can (no trip through Python), else through a buffer."""
+    copied = 0
+    try:
+        while copied < count:
+            step = os.copy_file_range(source.fileno(), target.fileno(), count - copied, offset + copied)
+            if step == 0:
+                break
+            copied += step
+    except OSError:  # a file system or kernel without copy_file_range
+        source.seek(offset + copied)
+        target.seek(copied)
+        while copied < count and (chunk := source.read(min(1 << 20, count - copied))):
+            target.write(chunk)
+            copied += len(chunk)
+    if copied != count:
+        raise ReportFileError(f"the file shrank while it was read ({copied} of {count} bytes of records)")
+
+
+def _require_data_array(raw_path: Path) -> None:
+    try:
+        with raw_path.open("rb") as raw:
+            top = dict(ijson.kvitems(raw, "", use_float=True))
+    except ijson.JSONError as error:
+        raise ReportFileError(f"the file is not a JSON object ({error})") from None
+    errors = top.get("errors")
+    if errors:
+        messages = "; ".join(
+            f"Ekvio error {error.get('code')}: {error.get('message')}" if isinstance(error, Mapping) else str(error)
+            for error in (errors if isinstance(errors, list) else [errors])
+        )
+        raise ReportFileError(f"the file holds an error answer instead of data ({messages})")
+    if not isinstance(top.get("data"), list):
+        raise ReportFileError(f"the file has no `data` array (top-level keys: {sorted(top) or 'none'})")
+
+
+def _first_line(error: Exception) -> str:
+    """The parser's message without the excerpt it draws over several lines."""
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# Flattening, in SQL.
+#
+# DuckDB reads a JSON array on one thread, so the records are read once, each parsed in place into
+# a struct (documented values as text, undocumented fields as JSON, children as JSON texts), after a
+# cheaper reading of every record's keys, which says which undocumented fields there are and where
+# a value is null rather than missing. A nested report's children then become rows of `ekvio_rows`
+# that the typing step reads on all threads, one JSON function per child.
+# ---------------------------------------------------------------------------------------------
+
+_RECORD_KEYS = "ekvio_record_keys"
+_ROWS = "ekvio_rows"
+_STAGED = "ekvio_staged"
+_RAW_RECORDS = "ekvio_raw_records"
+
+
+@dataclass(frozen=True)
+class StagedRows:
+    """The staged rows as a query (`_record`, `_child`, the raw text of every documented and
+    dynamic column, `_malformed`, `extra_fields`) over temporary tables, and the dynamic columns."""
+
+    query: str
     dynamic_columns: tuple[str, ...]
+
+
+def flatten(con: duckdb.DuckDBPyConnection, spec: ReportSpec, staged: StagedFile) -> StagedRows:
+    """Flatten the staged records into temporary tables. Run outside any transaction: a statement
+    that fails here leaves nothing to roll back. A file the reader cannot take raises its error."""
+    drop_flattened(con)
+    record = _record_object(spec, staged.malformed_key)
+    path = literal(str(staged.path))
+    # The keys of each record, kept where they say more than documented values: undocumented
+    # fields (in their order), subobjects, dynamic columns. A nested report's few big records are
+    # read as maps of nulls: a parse in place, no values; a flat report's many small records by
+    # `json_keys`, which is faster per record than building a map.
+    if spec.is_nested:
+        keys = (
+            f"SELECT ordinality - 1 AS record_number, map_keys(json) AS all_keys FROM read_json({path}, "
+            """format = 'array', records = false, columns = {'json': 'MAP(VARCHAR, "NULL")'}) WITH ORDINALITY"""
+        )
+    else:
+        keys = (
+            "SELECT ordinality - 1 AS record_number, json_keys(json) AS all_keys "
+            f"FROM read_json_objects({path}, format = 'array') WITH ORDINALITY"
+        )
+    notable = f"list_filter(all_keys, lambda k: {record.notable_key_sql('k')})"
+    # The reader takes a record that is JSON null for a null struct and a null map, unlike any
+    # other malformed record; its null keys mark it.
+    con.execute(
+        f"CREATE TEMP TABLE {_RECORD_KEYS} AS SELECT record_number, {notable} AS keys FROM ({keys}) "
+        f"WHERE all_keys IS NULL OR len({notable}) > 0"
+    )
+    found = [
+        key
+        for (key,) in con.execute(
+            f"SELECT DISTINCT key FROM (SELECT unnest(keys) AS key FROM {_RECORD_KEYS}) ORDER BY key"
+        ).fetchall()
+    ]
+    record = record.with_fields(
+        undocumented=tuple(key for key in found if record.is_undocumented(key)),
+        dynamic=tuple(key for key in found if record.is_dynamic(key)),
+    )
+    # A struct's member names are case-insensitive: an undocumented field named like another member
+    # but for case (group_Region beside group_region) cannot be one. The few records holding such a
+    # field keep their JSON text, and their undocumented fields are read from it.
+    apart = record.case_collisions()
+    record = record.with_fields(
+        undocumented=tuple(key for key in record.undocumented if key not in apart), dynamic=record.dynamic
+    )
+    con.execute(
+        f"CREATE TEMP TABLE {_RAW_RECORDS} AS SELECT ordinality - 1 AS record_number, json AS raw "
+        f"FROM read_json_objects({path}, format = 'array') WITH ORDINALITY "
+        f"WHERE list_has_any(json_keys(json), {_varchar_list(sorted(apart))})"
+        if apart
+        else f"CREATE TEMP TABLE {_RAW_RECORDS} (record_number BIGINT, raw JSON)"
+    )
+    structs = (
+        f"SELECT ordinality - 1 AS record_number, json FROM read_json({path}, format = 'array', records = false, "
+        f"columns = {{'json': {literal(record.struct_type())}}}) WITH ORDINALITY"
+    )
+    records = (
+        f"SELECT r.record_number, r.json AS record, k.keys, w.raw FROM ({structs}) r "
+        f"LEFT JOIN {_RECORD_KEYS} k USING (record_number) LEFT JOIN {_RAW_RECORDS} w USING (record_number)"
+    )
+    with _keys_hashed(con):
+        if spec.children_key is not None:
+            _create_rows(con, spec.children_key, record, records)
+            return _child_rows(con, spec)
+        return _flat_rows(con, record, records)
+
+
+def drop_flattened(con: duckdb.DuckDBPyConnection) -> None:
+    for table in (_RECORD_KEYS, _RAW_RECORDS, _ROWS, _STAGED):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _record_object(spec: ReportSpec, malformed_key: str | None) -> _ObjectSql:
+    if spec.is_nested:
+        return _ObjectSql(_source_tree(spec.parent_fields), children_key=spec.children_key, malformed_key=malformed_key)
+    return _ObjectSql(_source_tree(spec.fields), dynamic_pattern=spec.dynamic_columns, malformed_key=malformed_key)
+
+
+@contextmanager
+def _keys_hashed(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The join of the records to their keys hashes the keys, whatever the estimates: the optimizer
+    guesses the JSON reader's output small and would hash every record with its children."""
+    con.execute("SET disabled_optimizers = 'build_side_probe_side'")
+    try:
+        yield
+    finally:
+        con.execute("RESET disabled_optimizers")
+
+
+def _flat_rows(con: duckdb.DuckDBPyConnection, record: _ObjectSql, records: str) -> StagedRows:
+    """The staged rows of a flat report, one per record, read from the records' structs."""
+    fragments = record.fragments("record", "coalesce(keys, [])", "raw")
+    con.execute(
+        f"CREATE TEMP TABLE {_STAGED} AS SELECT record_number AS {RECORD_NUMBER}, 0 AS {CHILD_NUMBER}, "
+        + "".join(f"{expression} AS {quote(name)}, " for name, expression in record.columns("record"))
+        + f"CASE WHEN record IS NULL THEN 'null' ELSE {record.malformed_text('record')} END AS {MALFORMED}, "
+        f"{_extras_sql('[]::VARCHAR[]', 'fragments')} AS {EXTRA_FIELDS} "
+        f"FROM (SELECT *, {fragments} AS fragments FROM ({records}))"
+    )
+    return StagedRows(f"SELECT * FROM {_STAGED}", record.dynamic)
+
+
+def _create_rows(con: duckdb.DuckDBPyConnection, children_key: str, parent: _ObjectSql, records: str) -> None:
+    """`ekvio_rows`: each child of each record with its parent's columns and undocumented fields."""
+    columns = parent.columns("record")
+    fragments = parent.fragments("record", "coalesce(keys, [])", "raw", PARENT_EXTRA_PREFIX)
+    malformed = parent.malformed_text("record")
+    # The children list goes to unnest as it is: any expression around it would copy every list.
+    children = f"record[{literal(children_key)}]"
+    # The parent's values are computed per record, below the unnest that repeats them per child.
+    parents = (
+        "SELECT record_number, "
+        + "".join(f"{expression} AS {quote(name)}, " for name, expression in columns)
+        + f"{malformed} IS NULL AS well_formed, {malformed} AS malformed_record, {fragments} AS parent_fragments, "
+        f"{children} AS children FROM ({records})"
+    )
+    names = "".join(f"{quote(name)}, " for name, _ in columns)
+    con.execute(
+        f"CREATE TEMP TABLE {_ROWS} AS SELECT record_number, {names}well_formed, malformed_record, parent_fragments, "
+        f"unnest(children) AS child, unnest(range(len(children))) AS child_number FROM ({parents}) "
+        "UNION ALL SELECT record_number, "
+        + "".join(f"NULL AS {quote(name)}, " for name, _ in columns)
+        + f"false, 'null', []::VARCHAR[], NULL::JSON, 0 FROM {_RECORD_KEYS} WHERE keys IS NULL"
+    )
+
+
+def _child_rows(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> StagedRows:
+    """The staged rows of `ekvio_rows`, read from each child's JSON text."""
+    child = _ObjectSql(_source_tree(spec.fields), dynamic_pattern=spec.dynamic_columns)
+    if spec.dynamic_columns is not None:
+        found = con.execute(
+            f"SELECT DISTINCT key FROM (SELECT unnest(json_keys(child)) AS key FROM {_ROWS} WHERE well_formed) "
+            "ORDER BY key"
+        ).fetchall()
+        child = child.with_fields(dynamic=tuple(key for (key,) in found if child.is_dynamic(key)))
+    fragments = child.fragments_from_json("object", "fields", "child_keys")
+    # Only an object is read; anything else (or the row of a malformed record) is the row's
+    # `_malformed`, with null columns.
+    query = (
+        f"SELECT record_number AS {RECORD_NUMBER}, child_number AS {CHILD_NUMBER}, "
+        + "".join(
+            f"CASE WHEN object IS NOT NULL THEN {quote(field.column)} END AS {quote(field.column)}, "
+            for field in spec.parent_fields
+        )
+        + "".join(f"{expression} AS {quote(name)}, " for name, expression in child.columns("fields"))
+        + f"CASE WHEN object IS NULL THEN coalesce(malformed_record, child::VARCHAR, 'null') END AS {MALFORMED}, "
+        f"CASE WHEN object IS NOT NULL THEN {_extras_sql('parent_fragments', 'child_fragments')} END AS {EXTRA_FIELDS} "
+        f"FROM (SELECT *, {fragments} AS child_fragments FROM "
+        f"(SELECT *, {child.transform('object')} AS fields, json_keys(object) AS child_keys FROM "
+        f"(SELECT *, CASE WHEN well_formed AND starts_with(child, '{{') THEN child END AS object FROM {_ROWS})))"
+    )
+    return StagedRows(query, child.dynamic)
+
+
+def _extras_sql(parent_fragments: str, fragments: str) -> str:
+    """`extra_fields`: the parent's undocumented fields then the row's own, as one JSON object."""
+    return (
+        f"CASE WHEN len({parent_fragments}) > 0 OR len({fragments}) > 0 "
+        f"THEN ('{{' || array_to_string({parent_fragments} || {fragments}, ',') || '}}')::JSON END"
+    )
 
 
 # A tree of the documented source paths: a key maps to a column name, or to a subtree for
@@ -52,111 +405,194 @@ def _source_tree(fields: tuple[Field, ...]) -> _SourceTree:
     return tree
 
 
-def _split(value: Mapping[str, Any], tree: _SourceTree, prefix: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
-    """Documented values by column name, and everything else by its dotted path."""
-    columns: dict[str, Any] = {}
-    extras: dict[str, Any] = {}
-    for key, item in value.items():
-        node = tree.get(key)
-        if isinstance(node, str):
-            columns[node] = item
-        elif isinstance(node, dict) and isinstance(item, Mapping):
-            nested_columns, nested_extras = _split(item, node, f"{prefix}{key}.")
-            columns.update(nested_columns)
-            extras.update(nested_extras)
-        elif not (isinstance(node, dict) and item is None):
-            extras[f"{prefix}{key}"] = item
-    return columns, extras
+class _ObjectSql:
+    """SQL over one kind of JSON object (a flat record, a parent, a child), described by its tree
+    of documented fields; the undocumented fields and dynamic columns it declares are read into
+    its struct by name, and so is the text of a malformed record standing in it (`malformed_key`)."""
 
+    def __init__(
+        self,
+        tree: _SourceTree,
+        *,
+        children_key: str | None = None,
+        dynamic_pattern: re.Pattern[str] | None = None,
+        malformed_key: str | None = None,
+        undocumented: tuple[str, ...] = (),
+        dynamic: tuple[str, ...] = (),
+    ) -> None:
+        self._tree = tree
+        self._children_key = children_key
+        self._dynamic_pattern = dynamic_pattern
+        self._malformed_key = malformed_key
+        self._undocumented = undocumented
+        self.dynamic = dynamic
 
-class _RowWriter:
-    def __init__(self, spec: ReportSpec, out: Any) -> None:
-        self._spec = spec
-        self._out = out
-        self._record_tree = _source_tree(spec.fields)
-        self._parent_tree = _source_tree(spec.parent_fields)
-        self.rows = 0
-        self.dynamic_columns: set[str] = set()
-
-    def write_record(self, record: Any) -> None:
-        if not self._spec.is_nested:
-            self._write_row(record, {}, {})
-            return
-        if not isinstance(record, Mapping) or not isinstance(record.get(self._spec.children_key), list | None):
-            self._write_malformed(record)
-            return
-        parent = {key: value for key, value in record.items() if key != self._spec.children_key}
-        parent_columns, parent_extras = _split(parent, self._parent_tree)
-        parent_extras = {f"{PARENT_EXTRA_PREFIX}{key}": value for key, value in parent_extras.items()}
-        for child in record.get(self._spec.children_key) or ():
-            self._write_row(child, parent_columns, parent_extras)
-
-    def _write_row(self, record: Any, parent_columns: dict[str, Any], parent_extras: dict[str, Any]) -> None:
-        if not isinstance(record, Mapping):
-            self._write_malformed(record)
-            return
-        columns, extras = _split(record, self._record_tree)
-        if self._spec.dynamic_columns is not None:
-            for key in [key for key in extras if self._spec.dynamic_columns.fullmatch(key)]:
-                columns[key] = extras.pop(key)
-                self.dynamic_columns.add(key)
-        row = {**parent_columns, **columns, EXTRA_FIELDS: {**parent_extras, **extras} or None}
-        self._emit(row)
-
-    def _write_malformed(self, record: Any) -> None:
-        self._emit({MALFORMED: json.dumps(record, ensure_ascii=False)})
-
-    def _emit(self, row: dict[str, Any]) -> None:
-        row[ORDINAL] = self.rows
-        self.rows += 1
-        self._out.write(json.dumps(row, ensure_ascii=False))
-        self._out.write("\n")
-
-
-def _records(raw: BinaryIO) -> Iterator[Any]:
-    return ijson.items(raw, "data.item", use_float=True)
-
-
-def _top_level(raw_path: Path) -> dict[str, Any]:
-    """The top-level object of a file that held no records: small by construction."""
-    with raw_path.open("rb") as raw:
-        return dict(ijson.kvitems(raw, "", use_float=True))
-
-
-def stage_report_file(spec: ReportSpec, raw_path: Path, staging_path: Path) -> StagedFile:
-    records = 0
-    with raw_path.open("rb") as raw, staging_path.open("w", encoding="utf-8") as out:
-        writer = _RowWriter(spec, out)
-        try:
-            for record in _records(raw):
-                records += 1
-                writer.write_record(record)
-        except ijson.JSONError as error:
-            raise ReportFileError(
-                f"the file is not valid JSON after {records} records ({_first_line(error)}); "
-                "it may be truncated or an error page"
-            ) from None
-    if records == 0:
-        _require_data_array(raw_path)
-    return StagedFile(staging_path, writer.rows, records, tuple(sorted(writer.dynamic_columns)))
-
-
-def _require_data_array(raw_path: Path) -> None:
-    try:
-        top = _top_level(raw_path)
-    except ijson.JSONError as error:
-        raise ReportFileError(f"the file is not a JSON object ({error})") from None
-    errors = top.get("errors")
-    if errors:
-        messages = "; ".join(
-            f"Ekvio error {error.get('code')}: {error.get('message')}" if isinstance(error, Mapping) else str(error)
-            for error in (errors if isinstance(errors, list) else [errors])
+    def with_fields(self, *, undocumented: tuple[str, ...] = (), dynamic: tuple[str, ...] = ()) -> _ObjectSql:
+        return _ObjectSql(
+            self._tree,
+            children_key=self._children_key,
+            dynamic_pattern=self._dynamic_pattern,
+            malformed_key=self._malformed_key,
+            undocumented=undocumented,
+            dynamic=dynamic,
         )
-        raise ReportFileError(f"the file holds an error answer instead of data ({messages})")
-    if not isinstance(top.get("data"), list):
-        raise ReportFileError(f"the file has no `data` array (top-level keys: {sorted(top) or 'none'})")
+
+    def _known_keys(self, tree: _SourceTree) -> list[str]:
+        """The keys of an object of `tree` that are neither undocumented fields nor dynamic columns."""
+        known = list(tree)
+        if tree is self._tree:
+            known += [key for key in (self._children_key, self._malformed_key) if key is not None]
+        return known
+
+    def is_dynamic(self, key: str) -> bool:
+        return (
+            self._dynamic_pattern is not None
+            and key not in self._known_keys(self._tree)
+            and bool(self._dynamic_pattern.fullmatch(key))
+        )
+
+    def is_undocumented(self, key: str) -> bool:
+        return key not in self._known_keys(self._tree) and not self.is_dynamic(key)
+
+    def notable_key_sql(self, key: str) -> str:
+        """SQL: whether a key of the object says more than a documented value: an undocumented
+        field, a subobject, a dynamic column, a malformed record's text."""
+        known = [name for name, node in self._tree.items() if isinstance(node, str)]
+        known += [self._children_key] if self._children_key is not None else []
+        return f"NOT list_contains({_varchar_list(known)}, {key})"
+
+    def struct_type(self) -> str:
+        """The object's DuckDB struct: documented and dynamic values and a malformed record's text
+        as text, subobjects and undocumented fields as JSON, the children as a list of JSON texts."""
+        return f"STRUCT({', '.join(f'{quote(key)} {type_}' for key, type_ in self._members())})"
+
+    def _members(self) -> list[tuple[str, str]]:
+        members = [(key, "VARCHAR" if isinstance(node, str) else "JSON") for key, node in self._tree.items()]
+        members += [(key, "JSON") for key in self._undocumented] + [(key, "VARCHAR") for key in self.dynamic]
+        if self._malformed_key is not None:
+            members.append((self._malformed_key, "VARCHAR"))
+        if self._children_key is not None:
+            members.append((self._children_key, "JSON[]"))
+        return members
+
+    def malformed_text(self, struct: str) -> str:
+        """SQL: the JSON text of the malformed record the struct stands for, else null."""
+        if self._malformed_key is None:
+            return "NULL::VARCHAR"
+        return f"{struct}[{literal(self._malformed_key)}]"
+
+    def transform(self, json_value: str) -> str:
+        """The object's struct (without undocumented fields) read from its JSON text; any value fits."""
+        structure = _structure(self._tree) | {name: "VARCHAR" for name in self.dynamic}
+        return f"json_transform({json_value}, {literal(json.dumps(structure))})"
+
+    def columns(self, struct: str) -> list[tuple[str, str]]:
+        """(column, expression) of every documented and dynamic column, from the object's struct."""
+        return _columns(self._tree, struct) + [(name, f"{struct}[{literal(name)}]") for name in self.dynamic]
+
+    @property
+    def undocumented(self) -> tuple[str, ...]:
+        return self._undocumented
+
+    def case_collisions(self) -> set[str]:
+        """The undocumented fields whose names equal another member's but for case."""
+        members = [name for name, _ in self._members()]
+        counts: dict[str, int] = {}
+        for name in members:
+            counts[name.lower()] = counts.get(name.lower(), 0) + 1
+        return {key for key in self._undocumented if counts[key.lower()] > 1}
+
+    def fragments(self, struct: str, keys: str, raw: str, prefix: str = "") -> str:
+        """The undocumented fields' fragments: from the record's JSON text where it was kept
+        (`raw`, see `case_collisions`), else from its struct."""
+        from_raw = self.fragments_from_json(raw, struct, f"json_keys({raw})", prefix)
+        return f"CASE WHEN {raw} IS NOT NULL THEN {from_raw} ELSE {self.fragments_from_struct(struct, keys, prefix)} END"
+
+    def fragments_from_json(self, json_value: str, struct: str, keys: str, prefix: str = "") -> str:
+        """The object's undocumented fields as a list of `"name":value` JSON fragments (see
+        `_fragments`), their values extracted from its JSON text."""
+        return self._fragments(struct, keys, f"list_zip({keys}, json_extract({json_value}, '$.*'))", prefix)
+
+    def fragments_from_struct(self, struct: str, keys: str, prefix: str = "") -> str:
+        """`fragments_from_json` with the values read from the struct, which declares every
+        undocumented field and subobject the keys name; a null value reads as SQL null there."""
+        declared = [*self._undocumented, *(key for key, _ in _subtrees(self._tree))]
+        if not declared:
+            return "[]::VARCHAR[]"
+        value = " ".join(f"WHEN {literal(key)} THEN {struct}[{literal(key)}]" for key in declared)
+        pairs = f"list_zip({keys}, list_transform({keys}, lambda k: coalesce(CASE k {value} END, 'null')))"
+        return self._fragments(struct, keys, pairs, prefix)
+
+    def _fragments(self, struct: str, keys: str, pairs: str, prefix: str) -> str:
+        """The object's undocumented fields as `"name":value` JSON fragments in the object's order,
+        named by their dotted path after `prefix`, from `pairs` (key, JSON value) of its fields;
+        an empty list when there are none. A documented subobject holding something else than an
+        object or null is undocumented as a whole. The pairs are only computed for an object that
+        has such fields."""
+        return (
+            f"CASE WHEN {self._has_undocumented(self._tree, struct, keys, 0)} "
+            f"THEN {self._ordered_fragments(self._tree, pairs, prefix, 0)} ELSE []::VARCHAR[] END"
+        )
+
+    def _is_undocumented_sql(self, tree: _SourceTree, key: str) -> str:
+        """SQL: whether `key` is an undocumented field of an object of `tree` (not one of its subobjects)."""
+        known = f"list_contains({_varchar_list(self._known_keys(tree))}, {key})"
+        if tree is self._tree and self._dynamic_pattern is not None:
+            # A CASE, not an AND: the pattern is only matched against the keys that are not known.
+            pattern = literal(self._dynamic_pattern.pattern)
+            return f"CASE WHEN {known} THEN false ELSE NOT regexp_full_match({key}, {pattern}) END"
+        return f"NOT {known}"
+
+    def _has_undocumented(self, tree: _SourceTree, struct: str, keys: str, depth: int) -> str:
+        key = f"k{depth}"
+        tests = [f"len(list_filter({keys}, lambda {key}: {self._is_undocumented_sql(tree, key)})) > 0"]
+        for name, node in _subtrees(tree):
+            member = f"{struct}[{literal(name)}]"
+            nested_struct = f"json_transform({member}, {literal(json.dumps(_structure(node)))})"
+            nested = self._has_undocumented(node, nested_struct, f"json_keys({member})", depth + 1)
+            tests.append(f"coalesce(json_type({member}) <> 'OBJECT' OR {nested}, false)")
+        return "(" + " OR ".join(tests) + ")"
+
+    def _ordered_fragments(self, tree: _SourceTree, pairs: str, prefix: str, depth: int) -> str:
+        entry = f"e{depth}"
+        name, value = f"{entry}[1]", f"{entry}[2]"
+        if not _subtrees(tree):
+            return (
+                f"list_transform(list_filter({pairs}, lambda {entry}: {self._is_undocumented_sql(tree, name)}), "
+                f"lambda {entry}: to_json({literal(prefix)} || {name}) || ':' || {value})"
+            )
+        fragment = f"[to_json({literal(prefix)} || {name}) || ':' || {value}]"
+        branches = []
+        for key, node in _subtrees(tree):
+            nested_pairs = f"list_zip(json_keys({value}), json_extract({value}, '$.*'))"
+            nested = self._ordered_fragments(node, nested_pairs, f"{prefix}{key}.", depth + 1)
+            branches.append(
+                f"WHEN {name} = {literal(key)} THEN CASE json_type({value}) WHEN 'OBJECT' THEN {nested} "
+                f"WHEN 'NULL' THEN []::VARCHAR[] ELSE {fragment} END"
+            )
+        branches.append(f"WHEN {self._is_undocumented_sql(tree, name)} THEN {fragment}")
+        return f"flatten(list_transform({pairs}, lambda {entry}: CASE {' '.join(branches)} ELSE []::VARCHAR[] END))"
 
 
-def _first_line(error: Exception) -> str:
-    """The parser's message without the excerpt it draws over several lines."""
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+def _structure(tree: _SourceTree) -> dict[str, str]:
+    """The `json_transform` structure of an object: documented values as text, subobjects as JSON."""
+    return {key: "VARCHAR" if isinstance(node, str) else "JSON" for key, node in tree.items()}
+
+
+def _subtrees(tree: _SourceTree) -> list[tuple[str, _SourceTree]]:
+    return [(key, node) for key, node in tree.items() if not isinstance(node, str)]
+
+
+def _columns(tree: _SourceTree, struct: str) -> list[tuple[str, str]]:
+    columns = []
+    for key, node in tree.items():
+        member = f"{struct}[{literal(key)}]"
+        if isinstance(node, str):
+            columns.append((node, member))
+        else:
+            columns += _columns(node, f"json_transform({member}, {literal(json.dumps(_structure(node)))})")
+    return columns
+
+
+def _varchar_list(items: list[str]) -> str:
+    return f"[{', '.join(literal(item) for item in items)}]::VARCHAR[]"

@@ -1,0 +1,162 @@
+"""Staging a report file for DuckDB: the copied `data` array, the streamed fallback, and the rows
+both flatten to."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from ekvio_assets.reports import staging
+from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS, PROGRAM_STATISTICS, ReportSpec
+from ekvio_assets.reports.staging import StagedFile, copy_report_records, flatten, stream_report_records
+
+LEARNER = {"login": "ivanov", "user_status": "active", "material_status": "completed", "points": None,
+           "progress": 100, "update_at": "2024-03-01T10:00:00+03:00"}
+PROGRAM_LEARNER = {"login": "ivanov", "user_status": "active", "program_status": "completed", "progress": "100",
+                   "points": 30, "active_at": "2024-03-02T10:00:00+03:00", "passed_at_time": True, "pdf": 1}
+MATERIALS = {"pdf": 1, "scorm": 0, "total": 2}
+
+# Records of every report with what drifts: undocumented fields (null ones too, nested in a
+# documented object, on parents), values of every JSON type, missing and null children, objects
+# where documented values should be, company-specific course fields.
+RECORDS: dict[str, list[Any]] = {
+    ATTEMPTS.name: [
+        {"id": "a1", "material_id": "742", "points": 12.5, "tags": ["x", 1.0], "meta": None, "updated_at": 1709276700},
+        {"id": "a2", "status": {"nested": [1, 2]}, "number": True, "category": {"a": {"b": None}}},
+        {},
+    ],
+    COURSE_STATISTICS.name: [
+        {"user_id": 1, "material_id": 2, "form_question_10": "М", "group_shift": None, "group_Bad": 1, "extra": [1]},
+        {"user_id": "3", "material_id": 2, "form_question_7": 5, "name": "Course"},
+    ],
+    MATERIAL_STATISTICS.name: [
+        {"id": 1, "category": "HR", "statistics": [LEARNER, {**LEARNER, "login": "petrov", "tags": None}]},
+        {"id": "2", "statistics": None},
+        {"id": 3},
+        {"id": 4, "points": {"max": 10}, "statistics": []},
+    ],
+    PROGRAM_STATISTICS.name: [
+        {"id": 7, "materials": {**MATERIALS, "audio": 3}, "badge": "gold", "statistics": [PROGRAM_LEARNER]},
+        {"id": 8, "materials": None, "statistics": [{**PROGRAM_LEARNER, "x": {}}]},
+        {"id": 9, "materials": 5, "statistics": [PROGRAM_LEARNER]},
+        {"id": 10, "materials": {}, "statistics": [PROGRAM_LEARNER]},
+    ],
+}
+SPECS = [ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS, PROGRAM_STATISTICS]
+
+
+def _file(tmp_path: Path, text: str, name: str = "raw.json") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _rows(spec: ReportSpec, staged: StagedFile) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    with duckdb.connect() as con:
+        rows = flatten(con, spec, staged)
+        return rows.dynamic_columns, con.execute(f"SELECT * FROM ({rows.query}) ORDER BY _record, _child").fetchall()
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        '{"data": %s}',
+        '{\n  "data" :\n %s , "include": []}',
+        '{"data": %s, "meta": {"pages": [1, 2], "note": "a ] b"}}\n',
+    ],
+)
+def test_the_data_array_is_copied_as_it_is_whatever_follows_it(tmp_path: Path, layout: str) -> None:
+    array = json.dumps([{"id": "a1", "tags": ["x"]}, {"id": "a2"}], indent=1)
+    staged = copy_report_records(_file(tmp_path, layout % array), tmp_path / "staged.json")
+    assert staged is not None and not staged.streamed
+    assert staged.path.read_text(encoding="utf-8") == array
+
+
+def test_a_file_that_does_not_start_with_its_data_array_is_left_to_streaming(tmp_path: Path) -> None:
+    raw = _file(tmp_path, '{"include": [], "data": [{"id": "a1"}]}')
+    assert copy_report_records(raw, tmp_path / "staged.json") is None
+    staged = stream_report_records(raw, tmp_path / "staged.json", ATTEMPTS)
+    assert staged.streamed and json.loads(staged.path.read_text(encoding="utf-8")) == [{"id": "a1"}]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.name)
+def test_copied_and_streamed_records_flatten_to_the_same_rows(tmp_path: Path, spec: ReportSpec) -> None:
+    raw = _file(tmp_path, json.dumps({"data": RECORDS[spec.name]}, ensure_ascii=False))
+    copied = copy_report_records(raw, tmp_path / "copied.json")
+    assert copied is not None
+    streamed = stream_report_records(raw, tmp_path / "streamed.json", spec)
+    assert _rows(spec, copied) == _rows(spec, streamed)
+
+
+def test_course_fields_of_the_company_become_columns_and_the_rest_extra_fields(tmp_path: Path) -> None:
+    raw = _file(tmp_path, json.dumps({"data": RECORDS[COURSE_STATISTICS.name]}, ensure_ascii=False))
+    staged = copy_report_records(raw, tmp_path / "staged.json")
+    assert staged is not None
+    dynamic, rows = _rows(COURSE_STATISTICS, staged)
+    assert dynamic == ("form_question_10", "form_question_7", "group_shift")
+    extras = [json.loads(row[-1]) if row[-1] else None for row in rows]
+    assert extras == [{"group_Bad": 1, "extra": [1]}, None]
+
+
+def test_a_record_too_big_for_the_reader_is_cut_into_records_that_make_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    learners = [{**LEARNER, "login": f"learner{n}", **({"tags": [n]} if n % 3 else {})} for n in range(40)]
+    records = [{"id": 1, "category": "HR", "statistics": learners}, {"id": 2, "statistics": learners[:2]}]
+    raw = _file(tmp_path, json.dumps({"data": records}))
+    copied = copy_report_records(raw, tmp_path / "copied.json")
+    assert copied is not None
+    monkeypatch.setattr(staging, "STREAMED_RECORD_CHARACTERS", 1000)
+    streamed = stream_report_records(raw, tmp_path / "streamed.json", MATERIAL_STATISTICS)
+    assert len(json.loads(streamed.path.read_text(encoding="utf-8"))) > len(records)
+
+    def without_places(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        return [row[2:] for row in rows]
+
+    assert without_places(_rows(MATERIAL_STATISTICS, copied)[1]) == without_places(
+        _rows(MATERIAL_STATISTICS, streamed)[1]
+    )
+
+
+def test_malformed_records_stream_as_one_row_each_holding_their_json_text(tmp_path: Path) -> None:
+    records = ["text", {"id": 1, "statistics": 5}, None, {"id": 2, "statistics": [LEARNER, 7, None]}, [1, 2]]
+    raw = _file(tmp_path, json.dumps({"data": records}))
+    with duckdb.connect() as con, pytest.raises(duckdb.InvalidInputException):
+        flatten(con, MATERIAL_STATISTICS, copy_report_records(raw, tmp_path / "copied.json"))  # type: ignore[arg-type]
+    _, rows = _rows(MATERIAL_STATISTICS, stream_report_records(raw, tmp_path / "streamed.json", MATERIAL_STATISTICS))
+    malformed = [(row[0], row[1], row[-2]) for row in rows]
+    assert malformed == [
+        (0, 0, '"text"'),
+        (1, 0, '{"id": 1, "statistics": 5}'),
+        (2, 0, "null"),
+        (3, 0, None),
+        (3, 1, "7"),
+        (3, 2, "null"),
+        (4, 0, "[1, 2]"),
+    ]
+
+
+@pytest.mark.parametrize("spec", [ATTEMPTS, MATERIAL_STATISTICS], ids=lambda spec: spec.name)
+def test_a_null_record_in_a_copied_file_is_a_malformed_row(tmp_path: Path, spec: ReportSpec) -> None:
+    record = {"id": "a1"} if spec is ATTEMPTS else {"id": 1, "statistics": [LEARNER]}
+    staged = copy_report_records(_file(tmp_path, json.dumps({"data": [record, None]})), tmp_path / "staged.json")
+    assert staged is not None
+    _, rows = _rows(spec, staged)
+    assert [(row[0], row[-2]) for row in rows] == [(0, None), (1, "null")]
+
+
+def test_records_are_numbered_in_file_order_across_the_readers_buffers(tmp_path: Path) -> None:
+    # More than one 32 MB buffer of the JSON reader.
+    records = [{"id": f"attempt-{n:07d}", "login": "x" * 300} for n in range(110_000)]
+    staged = copy_report_records(_file(tmp_path, json.dumps({"data": records})), tmp_path / "staged.json")
+    assert staged is not None and staged.path.stat().st_size > 34_000_000
+    with duckdb.connect() as con:
+        rows = flatten(con, ATTEMPTS, staged)
+        misplaced = con.execute(
+            f"SELECT count(*) FROM ({rows.query}) WHERE attempt_id <> 'attempt-' || lpad(_record::VARCHAR, 7, '0')"
+        ).fetchone()
+    assert misplaced == (0,)
