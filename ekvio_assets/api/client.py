@@ -31,7 +31,6 @@ TASK_RUNNING, MODULE_UNAVAILABLE = ("integration", "company_id")
 ERROR_ANOTHER_TASK = 1007
 TASK_STATUS_PATH = "/v3/integration/{task_id}"
 _TASK_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
-_DOWNLOAD_CHUNK = 1 << 20
 _RAW_FILE_STAMP = "%Y%m%dT%H%M%S%fZ"
 _RAW_FILE_NAME = re.compile(r"(?P<stamp>[0-9]{8}T[0-9]{12}Z)_task-(?P<task_id>" + _TASK_ID.pattern + r")\.json")
 _DONE_STATUSES = ("completed", "fail")
@@ -222,7 +221,8 @@ class EkvioClient:
                     self._raise_for_answer(spec, f"download the file of task {task_id}", response, [])
                 written = 0
                 with partial_path.open("wb") as out:
-                    for chunk in response.iter_bytes(_DOWNLOAD_CHUNK):
+                    # Pieces as they arrive: re-cutting them to a fixed size would copy every byte again.
+                    for chunk in response.iter_bytes():
                         out.write(chunk)
                         written += len(chunk)
                 return written

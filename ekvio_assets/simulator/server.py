@@ -54,7 +54,9 @@ POLL_PATHS = ("/v3/integration/{task_id:int}", "/v2/integration/{task_id:int}")
 FINAL_STATUSES = frozenset({"completed", "fail"})
 # How long a completing poll waits for its result file before answering "processing" after all.
 _COMPLETION_WAIT_SECONDS = 5.0
-_CHUNK_BYTES = 1 << 16
+# Result files go out in pieces this big: each piece costs a trip to a worker thread, and a
+# report is hundreds of megabytes.
+_CHUNK_BYTES = 1 << 20
 _FIRST_TASK_ID = 4_000_001
 _MAINTENANCE_PAGE = "<html><body><h1>Технические работы</h1><p>Service is under maintenance</p></body></html>"
 NOT_HTTP_FILE_URL = "file:///etc/passwd"  # what a FILE_URL_NOT_HTTP task answers
@@ -301,9 +303,7 @@ class _Simulator:
             return _errors(404, 404, "file", "File not found")
         fault = self._take_fault(Call.DOWNLOAD, served.report, served.task_id)
         if fault is None:
-            return FileResponse(
-                served.path, media_type=served.media_type, filename=request.path_params.get("file_name")
-            )
+            return _ResultFile(served.path, media_type=served.media_type, filename=request.path_params.get("file_name"))
         if fault is FaultKind.DROP_CONNECTION:
             return _CutConnection(served)
         if fault is FaultKind.FILE_404:
@@ -319,7 +319,7 @@ class _Simulator:
             return JSONResponse({"errors": [{"code": 500, "field": "report", "message": "Report generation failed"}]})
         if fault in CONTENT_FAULTS:
             spoiled = await run_in_threadpool(self._spoiled_copy, fault, served)
-            return FileResponse(spoiled, media_type=served.media_type)
+            return _ResultFile(spoiled, media_type=served.media_type)
         return self._transport_fault(fault)
 
     def _answer_url(self, request: Request, task: _Task) -> str:
@@ -521,6 +521,10 @@ def _another_task_answer(running_task_id: int) -> Response:
         f"module is running. Running task ID: {running_task_id}"
     )
     return _errors(400, ERROR_ANOTHER_TASK, "integration", message)
+
+
+class _ResultFile(FileResponse):
+    chunk_size = _CHUNK_BYTES
 
 
 async def _file_chunks(path: Path, limit: int) -> AsyncIterator[bytes]:
