@@ -54,7 +54,7 @@ CREATE TEMP MACRO IF NOT EXISTS ekvio_integer(v) AS
          THEN TRY_CAST(ekvio_blank(v) AS BIGINT) END;
 CREATE TEMP MACRO IF NOT EXISTS ekvio_boolean(v) AS TRY_CAST(ekvio_blank(v) AS BOOLEAN);
 CREATE TEMP MACRO IF NOT EXISTS ekvio_timestamp(v) AS
-    CASE WHEN contains(v, ':') THEN TRY_CAST(trim(v) AS TIMESTAMPTZ)
+    CASE WHEN contains(v, ':') THEN TRY_CAST(v AS TIMESTAMPTZ)
          WHEN regexp_full_match(trim(v), '-?[0-9]{{1,11}}(\\.[0-9]+)?')
          THEN to_timestamp(TRY_CAST(trim(v) AS DOUBLE))
          WHEN regexp_full_match(trim(v), '[0-9]{{12,13}}')
@@ -72,7 +72,8 @@ CREATE TABLE IF NOT EXISTS {LOADS_TABLE} (
 
 # Unix times come in seconds (up to 11 digits) or milliseconds (12-13 digits); longer numbers are
 # not instants and fall through to a failed cast, i.e. a reject, instead of an out-of-range error.
-# A text with a colon is no number: it skips the patterns, which most date-times would only fail.
+# A text with a colon is no number: it skips the patterns, which most date-times would only fail;
+# the cast ignores the spaces around it by itself.
 _CONVERSIONS = {
     FieldType.TEXT: "{}",
     FieldType.INTEGER: "ekvio_integer({})",
@@ -179,7 +180,7 @@ class _Load:
             if rejected:
                 self._set_aside_rejects(con, self._typed)
             inserted = readable
-            if self._has_duplicate_keys(con):
+            if self._may_have_duplicate_keys(con):
                 con.execute(f"DELETE FROM {self._table}")
                 inserted = fetch_count(con, self._insert(self._rows(self._typed, newest_only=True)), self._parameters())
         return MergeOutcome(
@@ -264,10 +265,12 @@ class _Load:
     def _insert(self, rows: str) -> str:
         return f"INSERT INTO {self._table} ({', '.join(quote(c) for c in self._all_columns)}) {rows}"
 
-    def _has_duplicate_keys(self, con: duckdb.DuckDBPyConnection) -> bool:
+    def _may_have_duplicate_keys(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Whether two rows share a key's hash: grouping one number is faster than grouping the key,
+        and the rare collision only costs the reload that keeps the newest row of each key."""
         keys = ", ".join(quote(column) for column in self._spec.key)
         return (
-            con.execute(f"SELECT 1 FROM {self._table} GROUP BY {keys} HAVING count(*) > 1 LIMIT 1").fetchone()
+            con.execute(f"SELECT 1 FROM {self._table} GROUP BY hash({keys}) HAVING count(*) > 1 LIMIT 1").fetchone()
             is not None
         )
 

@@ -331,7 +331,9 @@ def _flat_rows(con: duckdb.DuckDBPyConnection, record: _ObjectSql, records: str)
 
 
 def _create_rows(con: duckdb.DuckDBPyConnection, children_key: str, parent: _ObjectSql, records: str) -> None:
-    """`ekvio_rows`: each child of each record with its parent's columns and undocumented fields."""
+    """`ekvio_rows`: each child of each record; its record's columns and undocumented fields are on
+    the record's first child only (`_child_rows` joins them to the others), which keeps the table
+    small: it holds every child's JSON text."""
     columns = parent.columns("record")
     fragments = parent.fragments("record", "coalesce(keys, [])", "raw", PARENT_EXTRA_PREFIX)
     malformed = parent.malformed_text("record")
@@ -344,26 +346,34 @@ def _create_rows(con: duckdb.DuckDBPyConnection, children_key: str, parent: _Obj
         + f"{malformed} IS NULL AS well_formed, {malformed} AS malformed_record, {fragments} AS parent_fragments, "
         f"{children} AS children FROM ({records})"
     )
-    names = "".join(f"{quote(name)}, " for name, _ in columns)
+    parent_columns = [*(quote(name) for name, _ in columns), "well_formed", "malformed_record", "parent_fragments"]
     con.execute(
-        f"CREATE TEMP TABLE {_ROWS} AS SELECT record_number, {names}well_formed, malformed_record, parent_fragments, "
-        f"unnest(children) AS child, unnest(range(len(children))) AS child_number FROM ({parents}) "
-        "UNION ALL SELECT record_number, "
+        f"CREATE TEMP TABLE {_ROWS} AS SELECT record_number, child_number, child, "
+        + ", ".join(f"CASE WHEN child_number = 0 THEN {column} END AS {column}" for column in parent_columns)
+        + f" FROM (SELECT *, unnest(children) AS child, unnest(range(len(children))) AS child_number FROM ({parents})) "
+        "UNION ALL SELECT record_number, 0, NULL::JSON, "
         + "".join(f"NULL AS {quote(name)}, " for name, _ in columns)
-        + f"false, 'null', []::VARCHAR[], NULL::JSON, 0 FROM {_RECORD_KEYS} WHERE keys IS NULL"
+        + f"false, 'null', []::VARCHAR[] FROM {_RECORD_KEYS} WHERE keys IS NULL"
     )
 
 
 def _child_rows(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> StagedRows:
     """The staged rows of `ekvio_rows`, read from each child's JSON text."""
+    parent_columns = [quote(field.column) for field in spec.parent_fields]
+    parent_columns += ["well_formed", "malformed_record", "parent_fragments"]
+    rows = (
+        f"(SELECT r.record_number, r.child_number, r.child, {', '.join(f'p.{column}' for column in parent_columns)} "
+        f"FROM {_ROWS} r JOIN (SELECT record_number, {', '.join(parent_columns)} FROM {_ROWS} WHERE child_number = 0) p "
+        "USING (record_number))"
+    )
     child = _ObjectSql(_source_tree(spec.fields), dynamic_pattern=spec.dynamic_columns)
     if spec.dynamic_columns is not None:
         found = con.execute(
-            f"SELECT DISTINCT key FROM (SELECT unnest(json_keys(child)) AS key FROM {_ROWS} WHERE well_formed) "
+            f"SELECT DISTINCT key FROM (SELECT unnest(json_keys(child)) AS key FROM {rows} WHERE well_formed) "
             "ORDER BY key"
         ).fetchall()
         child = child.with_fields(dynamic=tuple(key for (key,) in found if child.is_dynamic(key)))
-    fragments = child.fragments_from_json("object", "fields", "child_keys")
+    fragments = child.own_fragments("object", "fields")
     # Only an object is read; anything else (or the row of a malformed record) is the row's
     # `_malformed`, with null columns.
     query = (
@@ -376,8 +386,8 @@ def _child_rows(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> StagedRows:
         + f"CASE WHEN object IS NULL THEN coalesce(malformed_record, child::VARCHAR, 'null') END AS {MALFORMED}, "
         f"CASE WHEN object IS NOT NULL THEN {_extras_sql('parent_fragments', 'child_fragments')} END AS {EXTRA_FIELDS} "
         f"FROM (SELECT *, {fragments} AS child_fragments FROM "
-        f"(SELECT *, {child.transform('object')} AS fields, json_keys(object) AS child_keys FROM "
-        f"(SELECT *, CASE WHEN well_formed AND starts_with(child, '{{') THEN child END AS object FROM {_ROWS})))"
+        f"(SELECT *, {child.transform('object')} AS fields FROM "
+        f"(SELECT *, CASE WHEN well_formed AND starts_with(child, '{{') THEN child END AS object FROM {rows})))"
     )
     return StagedRows(query, child.dynamic)
 
@@ -512,6 +522,17 @@ class _ObjectSql:
         """The object's undocumented fields as a list of `"name":value` JSON fragments (see
         `_fragments`), their values extracted from its JSON text."""
         return self._fragments(struct, keys, f"list_zip({keys}, json_extract({json_value}, '$.*'))", prefix)
+
+    def own_fragments(self, json_value: str, struct: str) -> str:
+        """`fragments_from_json` without a prefix. An object without subobjects or dynamic columns,
+        such as a child, loses its documented fields by a JSON merge patch that sets them to null:
+        one pass over the object, which keeps the others (null ones too) in their order; what
+        remains is its one fragment."""
+        if _subtrees(self._tree) or self._dynamic_pattern is not None:
+            return self.fragments_from_json(json_value, struct, f"json_keys({json_value})")
+        patch = json.dumps(dict.fromkeys(self._known_keys(self._tree)))
+        rest = f"(json_merge_patch({json_value}, {literal(patch)})::VARCHAR)[2:-2]"
+        return f"list_filter([{rest}], lambda fragment: fragment <> '')"
 
     def fragments_from_struct(self, struct: str, keys: str, prefix: str = "") -> str:
         """`fragments_from_json` with the values read from the struct, which declares every
