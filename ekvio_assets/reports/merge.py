@@ -50,8 +50,7 @@ ORDINAL = "_ordinal"
 _SETUP_SQL = f"""
 CREATE TEMP MACRO IF NOT EXISTS ekvio_blank(v) AS nullif(trim(v), '');
 CREATE TEMP MACRO IF NOT EXISTS ekvio_integer(v) AS
-    CASE WHEN TRY_CAST(ekvio_blank(v) AS DOUBLE) = TRY_CAST(ekvio_blank(v) AS BIGINT)
-         THEN TRY_CAST(ekvio_blank(v) AS BIGINT) END;
+    CASE WHEN TRY_CAST(v AS DOUBLE) = TRY_CAST(v AS BIGINT) THEN TRY_CAST(v AS BIGINT) END;
 CREATE TEMP MACRO IF NOT EXISTS ekvio_boolean(v) AS TRY_CAST(ekvio_blank(v) AS BOOLEAN);
 CREATE TEMP MACRO IF NOT EXISTS ekvio_timestamp(v) AS
     CASE WHEN contains(v, ':') THEN TRY_CAST(v AS TIMESTAMPTZ)
@@ -73,7 +72,7 @@ CREATE TABLE IF NOT EXISTS {LOADS_TABLE} (
 # Unix times come in seconds (up to 11 digits) or milliseconds (12-13 digits); longer numbers are
 # not instants and fall through to a failed cast, i.e. a reject, instead of an out-of-range error.
 # A text with a colon is no number: it skips the patterns, which most date-times would only fail;
-# the cast ignores the spaces around it by itself.
+# the casts ignore the white space around a value by themselves.
 _CONVERSIONS = {
     FieldType.TEXT: "{}",
     FieldType.INTEGER: "ekvio_integer({})",

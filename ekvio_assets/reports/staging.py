@@ -331,9 +331,7 @@ def _flat_rows(con: duckdb.DuckDBPyConnection, record: _ObjectSql, records: str)
 
 
 def _create_rows(con: duckdb.DuckDBPyConnection, children_key: str, parent: _ObjectSql, records: str) -> None:
-    """`ekvio_rows`: each child of each record; its record's columns and undocumented fields are on
-    the record's first child only (`_child_rows` joins them to the others), which keeps the table
-    small: it holds every child's JSON text."""
+    """`ekvio_rows`: each child of each record with its parent's columns and undocumented fields."""
     columns = parent.columns("record")
     fragments = parent.fragments("record", "coalesce(keys, [])", "raw", PARENT_EXTRA_PREFIX)
     malformed = parent.malformed_text("record")
@@ -346,30 +344,22 @@ def _create_rows(con: duckdb.DuckDBPyConnection, children_key: str, parent: _Obj
         + f"{malformed} IS NULL AS well_formed, {malformed} AS malformed_record, {fragments} AS parent_fragments, "
         f"{children} AS children FROM ({records})"
     )
-    parent_columns = [*(quote(name) for name, _ in columns), "well_formed", "malformed_record", "parent_fragments"]
+    names = "".join(f"{quote(name)}, " for name, _ in columns)
     con.execute(
-        f"CREATE TEMP TABLE {_ROWS} AS SELECT record_number, child_number, child, "
-        + ", ".join(f"CASE WHEN child_number = 0 THEN {column} END AS {column}" for column in parent_columns)
-        + f" FROM (SELECT *, unnest(children) AS child, unnest(range(len(children))) AS child_number FROM ({parents})) "
-        "UNION ALL SELECT record_number, 0, NULL::JSON, "
+        f"CREATE TEMP TABLE {_ROWS} AS SELECT record_number, {names}well_formed, malformed_record, parent_fragments, "
+        f"unnest(children) AS child, unnest(range(len(children))) AS child_number FROM ({parents}) "
+        "UNION ALL SELECT record_number, "
         + "".join(f"NULL AS {quote(name)}, " for name, _ in columns)
-        + f"false, 'null', []::VARCHAR[] FROM {_RECORD_KEYS} WHERE keys IS NULL"
+        + f"false, 'null', []::VARCHAR[], NULL::JSON, 0 FROM {_RECORD_KEYS} WHERE keys IS NULL"
     )
 
 
 def _child_rows(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> StagedRows:
     """The staged rows of `ekvio_rows`, read from each child's JSON text."""
-    parent_columns = [quote(field.column) for field in spec.parent_fields]
-    parent_columns += ["well_formed", "malformed_record", "parent_fragments"]
-    rows = (
-        f"(SELECT r.record_number, r.child_number, r.child, {', '.join(f'p.{column}' for column in parent_columns)} "
-        f"FROM {_ROWS} r JOIN (SELECT record_number, {', '.join(parent_columns)} FROM {_ROWS} WHERE child_number = 0) p "
-        "USING (record_number))"
-    )
     child = _ObjectSql(_source_tree(spec.fields), dynamic_pattern=spec.dynamic_columns)
     if spec.dynamic_columns is not None:
         found = con.execute(
-            f"SELECT DISTINCT key FROM (SELECT unnest(json_keys(child)) AS key FROM {rows} WHERE well_formed) "
+            f"SELECT DISTINCT key FROM (SELECT unnest(json_keys(child)) AS key FROM {_ROWS} WHERE well_formed) "
             "ORDER BY key"
         ).fetchall()
         child = child.with_fields(dynamic=tuple(key for (key,) in found if child.is_dynamic(key)))
@@ -387,7 +377,7 @@ def _child_rows(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> StagedRows:
         f"CASE WHEN object IS NOT NULL THEN {_extras_sql('parent_fragments', 'child_fragments')} END AS {EXTRA_FIELDS} "
         f"FROM (SELECT *, {fragments} AS child_fragments FROM "
         f"(SELECT *, {child.transform('object')} AS fields FROM "
-        f"(SELECT *, CASE WHEN well_formed AND starts_with(child, '{{') THEN child END AS object FROM {rows})))"
+        f"(SELECT *, CASE WHEN well_formed AND starts_with(child, '{{') THEN child END AS object FROM {_ROWS})))"
     )
     return StagedRows(query, child.dynamic)
 
