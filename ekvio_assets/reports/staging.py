@@ -211,7 +211,7 @@ def _first_line(error: Exception) -> str:
 # a struct (documented values as text, undocumented fields as JSON, children as JSON texts), after a
 # cheaper reading of every record's keys, which says which undocumented fields there are and where
 # a value is null rather than missing. A nested report's children then become rows of `ekvio_rows`
-# that the typing step reads on all threads, one JSON function per child.
+# that the typing step reads on all threads, a JSON transform and a merge patch per child.
 # ---------------------------------------------------------------------------------------------
 
 _RECORD_KEYS = "ekvio_record_keys"
