@@ -140,6 +140,18 @@ def test_malformed_records_stream_as_one_row_each_holding_their_json_text(tmp_pa
     ]
 
 
+def test_a_childs_undocumented_fields_follow_its_parents_in_their_order_null_ones_too(tmp_path: Path) -> None:
+    child = {"meta": {"a": [1, None]}, **LEARNER, "tags": None, "note": "ж \\ \"q\""}
+    record = {"id": 1, "category": "HR", "statistics": [child, LEARNER]}
+    staged = copy_report_records(_file(tmp_path, json.dumps({"data": [record]}, ensure_ascii=False)), tmp_path / "s.json")
+    assert staged is not None
+    _, rows = _rows(MATERIAL_STATISTICS, staged)
+    assert [row[-1] for row in rows] == [
+        '{"parent.category":"HR","meta":{"a":[1,null]},"tags":null,"note":"ж \\\\ \\"q\\""}',
+        '{"parent.category":"HR"}',
+    ]
+
+
 @pytest.mark.parametrize("spec", [ATTEMPTS, MATERIAL_STATISTICS], ids=lambda spec: spec.name)
 def test_a_null_record_in_a_copied_file_is_a_malformed_row(tmp_path: Path, spec: ReportSpec) -> None:
     record = {"id": "a1"} if spec is ATTEMPTS else {"id": 1, "statistics": [LEARNER]}
