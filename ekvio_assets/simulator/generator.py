@@ -1526,16 +1526,22 @@ def _row_fields(spec: ReportSpec, columns: Iterable[str]) -> list[Field]:
     return [spec.column(column) for column in columns]
 
 
-def _bulk_sessions(assigned: int, count: int, gap_words: Iterable[int], span: int) -> list[int]:
-    """`count` moments after `assigned`, each up to span/16 after the previous: before 3/4 of the
-    span when `assigned` is in its first half."""
+def _bulk_sessions(words: tuple[int, ...], base: int, span: int, day_moment: int | None) -> tuple[int, list[int]]:
+    """A row's assignment moment and its sessions, drawn from the row's words (`_, assigned,
+    planned, *gaps` and four more): up to _BULK_MAX_SESSIONS moments after the assignment, each up
+    to span/16 after the previous (before 3/4 of the span when the assignment is in its first half),
+    then the day's moment if the row changes on the day file's day."""
+    _, assigned_word, planned_word, *gap_words, _, _, _, _ = words
+    assigned = base + assigned_word % (span // 2)
     gap = max(1, span // 16)
     moments = []
     moment = assigned
-    for word in itertools.islice(gap_words, count):
+    for word in itertools.islice(gap_words, planned_word % (_BULK_MAX_SESSIONS + 1)):
         moment += 1 + word % gap
         moments.append(moment)
-    return moments
+    if day_moment is not None:
+        moments.append(day_moment)
+    return assigned, moments
 
 
 class _BulkReport:
@@ -1629,11 +1635,8 @@ class _BulkMaterialStatistics(_BulkReport):
     def row_text(
         self, parent: Material, learner: int, words: tuple[int, ...], base: int, span: int, day_moment: int | None
     ) -> str:
-        drift_hash, assigned_word, planned_word, *gap_words, progress_word, outcome_word, _, _ = words
-        assigned = base + assigned_word % (span // 2)
-        moments = _bulk_sessions(assigned, planned_word % (_BULK_MAX_SESSIONS + 1), gap_words, span)
-        if day_moment is not None:
-            moments.append(day_moment)
+        drift_hash, *_, progress_word, outcome_word, _, _ = words
+        assigned, moments = _bulk_sessions(words, base, span, day_moment)
         if not moments:
             status, progress = "appointed", 0
         elif parent.type == "test":
@@ -1716,11 +1719,8 @@ class _BulkProgramStatistics(_BulkReport):
     def row_text(
         self, parent: Program, learner: int, words: tuple[int, ...], base: int, span: int, day_moment: int | None
     ) -> str:
-        drift_hash, assigned_word, planned_word, *gap_words, progress_word, outcome_word, _, _ = words
-        assigned = base + assigned_word % (span // 2)
-        moments = _bulk_sessions(assigned, planned_word % (_BULK_MAX_SESSIONS + 1), gap_words, span)
-        if day_moment is not None:
-            moments.append(day_moment)
+        drift_hash, *_, progress_word, outcome_word, _, _ = words
+        _, moments = _bulk_sessions(words, base, span, day_moment)
         total = parent.materials_total
         done = min(total, len(moments) * (1 + progress_word % total))
         completed_by_type = self._completed_by_type[parent.program_id]
@@ -1844,11 +1844,8 @@ class _BulkCourseStatistics(_BulkReport):
     def row_text(
         self, parent: Course, learner: int, words: tuple[int, ...], base: int, span: int, day_moment: int | None
     ) -> str:
-        drift_hash, assigned_word, planned_word, *gap_words, progress_word, session_word, scorm_word, final_word = words
-        assigned = base + assigned_word % (span // 2)
-        moments = _bulk_sessions(assigned, planned_word % (_BULK_MAX_SESSIONS + 1), gap_words, span)
-        if day_moment is not None:
-            moments.append(day_moment)
+        drift_hash, *_, progress_word, session_word, scorm_word, final_word = words
+        _, moments = _bulk_sessions(words, base, span, day_moment)
         sessions = len(moments)
         needed = 1 + progress_word % 5
         completed = sessions >= needed
