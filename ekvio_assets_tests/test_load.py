@@ -268,3 +268,16 @@ def test_records_the_reader_cannot_take_as_they_came_are_streamed_with_the_same_
     assert (loaded.outcome.inserted, loaded.outcome.rejected) == (1, 1)
     assert _rows(warehouse, "SELECT points FROM attempts") == [{"points": 20}]
     assert not list(Path(warehouse.data_dir, "staging").iterdir())
+
+
+def test_a_file_of_json_lines_that_hides_two_records_on_a_line_loads_them_all(
+    warehouse: DuckDBWarehouse, tmp_path: Path
+) -> None:
+    learner = {"login": "ivanov", "material_status": "completed", "progress": 100, "update_at": "2024-03-01T10:00:00"}
+    lines = [json.dumps({"id": number, "statistics": [learner]}) for number in range(4)]
+    path = _write(tmp_path, "m.json", '{"data": [\n' + f"{lines[0]},\n{lines[1]}, {lines[2]},\n{lines[3]}" + "\n]}")
+    loaded = _load(warehouse, MATERIAL_STATISTICS, path)
+    assert (loaded.outcome.inserted, loaded.outcome.rejected) == (4, 0)
+    assert _rows(warehouse, "SELECT material_id FROM material_statistics ORDER BY 1") == [
+        {"material_id": number} for number in range(4)
+    ]

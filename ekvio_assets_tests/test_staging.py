@@ -71,30 +71,84 @@ def _rows(spec: ReportSpec, staged: StagedFile) -> tuple[tuple[str, ...], list[t
 )
 def test_the_data_array_is_copied_as_it_is_whatever_follows_it(tmp_path: Path, layout: str) -> None:
     array = json.dumps([{"id": "a1", "tags": ["x"]}, {"id": "a2"}], indent=1)
-    staged = copy_report_records(_file(tmp_path, layout % array), tmp_path / "staged.json")
+    staged = copy_report_records(_file(tmp_path, layout % array), tmp_path / "staged.json", ATTEMPTS)
     assert staged is not None and not staged.streamed
     assert staged.path.read_text(encoding="utf-8") == array
 
 
 def test_a_file_that_does_not_start_with_its_data_array_is_left_to_streaming(tmp_path: Path) -> None:
     raw = _file(tmp_path, '{"include": [], "data": [{"id": "a1"}]}')
-    assert copy_report_records(raw, tmp_path / "staged.json") is None
+    assert copy_report_records(raw, tmp_path / "staged.json", ATTEMPTS) is None
     staged = stream_report_records(raw, tmp_path / "staged.json", ATTEMPTS)
     assert staged.streamed and json.loads(staged.path.read_text(encoding="utf-8")) == [{"id": "a1"}]
 
 
+def _one_record_per_line(records: list[Any], separator: str = ",\n") -> str:
+    """A report file laid out as the simulator writes it (and JSON-lines-minded exporters do)."""
+    return '{"data": [\n' + separator.join(json.dumps(record, ensure_ascii=False) for record in records) + "\n]}\n"
+
+
+LAYOUTS = {
+    "one line": lambda records: json.dumps({"data": records}, ensure_ascii=False),
+    "one record per line": _one_record_per_line,
+    "indented": lambda records: json.dumps({"data": records}, ensure_ascii=False, indent=2),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.name)
-def test_copied_and_streamed_records_flatten_to_the_same_rows(tmp_path: Path, spec: ReportSpec) -> None:
-    raw = _file(tmp_path, json.dumps({"data": RECORDS[spec.name]}, ensure_ascii=False))
-    copied = copy_report_records(raw, tmp_path / "copied.json")
+def test_copied_and_streamed_records_flatten_to_the_same_rows(tmp_path: Path, spec: ReportSpec, layout: str) -> None:
+    raw = _file(tmp_path, LAYOUTS[layout](RECORDS[spec.name]))
+    copied = copy_report_records(raw, tmp_path / "copied.json", spec)
     assert copied is not None
+    # JSON lines, read on all threads, for a nested report whose records come one per line.
+    assert (copied.number_key is not None) == (spec.is_nested and layout == "one record per line")
     streamed = stream_report_records(raw, tmp_path / "streamed.json", spec)
     assert _rows(spec, copied) == _rows(spec, streamed)
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"data": [\n{"id": 1}, {"id": 2},\n{"id": 3}\n]}',  # two records on a line
+        '{"data": [\n{"id": 1},\n{"id": 2}\n{"id": 3}\n]}',  # a comma missing
+        '{"data": [\n{"id": 1},\n,{"id": 2}\n]}',  # a comma out of place
+        '{"data": [\n{"id": 1},\n{"id": 2},\n]}',  # a comma too many
+    ],
+)
+def test_lines_that_are_not_one_record_each_are_never_read_as_records(tmp_path: Path, content: str) -> None:
+    copied = copy_report_records(_file(tmp_path, content), tmp_path / "copied.json", MATERIAL_STATISTICS)
+    assert copied is not None
+    if copied.number_key is not None:
+        with duckdb.connect() as con, pytest.raises(duckdb.InvalidInputException):
+            flatten(con, MATERIAL_STATISTICS, copied)
+
+
+def test_json_lines_keep_each_records_place_and_fields_across_the_readers_threads(tmp_path: Path) -> None:
+    # Several of the reader's buffers, read by several threads in no order: every row must still
+    # get its own record's place, parent columns and undocumented parent field.
+    learners = [{**LEARNER, "login": f"learner{n}", "note": "x" * 100} for n in range(20)]
+    records = [
+        {"id": number, **({"batch": number} if number % 7 == 0 else {}), "statistics": learners}
+        for number in range(9000)
+    ]
+    raw = _file(tmp_path, _one_record_per_line(records))
+    staged = copy_report_records(raw, tmp_path / "staged.json", MATERIAL_STATISTICS)
+    assert staged is not None and staged.number_key is not None and staged.path.stat().st_size > 34_000_000
+    with duckdb.connect() as con:
+        con.execute("SET threads = 4")
+        rows = flatten(con, MATERIAL_STATISTICS, staged)
+        misplaced = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE material_id <> _record::VARCHAR "
+            "OR (_record % 7 = 0) <> coalesce(extra_fields->>'$.\"parent.batch\"' = _record::VARCHAR, false) "
+            f"OR login <> 'learner' || _child) FROM ({rows.query})"
+        ).fetchone()
+    assert misplaced == (9000 * 20, 0)
+
+
 def test_course_fields_of_the_company_become_columns_and_the_rest_extra_fields(tmp_path: Path) -> None:
     raw = _file(tmp_path, json.dumps({"data": RECORDS[COURSE_STATISTICS.name]}, ensure_ascii=False))
-    staged = copy_report_records(raw, tmp_path / "staged.json")
+    staged = copy_report_records(raw, tmp_path / "staged.json", COURSE_STATISTICS)
     assert staged is not None
     dynamic, rows = _rows(COURSE_STATISTICS, staged)
     assert dynamic == ("form_question_10", "form_question_7", "group_shift")
@@ -108,7 +162,7 @@ def test_a_record_too_big_for_the_reader_is_cut_into_records_that_make_the_same_
     learners = [{**LEARNER, "login": f"learner{n}", **({"tags": [n]} if n % 3 else {})} for n in range(40)]
     records = [{"id": 1, "category": "HR", "statistics": learners}, {"id": 2, "statistics": learners[:2]}]
     raw = _file(tmp_path, json.dumps({"data": records}))
-    copied = copy_report_records(raw, tmp_path / "copied.json")
+    copied = copy_report_records(raw, tmp_path / "copied.json", MATERIAL_STATISTICS)
     assert copied is not None
     monkeypatch.setattr(staging, "STREAMED_RECORD_CHARACTERS", 1000)
     streamed = stream_report_records(raw, tmp_path / "streamed.json", MATERIAL_STATISTICS)
@@ -126,7 +180,7 @@ def test_malformed_records_stream_as_one_row_each_holding_their_json_text(tmp_pa
     records = ["text", {"id": 1, "statistics": 5}, None, {"id": 2, "statistics": [LEARNER, 7, None]}, [1, 2]]
     raw = _file(tmp_path, json.dumps({"data": records}))
     with duckdb.connect() as con, pytest.raises(duckdb.InvalidInputException):
-        flatten(con, MATERIAL_STATISTICS, copy_report_records(raw, tmp_path / "copied.json"))  # type: ignore[arg-type]
+        flatten(con, MATERIAL_STATISTICS, copy_report_records(raw, tmp_path / "copied.json", MATERIAL_STATISTICS))  # type: ignore[arg-type]
     _, rows = _rows(MATERIAL_STATISTICS, stream_report_records(raw, tmp_path / "streamed.json", MATERIAL_STATISTICS))
     malformed = [(row[0], row[1], row[-2]) for row in rows]
     assert malformed == [
@@ -143,7 +197,8 @@ def test_malformed_records_stream_as_one_row_each_holding_their_json_text(tmp_pa
 def test_a_childs_undocumented_fields_follow_its_parents_in_their_order_null_ones_too(tmp_path: Path) -> None:
     child = {"meta": {"a": [1, None]}, **LEARNER, "tags": None, "note": "ж \\ \"q\""}
     record = {"id": 1, "category": "HR", "statistics": [child, LEARNER]}
-    staged = copy_report_records(_file(tmp_path, json.dumps({"data": [record]}, ensure_ascii=False)), tmp_path / "s.json")
+    raw = _file(tmp_path, json.dumps({"data": [record]}, ensure_ascii=False))
+    staged = copy_report_records(raw, tmp_path / "s.json", MATERIAL_STATISTICS)
     assert staged is not None
     _, rows = _rows(MATERIAL_STATISTICS, staged)
     assert [row[-1] for row in rows] == [
@@ -155,7 +210,7 @@ def test_a_childs_undocumented_fields_follow_its_parents_in_their_order_null_one
 @pytest.mark.parametrize("spec", [ATTEMPTS, MATERIAL_STATISTICS], ids=lambda spec: spec.name)
 def test_a_null_record_in_a_copied_file_is_a_malformed_row(tmp_path: Path, spec: ReportSpec) -> None:
     record = {"id": "a1"} if spec is ATTEMPTS else {"id": 1, "statistics": [LEARNER]}
-    staged = copy_report_records(_file(tmp_path, json.dumps({"data": [record, None]})), tmp_path / "staged.json")
+    staged = copy_report_records(_file(tmp_path, json.dumps({"data": [record, None]})), tmp_path / "staged.json", spec)
     assert staged is not None
     _, rows = _rows(spec, staged)
     assert [(row[0], row[-2]) for row in rows] == [(0, None), (1, "null")]
@@ -164,7 +219,7 @@ def test_a_null_record_in_a_copied_file_is_a_malformed_row(tmp_path: Path, spec:
 def test_records_are_numbered_in_file_order_across_the_readers_buffers(tmp_path: Path) -> None:
     # More than one 32 MB buffer of the JSON reader.
     records = [{"id": f"attempt-{n:07d}", "login": "x" * 300} for n in range(110_000)]
-    staged = copy_report_records(_file(tmp_path, json.dumps({"data": records})), tmp_path / "staged.json")
+    staged = copy_report_records(_file(tmp_path, json.dumps({"data": records})), tmp_path / "staged.json", ATTEMPTS)
     assert staged is not None and staged.path.stat().st_size > 34_000_000
     with duckdb.connect() as con:
         rows = flatten(con, ATTEMPTS, staged)

@@ -25,7 +25,7 @@ from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 # What DuckDB may hold in memory during a load. The JSON reader needs about 250 MB for a report
 # whose records are large (a material with hundreds of learners), whatever the file's size.
-LOAD_MEMORY_LIMIT = "256MB"
+LOAD_MEMORY_LIMIT = "320MB"
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def load_report_file(
     lineage = Lineage(exported.task_id, exported.path, exported.requested_at, window_start, window_end)
     try:
         with _naming_the_file(spec, exported):
-            staged = copy_report_records(exported.path, staging_path) or stream_report_records(
+            staged = copy_report_records(exported.path, staging_path, spec) or stream_report_records(
                 exported.path, staging_path, spec
             )
         try:

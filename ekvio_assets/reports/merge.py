@@ -13,8 +13,7 @@ altered only when they change, and the counts read the staged rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -144,7 +143,8 @@ def merge_staged(
     prepare(con)
     ensure_table(con, spec, staged.dynamic_columns)
     load = _Load(spec, staged, lineage)
-    rows = fetch_count(con, f"SELECT count(*) FROM ({staged.query})")
+    with staged.reading(con):
+        rows = fetch_count(con, f"SELECT count(*) FROM ({staged.query})")
     outcome = load.into_empty_table(con, rows) if _is_empty(con, spec.name) else load.into_table(con, rows)
     con.execute(
         f"INSERT INTO {LOADS_TABLE} VALUES (?, ?, ?, ?, ?, ?, now(), ?, ?, ?, ?, ?)",
@@ -173,7 +173,9 @@ class _Load:
     def into_empty_table(self, con: duckdb.DuckDBPyConnection, rows: int) -> MergeOutcome:
         """Nothing to match against: the readable rows go straight from the file into the table,
         without being kept aside first; a file that holds a key twice is loaded again newest first."""
-        with _typed_once(con):
+        # A filter on `_has_problem` stays above the conversions: pushed below them, it would
+        # repeat every conversion it reads.
+        with self._staged.reading(con, "filter_pushdown"):
             readable = fetch_count(con, self._insert(self._rows(self._typed, newest_only=False)), self._parameters())
             rejected = rows - readable
             if rejected:
@@ -197,10 +199,12 @@ class _Load:
         older than the stored one."""
         lineage = self._lineage
         rows_held_for_window = rows_changed_between(con, self._spec.name, lineage.window_start, lineage.window_end)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE ekvio_typed AS {self._typed}")
+        with self._staged.reading(con):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE ekvio_typed AS {self._typed}")
         rejected = fetch_count(con, "SELECT count(*) FROM ekvio_typed WHERE _has_problem")
         if rejected:
-            self._set_aside_rejects(con, "SELECT * FROM ekvio_typed")
+            with self._staged.reading(con):
+                self._set_aside_rejects(con, "SELECT * FROM ekvio_typed")
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE ekvio_latest AS {self._rows('SELECT * FROM ekvio_typed', newest_only=True)}",
             self._parameters(),
@@ -287,17 +291,6 @@ class _Load:
             f"FROM ({typed}) t JOIN ({first_rows}) f USING ({RECORD_NUMBER}) WHERE t._has_problem",
             [self._spec.name, self._lineage.task_id, str(self._lineage.raw_file)],
         )
-
-
-@contextmanager
-def _typed_once(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """A filter on `_has_problem` stays above the conversions: pushed below them, it would repeat
-    every conversion it reads."""
-    con.execute("SET disabled_optimizers = 'filter_pushdown'")
-    try:
-        yield
-    finally:
-        con.execute("RESET disabled_optimizers")
 
 
 def _is_empty(con: duckdb.DuckDBPyConnection, table: str) -> bool:

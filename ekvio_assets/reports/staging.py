@@ -1,7 +1,9 @@
 """Stage a downloaded report file for DuckDB, then flatten its records, in SQL, into table rows.
 
 A result file is `{"data": [...], ...}`, hundreds of megabytes for a big company. Its `data` array
-is copied byte for byte into a staging file, without parsing it in Python, for DuckDB's JSON reader.
+is copied into a staging file without parsing it in Python, for DuckDB's JSON reader: byte for byte,
+or, for a nested report whose records come one per line, as JSON lines, which the reader reads on
+all cores, each record with its number under a key of its own.
 A file of another shape, or one the reader cannot take as it is (a record that is not an object,
 children that are not a list, a key twice in an object, a record over the reader's 16 MB), is
 streamed record by record by ijson's C backend into the same kind of file, in a shape the reader
@@ -22,7 +24,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,7 +33,7 @@ import duckdb
 import ijson
 
 from ekvio_assets.reports.specs import Field, ReportSpec
-from ekvio_assets.storage.sql import literal, quote
+from ekvio_assets.storage.sql import literal, quote, setting
 
 EXTRA_FIELDS = "extra_fields"
 MALFORMED = "_malformed"
@@ -45,7 +47,8 @@ _DATA_ARRAY_START = re.compile(rb"\A\s*\{\s*\"data\"\s*:\s*\[")
 # this far from the end; a file with a longer tail is streamed instead.
 _TAIL_BYTES = 64 * 1024
 # DuckDB's JSON reader takes records of up to 16 MB (its `maximum_object_size`); a streamed record
-# longer than this is cut in several.
+# longer than STREAMED_RECORD_CHARACTERS is cut in several.
+READER_RECORD_BYTES = 16 << 20
 STREAMED_RECORD_CHARACTERS = 4 << 20
 
 
@@ -55,26 +58,36 @@ class ReportFileError(ValueError):
 
 @dataclass(frozen=True)
 class StagedFile:
-    """The records of a result file as one JSON array file, in the file's order."""
+    """The records of a result file as one JSON array file, in the file's order, or as JSON lines
+    that hold their number."""
 
     path: Path
     # A streamed file's malformed records are objects holding their JSON text under this key,
     # which no record has; a copied file holds the records as they came.
     malformed_key: str | None = None
+    # JSON lines: each record's number in the file is the first member of its object, under this
+    # key, which no record has.
+    number_key: str | None = None
 
     @property
     def streamed(self) -> bool:
         return self.malformed_key is not None
 
 
-def copy_report_records(raw_path: Path, staging_path: Path) -> StagedFile | None:
+def copy_report_records(raw_path: Path, staging_path: Path, spec: ReportSpec) -> StagedFile | None:
     """Copy the `data` array of a file that starts with it, unparsed; None for any other file."""
     with raw_path.open("rb") as raw:
         span = _data_array_span(raw, raw_path.stat().st_size)
         if span is None:
             return None
         start, end = span
-        with staging_path.open("wb") as staged:
+        number_key = f"ekvio.record.{secrets.token_hex(8)}"
+        # A flat report's small records would cost more to number in Python than the reader saves.
+        with staging_path.open("wb", buffering=0) as staged:
+            if spec.is_nested and _copy_numbered_lines(raw, staged, start + 1, end - 1, number_key):
+                return StagedFile(staging_path, number_key=number_key)
+            staged.seek(0)
+            staged.truncate()
             _copy_bytes(raw, staged, start, end - start)
         raw.seek(start)
         empty = end - start <= _TAIL_BYTES and raw.read(end - start)[1:-1].strip() == b""
@@ -82,6 +95,66 @@ def copy_report_records(raw_path: Path, staging_path: Path) -> StagedFile | None
         # An empty array may come with an error answer beside it.
         _require_data_array(raw_path)
     return StagedFile(staging_path)
+
+
+_LINES_CHUNK = 8 << 20
+_BLANK = b" \t\r"
+
+
+def _copy_numbered_lines(raw: BinaryIO, staged: BinaryIO, start: int, end: int, number_key: str) -> bool:
+    """Write the records between `start` and `end` (the inside of the `data` array) as JSON lines,
+    each opening with its number under `number_key`, if the lines are several and each holds an
+    object (and the comma after it) or nothing; False (having written part) when they are laid out
+    otherwise. The reader then takes each line as one record or fails: a line that holds several
+    (`{...}, {...}`) is no JSON value."""
+    prefix = b'{"' + number_key.encode() + b'":%d'
+    remaining = end - start
+    pending = b""
+    number = 0
+    comma_due = False
+    while True:
+        buffer_offset = end - remaining - len(pending)
+        raw.seek(end - remaining)  # where `_copy_bytes` may have left it
+        chunk = raw.read(min(_LINES_CHUNK, remaining))
+        remaining -= len(chunk)
+        buffer = pending + chunk
+        line_start = 0
+        while (line_end := buffer.find(b"\n", line_start)) >= 0 or not remaining:
+            line_end = len(buffer) if line_end < 0 else line_end
+            first, last = _stripped(buffer, line_start, line_end)
+            comma = last > first and buffer[last - 1] == ord(",")
+            if comma:
+                first, last = _stripped(buffer, first, last - 1)
+            if first < last:
+                if buffer[first] != ord("{") or buffer[last - 1] != ord("}") or (number and not comma_due):
+                    return False
+                staged.write(prefix % number)
+                if _stripped(buffer, first + 1, last - 1) == (last - 1, last - 1):
+                    staged.write(b"}\n")  # an empty object
+                else:
+                    staged.write(b",")
+                    _copy_bytes(raw, staged, buffer_offset + first + 1, last - first - 1)
+                    staged.write(b"\n")
+                comma_due = comma
+                number += 1
+            elif comma:
+                return False
+            line_start = line_end + 1
+            if line_start > len(buffer):
+                # A single line may as well hold all the records: the array reader takes it.
+                return number > 1 and not comma_due
+        pending = buffer[line_start:]
+        if len(pending) > READER_RECORD_BYTES:
+            return False  # a line longer than the reader takes: not one record per line
+
+
+def _stripped(buffer: bytes, first: int, last: int) -> tuple[int, int]:
+    """The bounds of `buffer[first:last]` without the blanks around it."""
+    while first < last and buffer[first] in _BLANK:
+        first += 1
+    while last > first and buffer[last - 1] in _BLANK:
+        last -= 1
+    return first, last
 
 
 def stream_report_records(raw_path: Path, staging_path: Path, spec: ReportSpec) -> StagedFile:
@@ -164,7 +237,8 @@ def _closes_object(rest: bytes) -> bool:
 
 
 def _copy_bytes(source: BinaryIO, target: BinaryIO, offset: int, count: int) -> None:
-    """Copy in the kernel where it can (no trip through Python), else through a buffer."""
+    """Copy `count` bytes from `offset` in `source` to where `target` stands, in the kernel where it
+    can (no trip through Python), else through a buffer. The source's position is left anywhere."""
     copied = 0
     try:
         while copied < count:
@@ -174,7 +248,6 @@ def _copy_bytes(source: BinaryIO, target: BinaryIO, offset: int, count: int) -> 
             copied += step
     except OSError:  # a file system or kernel without copy_file_range
         source.seek(offset + copied)
-        target.seek(copied)
         while copied < count and (chunk := source.read(min(1 << 20, count - copied))):
             target.write(chunk)
             copied += len(chunk)
@@ -207,17 +280,24 @@ def _first_line(error: Exception) -> str:
 # ---------------------------------------------------------------------------------------------
 # Flattening, in SQL.
 #
-# DuckDB reads a JSON array on one thread, so the records are read once, each parsed in place into
-# a struct (documented values as text, undocumented fields as JSON, children as JSON texts), after a
-# cheaper reading of every record's keys, which says which undocumented fields there are and where
-# a value is null rather than missing. A nested report's children then become rows of `ekvio_rows`
-# that the typing step reads on all threads, a JSON transform and a merge patch per child.
+# Each record is parsed in place into a struct (documented values as text, undocumented fields as
+# JSON, children as JSON texts), after a cheaper reading of every record's keys, which says which
+# undocumented fields there are and where a value is null rather than missing. A nested report's
+# children become rows of `ekvio_rows`, a JSON transform and a merge patch per child. DuckDB reads
+# JSON lines on all threads: there `ekvio_rows` is a view, which the typing step reads straight
+# from the file; a JSON array on one thread: there `ekvio_rows` is a table, read once, that the
+# typing step reads on all threads.
 # ---------------------------------------------------------------------------------------------
 
 _RECORD_KEYS = "ekvio_record_keys"
 _ROWS = "ekvio_rows"
+_ROWS_VIEW = "ekvio_rows_view"
+# A join of the records to their keys hashes the keys, whatever the estimates: the optimizer
+# guesses the JSON reader's output small and would hash every record with its children.
+_KEYS_HASHED = "build_side_probe_side"
 _STAGED = "ekvio_staged"
 _RAW_RECORDS = "ekvio_raw_records"
+_ALL_RECORD_KEYS = "ekvio_all_record_keys"
 
 
 @dataclass(frozen=True)
@@ -228,27 +308,25 @@ class StagedRows:
     query: str
     dynamic_columns: tuple[str, ...]
 
+    def reading(self, con: duckdb.DuckDBPyConnection, *disabled_optimizers: str) -> AbstractContextManager[None]:
+        """A block whose statements read `query`, with the optimizers it needs disabled (and these)."""
+        return setting(con, "disabled_optimizers", ",".join((_KEYS_HASHED, *disabled_optimizers)))
+
 
 def flatten(con: duckdb.DuckDBPyConnection, spec: ReportSpec, staged: StagedFile) -> StagedRows:
     """Flatten the staged records into temporary tables. Run outside any transaction: a statement
     that fails here leaves nothing to roll back. A file the reader cannot take raises its error."""
     drop_flattened(con)
-    record = _record_object(spec, staged.malformed_key)
-    path = literal(str(staged.path))
+    record = _record_object(spec, staged)
+    records_of = _RecordReader(staged)
     # The keys of each record, kept where they say more than documented values: undocumented
     # fields (in their order), subobjects, dynamic columns. A nested report's few big records are
     # read as maps of nulls: a parse in place, no values; a flat report's many small records by
     # `json_keys`, which is faster per record than building a map.
     if spec.is_nested:
-        keys = (
-            f"SELECT ordinality - 1 AS record_number, map_keys(json) AS all_keys FROM read_json({path}, "
-            """format = 'array', records = false, columns = {'json': 'MAP(VARCHAR, "NULL")'}) WITH ORDINALITY"""
-        )
+        keys = records_of.keys(con, """MAP(VARCHAR, "NULL")""", "map_keys(json)")
     else:
-        keys = (
-            "SELECT ordinality - 1 AS record_number, json_keys(json) AS all_keys "
-            f"FROM read_json_objects({path}, format = 'array') WITH ORDINALITY"
-        )
+        keys = records_of.keys(con, None, "json_keys(json)")
     notable = f"list_filter(all_keys, lambda k: {record.notable_key_sql('k')})"
     # The reader takes a record that is JSON null for a null struct and a null map, unlike any
     # other malformed record; its null keys mark it.
@@ -256,6 +334,7 @@ def flatten(con: duckdb.DuckDBPyConnection, spec: ReportSpec, staged: StagedFile
         f"CREATE TEMP TABLE {_RECORD_KEYS} AS SELECT record_number, {notable} AS keys FROM ({keys}) "
         f"WHERE all_keys IS NULL OR len({notable}) > 0"
     )
+    con.execute(f"DROP TABLE IF EXISTS {_ALL_RECORD_KEYS}")
     found = [
         key
         for (key,) in con.execute(
@@ -274,47 +353,78 @@ def flatten(con: duckdb.DuckDBPyConnection, spec: ReportSpec, staged: StagedFile
         undocumented=tuple(key for key in record.undocumented if key not in apart), dynamic=record.dynamic
     )
     con.execute(
-        f"CREATE TEMP TABLE {_RAW_RECORDS} AS SELECT ordinality - 1 AS record_number, json AS raw "
-        f"FROM read_json_objects({path}, format = 'array') WITH ORDINALITY "
+        f"CREATE TEMP TABLE {_RAW_RECORDS} AS SELECT record_number, json AS raw FROM ({records_of.texts()}) "
         f"WHERE list_has_any(json_keys(json), {_varchar_list(sorted(apart))})"
         if apart
         else f"CREATE TEMP TABLE {_RAW_RECORDS} (record_number BIGINT, raw JSON)"
     )
-    structs = (
-        f"SELECT ordinality - 1 AS record_number, json FROM read_json({path}, format = 'array', records = false, "
-        f"columns = {{'json': {literal(record.struct_type())}}}) WITH ORDINALITY"
-    )
     records = (
-        f"SELECT r.record_number, r.json AS record, k.keys, w.raw FROM ({structs}) r "
+        f"SELECT r.record_number, r.json AS record, k.keys, w.raw FROM ({records_of.structs(record)}) r "
         f"LEFT JOIN {_RECORD_KEYS} k USING (record_number) LEFT JOIN {_RAW_RECORDS} w USING (record_number)"
     )
-    with _keys_hashed(con):
+    with setting(con, "disabled_optimizers", _KEYS_HASHED):
         if spec.children_key is not None:
-            _create_rows(con, spec.children_key, record, records)
-            return _child_rows(con, spec)
+            rows = _create_rows(con, spec.children_key, record, records, as_view=staged.number_key is not None)
+            return _child_rows(con, spec, rows)
         return _flat_rows(con, record, records)
 
 
 def drop_flattened(con: duckdb.DuckDBPyConnection) -> None:
-    for table in (_RECORD_KEYS, _RAW_RECORDS, _ROWS, _STAGED):
+    con.execute(f"DROP VIEW IF EXISTS {_ROWS_VIEW}")
+    for table in (_ALL_RECORD_KEYS, _RECORD_KEYS, _RAW_RECORDS, _ROWS, _STAGED):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def _record_object(spec: ReportSpec, malformed_key: str | None) -> _ObjectSql:
+def _record_object(spec: ReportSpec, staged: StagedFile) -> _ObjectSql:
+    reserved = {"malformed_key": staged.malformed_key, "number_key": staged.number_key}
     if spec.is_nested:
-        return _ObjectSql(_source_tree(spec.parent_fields), children_key=spec.children_key, malformed_key=malformed_key)
-    return _ObjectSql(_source_tree(spec.fields), dynamic_pattern=spec.dynamic_columns, malformed_key=malformed_key)
+        return _ObjectSql(_source_tree(spec.parent_fields), children_key=spec.children_key, **reserved)
+    return _ObjectSql(_source_tree(spec.fields), dynamic_pattern=spec.dynamic_columns, **reserved)
 
 
-@contextmanager
-def _keys_hashed(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """The join of the records to their keys hashes the keys, whatever the estimates: the optimizer
-    guesses the JSON reader's output small and would hash every record with its children."""
-    con.execute("SET disabled_optimizers = 'build_side_probe_side'")
-    try:
-        yield
-    finally:
-        con.execute("RESET disabled_optimizers")
+class _RecordReader:
+    """SQL reading the staged records with `record_number`, their place in the file: their order
+    in an array file, which the reader reads on one thread; the number they hold in a JSON lines
+    file, which it reads on all threads, in no order."""
+
+    def __init__(self, staged: StagedFile) -> None:
+        self._path = literal(str(staged.path))
+        self._number_key = staged.number_key
+        self._format = "'array'" if staged.number_key is None else "'newline_delimited'"
+
+    def structs(self, record: _ObjectSql) -> str:
+        """`record_number, json`: each record as the object's struct."""
+        read = self._read(record.struct_type())
+        if self._number_key is None:
+            return f"SELECT ordinality - 1 AS record_number, json FROM {read} WITH ORDINALITY"
+        return f"SELECT json[{literal(self._number_key)}] AS record_number, json FROM {read}"
+
+    def texts(self) -> str:
+        """`record_number, json`: each record's JSON text."""
+        read = self._read(None)
+        if self._number_key is None:
+            return f"SELECT ordinality - 1 AS record_number, json FROM {read} WITH ORDINALITY"
+        number = literal("$." + json.dumps(self._number_key))
+        return f"SELECT json_extract(json, {number})::BIGINT AS record_number, json FROM {read}"
+
+    def keys(self, con: duckdb.DuckDBPyConnection, json_type: str | None, keys: str) -> str:
+        """`record_number, all_keys`: the `keys` of each record read as `json_type` (JSON text if None)."""
+        read = self._read(json_type)
+        if self._number_key is None:
+            return f"SELECT ordinality - 1 AS record_number, {keys} AS all_keys FROM {read} WITH ORDINALITY"
+        # A record's keys do not say its number (a map of nulls holds no values): the reader keeps
+        # the records' order when asked to, and their order in a table numbers them.
+        with setting(con, "preserve_insertion_order", "true"):
+            con.execute(f"CREATE TEMP TABLE {_ALL_RECORD_KEYS} AS SELECT {keys} AS all_keys FROM {read}")
+        return f"SELECT rowid AS record_number, all_keys FROM {_ALL_RECORD_KEYS}"
+
+    def _read(self, json_type: str | None) -> str:
+        if json_type is None:
+            return f"read_json_objects({self._path}, format = {self._format})"
+        return (
+            f"read_json({self._path}, format = {self._format}, records = false, "
+            f"columns = {{'json': {literal(json_type)}}})"
+        )
 
 
 def _flat_rows(con: duckdb.DuckDBPyConnection, record: _ObjectSql, records: str) -> StagedRows:
@@ -330,8 +440,11 @@ def _flat_rows(con: duckdb.DuckDBPyConnection, record: _ObjectSql, records: str)
     return StagedRows(f"SELECT * FROM {_STAGED}", record.dynamic)
 
 
-def _create_rows(con: duckdb.DuckDBPyConnection, children_key: str, parent: _ObjectSql, records: str) -> None:
-    """`ekvio_rows`: each child of each record with its parent's columns and undocumented fields."""
+def _create_rows(
+    con: duckdb.DuckDBPyConnection, children_key: str, parent: _ObjectSql, records: str, *, as_view: bool
+) -> str:
+    """`ekvio_rows`, as a table or a view, named as returned: each child of each record with its
+    parent's columns and undocumented fields."""
     columns = parent.columns("record")
     fragments = parent.fragments("record", "coalesce(keys, [])", "raw", PARENT_EXTRA_PREFIX)
     malformed = parent.malformed_text("record")
@@ -345,21 +458,24 @@ def _create_rows(con: duckdb.DuckDBPyConnection, children_key: str, parent: _Obj
         f"{children} AS children FROM ({records})"
     )
     names = "".join(f"{quote(name)}, " for name, _ in columns)
+    relation = _ROWS_VIEW if as_view else _ROWS
     con.execute(
-        f"CREATE TEMP TABLE {_ROWS} AS SELECT record_number, {names}well_formed, malformed_record, parent_fragments, "
+        f"CREATE TEMP {'VIEW' if as_view else 'TABLE'} {relation} AS SELECT record_number, {names}well_formed, "
+        "malformed_record, parent_fragments, "
         f"unnest(children) AS child, unnest(range(len(children))) AS child_number FROM ({parents}) "
         "UNION ALL SELECT record_number, "
         + "".join(f"NULL AS {quote(name)}, " for name, _ in columns)
         + f"false, 'null', []::VARCHAR[], NULL::JSON, 0 FROM {_RECORD_KEYS} WHERE keys IS NULL"
     )
+    return relation
 
 
-def _child_rows(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> StagedRows:
-    """The staged rows of `ekvio_rows`, read from each child's JSON text."""
+def _child_rows(con: duckdb.DuckDBPyConnection, spec: ReportSpec, rows: str) -> StagedRows:
+    """The staged rows of `ekvio_rows` (`rows`), read from each child's JSON text."""
     child = _ObjectSql(_source_tree(spec.fields), dynamic_pattern=spec.dynamic_columns)
     if spec.dynamic_columns is not None:
         found = con.execute(
-            f"SELECT DISTINCT key FROM (SELECT unnest(json_keys(child)) AS key FROM {_ROWS} WHERE well_formed) "
+            f"SELECT DISTINCT key FROM (SELECT unnest(json_keys(child)) AS key FROM {rows} WHERE well_formed) "
             "ORDER BY key"
         ).fetchall()
         child = child.with_fields(dynamic=tuple(key for (key,) in found if child.is_dynamic(key)))
@@ -377,7 +493,7 @@ def _child_rows(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> StagedRows:
         f"CASE WHEN object IS NOT NULL THEN {_extras_sql('parent_fragments', 'child_fragments')} END AS {EXTRA_FIELDS} "
         f"FROM (SELECT *, {fragments} AS child_fragments FROM "
         f"(SELECT *, {child.transform('object')} AS fields FROM "
-        f"(SELECT *, CASE WHEN well_formed AND starts_with(child, '{{') THEN child END AS object FROM {_ROWS})))"
+        f"(SELECT *, CASE WHEN well_formed AND starts_with(child, '{{') THEN child END AS object FROM {rows})))"
     )
     return StagedRows(query, child.dynamic)
 
@@ -408,7 +524,8 @@ def _source_tree(fields: tuple[Field, ...]) -> _SourceTree:
 class _ObjectSql:
     """SQL over one kind of JSON object (a flat record, a parent, a child), described by its tree
     of documented fields; the undocumented fields and dynamic columns it declares are read into
-    its struct by name, and so is the text of a malformed record standing in it (`malformed_key`)."""
+    its struct by name, and so are the text of a malformed record standing in it (`malformed_key`)
+    and the record's number (`number_key`)."""
 
     def __init__(
         self,
@@ -417,6 +534,7 @@ class _ObjectSql:
         children_key: str | None = None,
         dynamic_pattern: re.Pattern[str] | None = None,
         malformed_key: str | None = None,
+        number_key: str | None = None,
         undocumented: tuple[str, ...] = (),
         dynamic: tuple[str, ...] = (),
     ) -> None:
@@ -424,6 +542,7 @@ class _ObjectSql:
         self._children_key = children_key
         self._dynamic_pattern = dynamic_pattern
         self._malformed_key = malformed_key
+        self._number_key = number_key
         self._undocumented = undocumented
         self.dynamic = dynamic
 
@@ -433,6 +552,7 @@ class _ObjectSql:
             children_key=self._children_key,
             dynamic_pattern=self._dynamic_pattern,
             malformed_key=self._malformed_key,
+            number_key=self._number_key,
             undocumented=undocumented,
             dynamic=dynamic,
         )
@@ -441,7 +561,7 @@ class _ObjectSql:
         """The keys of an object of `tree` that are neither undocumented fields nor dynamic columns."""
         known = list(tree)
         if tree is self._tree:
-            known += [key for key in (self._children_key, self._malformed_key) if key is not None]
+            known += [key for key in (self._children_key, self._malformed_key, self._number_key) if key is not None]
         return known
 
     def is_dynamic(self, key: str) -> bool:
@@ -458,7 +578,7 @@ class _ObjectSql:
         """SQL: whether a key of the object says more than a documented value: an undocumented
         field, a subobject, a dynamic column, a malformed record's text."""
         known = [name for name, node in self._tree.items() if isinstance(node, str)]
-        known += [self._children_key] if self._children_key is not None else []
+        known += [key for key in (self._children_key, self._number_key) if key is not None]
         return f"NOT list_contains({_varchar_list(known)}, {key})"
 
     def struct_type(self) -> str:
@@ -471,6 +591,8 @@ class _ObjectSql:
         members += [(key, "JSON") for key in self._undocumented] + [(key, "VARCHAR") for key in self.dynamic]
         if self._malformed_key is not None:
             members.append((self._malformed_key, "VARCHAR"))
+        if self._number_key is not None:
+            members.append((self._number_key, "BIGINT"))
         if self._children_key is not None:
             members.append((self._children_key, "JSON[]"))
         return members

@@ -4,7 +4,8 @@ Values always go as parameters; identifiers come from the report specs or from d
 names that matched a strict pattern, and are quoted anyway.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 
 import duckdb
 
@@ -24,3 +25,25 @@ def fetch_count(con: duckdb.DuckDBPyConnection, sql: str, parameters: Sequence[o
 
 def row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return fetch_count(con, f"SELECT count(*) FROM {quote(table)}")
+
+
+@contextmanager
+def setting(con: duckdb.DuckDBPyConnection, name: str, value: str) -> Iterator[None]:
+    """Run a block with a DuckDB setting changed, then put the setting back as it was."""
+    row = con.execute("SELECT value FROM duckdb_settings() WHERE name = ?", [name]).fetchone()
+    con.execute(f"SET {name} = ?", [value])
+    try:
+        yield
+    except BaseException:
+        # A failed statement aborts the transaction, and with it any SET: the error is what matters.
+        with suppress(duckdb.Error):
+            _set(con, name, row)
+        raise
+    _set(con, name, row)
+
+
+def _set(con: duckdb.DuckDBPyConnection, name: str, value: tuple[object, ...] | None) -> None:
+    if value is None or value[0] is None:
+        con.execute(f"RESET {name}")
+    else:
+        con.execute(f"SET {name} = ?", [value[0]])
