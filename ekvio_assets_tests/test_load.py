@@ -175,6 +175,25 @@ def test_reloading_changes_nothing_and_older_files_never_roll_back(warehouse: Du
     assert _rows(warehouse, "SELECT points, _task_id FROM attempts") == [{"points": 30, "_task_id": "changed"}]
 
 
+def test_a_version_of_the_same_change_time_is_written_only_if_its_data_differ(
+    warehouse: DuckDBWarehouse, tmp_path: Path
+) -> None:
+    # Without a change time of its own a row takes its window's end, later with each day.
+    same_time = "2024-03-01T10:00:00+03:00"
+    first = [_attempt("a1", same_time, points=10), _attempt("a2", None, points=1), _attempt("a3", None, points=1)]
+    _load(warehouse, ATTEMPTS, _write(tmp_path, "first.json", {"data": first}), task_id="first",
+          start=datetime(2024, 3, 1, tzinfo=timezone.utc), end=datetime(2024, 3, 2, tzinfo=timezone.utc))
+    corrected = [_attempt("a1", same_time, points=11), _attempt("a2", None, points=1), _attempt("a3", None, points=2)]
+    loaded = _load(warehouse, ATTEMPTS, _write(tmp_path, "corrected.json", {"data": corrected}), task_id="next",
+                   start=datetime(2024, 3, 2, tzinfo=timezone.utc), end=datetime(2024, 3, 3, tzinfo=timezone.utc))
+    assert (loaded.outcome.inserted, loaded.outcome.updated) == (0, 2)
+    assert _rows(warehouse, "SELECT attempt_id, points, _task_id FROM attempts ORDER BY 1") == [
+        {"attempt_id": "a1", "points": 11, "_task_id": "next"},
+        {"attempt_id": "a2", "points": 1, "_task_id": "first"},
+        {"attempt_id": "a3", "points": 2, "_task_id": "next"},
+    ]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

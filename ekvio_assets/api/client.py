@@ -178,15 +178,10 @@ class EkvioClient:
             return task_id
 
     def wait_for_file(self, spec: ReportSpec, task_id: str) -> str:
+        """Poll the task until its file is ready: at once (a day's export may be ready by then),
+        then every poll interval."""
         started = self._clock()
         while True:
-            elapsed = self._clock() - started
-            if elapsed + self._poll_interval > self._poll_timeout:
-                raise EkvioApiError(
-                    f"{spec.title} task {task_id} did not complete within {self._poll_timeout:.0f} s "
-                    f"(EKVIO_POLL_TIMEOUT_SECONDS); it may still finish on the Ekvio side, run again later"
-                )
-            self._sleep(self._poll_interval)
             response = self._call(spec, f"poll task {task_id}", "GET", self._task_status_path.format(task_id=task_id))
             self._raise_for_answer(spec, f"poll task {task_id}", response, _api_errors(response))
             answer = _data(response)
@@ -200,6 +195,12 @@ class EkvioClient:
                 if not isinstance(file_url, str) or not file_url.strip():
                     raise EkvioApiError(f"{spec.title} task {task_id} completed without a result file URL")
                 return file_url
+            if self._clock() - started + self._poll_interval > self._poll_timeout:
+                raise EkvioApiError(
+                    f"{spec.title} task {task_id} did not complete within {self._poll_timeout:.0f} s "
+                    f"(EKVIO_POLL_TIMEOUT_SECONDS); it may still finish on the Ekvio side, run again later"
+                )
+            self._sleep(self._poll_interval)
 
     def download(
         self, spec: ReportSpec, task_id: str, file_url: str, destination_dir: Path, requested_at: datetime

@@ -216,19 +216,37 @@ class _Load:
             f"ROW({', '.join(f's.{quote(c)}' for c in self._data_columns)}) IS DISTINCT FROM "
             f"ROW({', '.join(f't.{quote(c)}' for c in self._data_columns)})"
         )
+        # One pass over the table's keys and change times pairs each row with its stored version:
+        # older, newer (its change time differs, hence its data), or of the same time, whose data
+        # only a second pass, over every column, compares (a window loaded again, not a new day).
+        change = quote(self._spec.change_time)
+        con.execute(
+            f"CREATE TEMP TABLE ekvio_stored AS SELECT s.rowid AS latest_row, t.rowid AS stored_row, "
+            f"CASE WHEN s.{CHANGED_AT} < t.{CHANGED_AT} THEN 'older' "
+            f"WHEN s.{change} IS DISTINCT FROM t.{change} THEN 'newer' ELSE 'same time' END AS version "
+            f"FROM ekvio_latest s JOIN {self._table} t ON {on_keys}"
+        )
+        if fetch_count(con, "SELECT count(*) FROM ekvio_stored WHERE version = 'same time'"):
+            con.execute(
+                f"UPDATE ekvio_stored m SET version = 'newer' FROM ekvio_latest s, {self._table} t "
+                f"WHERE m.version = 'same time' AND s.rowid = m.latest_row AND t.rowid = m.stored_row AND {data_differs}"
+            )
         # A changed row is deleted and inserted anew rather than updated in place: an update
         # rewrites, at the next checkpoint, every row group it touches (a day's changes touch
         # them all), a delete only marks the row.
+        con.execute(
+            "CREATE TEMP TABLE ekvio_written AS SELECT s.*, m.stored_row AS replaced_row FROM ekvio_latest s "
+            "LEFT JOIN ekvio_stored m ON m.latest_row = s.rowid WHERE m.version IS NULL OR m.version = 'newer'"
+        )
+        con.execute("DROP TABLE ekvio_stored")
         updated = fetch_count(
             con,
-            f"MERGE INTO {self._table} AS t USING ekvio_latest AS s ON {on_keys} "
-            f"WHEN MATCHED AND s.{CHANGED_AT} >= t.{CHANGED_AT} AND {data_differs} THEN DELETE",
+            f"DELETE FROM {self._table} WHERE rowid IN "
+            "(SELECT replaced_row FROM ekvio_written WHERE replaced_row IS NOT NULL)",
         )
-        written = fetch_count(
-            con,
-            f"INSERT INTO {self._table} ({', '.join(quote(c) for c in self._all_columns)}) "
-            f"SELECT s.* FROM ekvio_latest s ANTI JOIN {self._table} t ON {on_keys}",
-        )
+        columns = ", ".join(quote(c) for c in self._all_columns)
+        written = fetch_count(con, f"INSERT INTO {self._table} ({columns}) SELECT {columns} FROM ekvio_written")
+        con.execute("DROP TABLE ekvio_written")
         inserted = written - updated
         con.execute("DROP TABLE ekvio_latest")
         return MergeOutcome(
