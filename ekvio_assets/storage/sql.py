@@ -30,7 +30,7 @@ def row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
 @contextmanager
 def setting(con: duckdb.DuckDBPyConnection, name: str, value: str) -> Iterator[None]:
     """Run a block with a DuckDB setting changed, then put the setting back as it was."""
-    row = con.execute("SELECT value FROM duckdb_settings() WHERE name = ?", [name]).fetchone()
+    row = con.execute(f"SELECT current_setting({literal(name)})").fetchone()
     con.execute(f"SET {name} = ?", [value])
     try:
         yield
