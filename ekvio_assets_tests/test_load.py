@@ -300,3 +300,34 @@ def test_a_file_of_json_lines_that_hides_two_records_on_a_line_loads_them_all(
     assert _rows(warehouse, "SELECT material_id FROM material_statistics ORDER BY 1") == [
         {"material_id": number} for number in range(4)
     ]
+
+
+@pytest.mark.parametrize("spec", [MATERIAL_STATISTICS, PROGRAM_STATISTICS], ids=lambda spec: spec.name)
+def test_a_nested_report_loads_the_same_from_json_lines_as_from_one_line(
+    tmp_path: Path, spec: ReportSpec
+) -> None:
+    # One record per line is read as JSON lines on all threads, one line as an array: the same
+    # rows, rejects (with their places), duplicates and counts, first load and merge alike.
+    learner = {"login": "ivanov", "material_status": "completed", "program_status": "completed", "progress": 100,
+               "update_at": "2024-03-01T10:00:00+03:00", "active_at": "2024-03-01T10:00:00+03:00", "note": None}
+    records = [
+        {"id": 1, "category": "HR", "statistics": [learner, {**learner, "login": "petrov", "progress": "lots"}]},
+        {"id": 2, "statistics": None},
+        {"id": 3, "statistics": [{**learner, "login": None}, learner, {**learner, "update_at": "2024-02-01"}]},
+        {"id": 1, "statistics": [{**learner, "progress": 50, "active_at": "2024-03-02T10:00:00+03:00"}]},
+        {"id": 4},
+    ]
+    one_line = json.dumps({"data": records}, ensure_ascii=False)
+    json_lines = '{"data": [\n' + ",\n".join(json.dumps(record, ensure_ascii=False) for record in records) + "\n]}"
+
+    def loaded(name: str, content: str) -> tuple[Any, ...]:
+        warehouse = DuckDBWarehouse(data_dir=str(tmp_path / name), timezone="Europe/Moscow")
+        first = _load(warehouse, spec, _write(tmp_path, f"{name}.json", content)).outcome
+        again = _load(warehouse, spec, _write(tmp_path, f"{name}.again.json", content)).outcome
+        table = _rows(warehouse, f"SELECT * EXCLUDE (_raw_file, _fetched_at) FROM {spec.name} ORDER BY ALL")
+        rejects = _rows(warehouse, "SELECT problems, record FROM rejected_records ORDER BY ALL")
+        return first.rows_in_file, first.rejected, first.duplicates, again.updated, again.inserted, table, rejects
+
+    from_lines = loaded("lines", json_lines)
+    assert from_lines[:5] == (6, 2, 2, 0, 0)
+    assert from_lines == loaded("one_line", one_line)

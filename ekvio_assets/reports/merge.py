@@ -143,9 +143,7 @@ def merge_staged(
     prepare(con)
     ensure_table(con, spec, staged.dynamic_columns)
     load = _Load(spec, staged, lineage)
-    with staged.reading(con):
-        rows = fetch_count(con, f"SELECT count(*) FROM ({staged.query})")
-    outcome = load.into_empty_table(con, rows) if _is_empty(con, spec.name) else load.into_table(con, rows)
+    outcome = load.into_empty_table(con) if _is_empty(con, spec.name) else load.into_table(con)
     con.execute(
         f"INSERT INTO {LOADS_TABLE} VALUES (?, ?, ?, ?, ?, ?, now(), ?, ?, ?, ?, ?)",
         [
@@ -170,9 +168,11 @@ class _Load:
         self._data_columns = [field.column for field in spec.columns] + [*staged.dynamic_columns, EXTRA_FIELDS]
         self._all_columns = [*self._data_columns, *(name for name, _, _ in LINEAGE_COLUMNS)]
 
-    def into_empty_table(self, con: duckdb.DuckDBPyConnection, rows: int) -> MergeOutcome:
+    def into_empty_table(self, con: duckdb.DuckDBPyConnection) -> MergeOutcome:
         """Nothing to match against: the readable rows go straight from the file into the table,
         without being kept aside first; a file that holds a key twice is loaded again newest first."""
+        with self._staged.reading(con):
+            rows = fetch_count(con, self._staged.count_query())
         # A filter on `_has_problem` stays above the conversions: pushed below them, it would
         # repeat every conversion it reads.
         with self._staged.reading(con, "filter_pushdown"):
@@ -194,14 +194,14 @@ class _Load:
             rows_held_for_window=0,
         )
 
-    def into_table(self, con: duckdb.DuckDBPyConnection, rows: int) -> MergeOutcome:
+    def into_table(self, con: duckdb.DuckDBPyConnection) -> MergeOutcome:
         """Merge by key: a row is written only when its data differ and its change time is not
         older than the stored one."""
         lineage = self._lineage
         rows_held_for_window = rows_changed_between(con, self._spec.name, lineage.window_start, lineage.window_end)
         with self._staged.reading(con):
             con.execute(f"CREATE OR REPLACE TEMP TABLE ekvio_typed AS {self._typed}")
-        rejected = fetch_count(con, "SELECT count(*) FROM ekvio_typed WHERE _has_problem")
+        rows, rejected = con.execute("SELECT count(*), count(*) FILTER (WHERE _has_problem) FROM ekvio_typed").fetchone()
         if rejected:
             with self._staged.reading(con):
                 self._set_aside_rejects(con, "SELECT * FROM ekvio_typed")

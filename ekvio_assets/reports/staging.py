@@ -19,6 +19,7 @@ place in the file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -307,6 +308,11 @@ class StagedRows:
 
     query: str
     dynamic_columns: tuple[str, ...]
+    # How many rows there are, by a lighter reading than the rows' own, where there is one.
+    row_count_query: str | None = None
+
+    def count_query(self) -> str:
+        return self.row_count_query or f"SELECT count(*) FROM ({self.query})"
 
     def reading(self, con: duckdb.DuckDBPyConnection, *disabled_optimizers: str) -> AbstractContextManager[None]:
         """A block whose statements read `query`, with the optimizers it needs disabled (and these)."""
@@ -363,10 +369,16 @@ def flatten(con: duckdb.DuckDBPyConnection, spec: ReportSpec, staged: StagedFile
         f"LEFT JOIN {_RECORD_KEYS} k USING (record_number) LEFT JOIN {_RAW_RECORDS} w USING (record_number)"
     )
     with setting(con, "disabled_optimizers", _KEYS_HASHED):
-        if spec.children_key is not None:
-            rows = _create_rows(con, spec.children_key, record, records, as_view=staged.number_key is not None)
-            return _child_rows(con, spec, rows)
-        return _flat_rows(con, record, records)
+        if spec.children_key is None:
+            return _flat_rows(con, record, records)
+        if staged.number_key is None:
+            return _child_rows(con, spec, _create_rows(con, spec.children_key, record, records, as_view=False))
+        rows = _child_rows(con, spec, _create_rows(con, spec.children_key, record, records, as_view=True))
+        # JSON lines hold neither JSON null nor malformed records: each child is a row, which a read
+        # of the children as nulls counts.
+        children = records_of.read(f"STRUCT({quote(spec.children_key)} \"NULL\"[])")
+        count = f"SELECT coalesce(sum(len(json[{literal(spec.children_key)}])), 0) FROM {children}"
+        return dataclasses.replace(rows, row_count_query=count)
 
 
 def drop_flattened(con: duckdb.DuckDBPyConnection) -> None:
@@ -394,14 +406,14 @@ class _RecordReader:
 
     def structs(self, record: _ObjectSql) -> str:
         """`record_number, json`: each record as the object's struct."""
-        read = self._read(record.struct_type())
+        read = self.read(record.struct_type())
         if self._number_key is None:
             return f"SELECT ordinality - 1 AS record_number, json FROM {read} WITH ORDINALITY"
         return f"SELECT json[{literal(self._number_key)}] AS record_number, json FROM {read}"
 
     def texts(self) -> str:
         """`record_number, json`: each record's JSON text."""
-        read = self._read(None)
+        read = self.read(None)
         if self._number_key is None:
             return f"SELECT ordinality - 1 AS record_number, json FROM {read} WITH ORDINALITY"
         number = literal("$." + json.dumps(self._number_key))
@@ -409,7 +421,7 @@ class _RecordReader:
 
     def keys(self, con: duckdb.DuckDBPyConnection, json_type: str | None, keys: str) -> str:
         """`record_number, all_keys`: the `keys` of each record read as `json_type` (JSON text if None)."""
-        read = self._read(json_type)
+        read = self.read(json_type)
         if self._number_key is None:
             return f"SELECT ordinality - 1 AS record_number, {keys} AS all_keys FROM {read} WITH ORDINALITY"
         # A record's keys do not say its number (a map of nulls holds no values): the reader keeps
@@ -418,7 +430,8 @@ class _RecordReader:
             con.execute(f"CREATE TEMP TABLE {_ALL_RECORD_KEYS} AS SELECT {keys} AS all_keys FROM {read}")
         return f"SELECT rowid AS record_number, all_keys FROM {_ALL_RECORD_KEYS}"
 
-    def _read(self, json_type: str | None) -> str:
+    def read(self, json_type: str | None) -> str:
+        """The table function that reads each record as `json` of `json_type` (JSON text if None)."""
         if json_type is None:
             return f"read_json_objects({self._path}, format = {self._format})"
         return (
