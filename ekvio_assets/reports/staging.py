@@ -286,8 +286,8 @@ def _first_line(error: Exception) -> str:
 # undocumented fields there are and where a value is null rather than missing. A nested report's
 # children become rows of `ekvio_rows`, a JSON transform and a merge patch per child. DuckDB reads
 # JSON lines on all threads: there `ekvio_rows` is a view, which the typing step reads straight
-# from the file; a JSON array on one thread: there `ekvio_rows` is a table, read once, that the
-# typing step reads on all threads.
+# from the file (see STREAMED_COLUMNS); a JSON array on one thread: there `ekvio_rows` is a table,
+# read once, that the typing step reads on all threads.
 # ---------------------------------------------------------------------------------------------
 
 _RECORD_KEYS = "ekvio_record_keys"
@@ -296,6 +296,10 @@ _ROWS_VIEW = "ekvio_rows_view"
 # A join of the records to their keys hashes the keys, whatever the estimates: the optimizer
 # guesses the JSON reader's output small and would hash every record with its children.
 _KEYS_HASHED = "build_side_probe_side"
+# The typing step reads JSON lines straight from the file for a report of at most this many columns:
+# a wider one's chunks of records and row groups in the making, on every thread at once, would
+# outgrow the load's memory limit; its rows go through `ekvio_rows` as a table.
+STREAMED_COLUMNS = 20
 _STAGED = "ekvio_staged"
 _RAW_RECORDS = "ekvio_raw_records"
 _ALL_RECORD_KEYS = "ekvio_all_record_keys"
@@ -371,9 +375,10 @@ def flatten(con: duckdb.DuckDBPyConnection, spec: ReportSpec, staged: StagedFile
     with setting(con, "disabled_optimizers", _KEYS_HASHED):
         if spec.children_key is None:
             return _flat_rows(con, record, records)
-        if staged.number_key is None:
-            return _child_rows(con, spec, _create_rows(con, spec.children_key, record, records, as_view=False))
-        rows = _child_rows(con, spec, _create_rows(con, spec.children_key, record, records, as_view=True))
+        streamed = staged.number_key is not None and len(spec.columns) <= STREAMED_COLUMNS
+        rows = _child_rows(con, spec, _create_rows(con, spec.children_key, record, records, as_view=streamed))
+        if not streamed:
+            return rows
         # JSON lines hold neither JSON null nor malformed records: each child is a row, which a read
         # of the children as nulls counts.
         children = records_of.read(f"STRUCT({quote(spec.children_key)} \"NULL\"[])")
