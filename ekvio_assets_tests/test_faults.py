@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 import pytest
 
 from ekvio_assets.api.client import parse_raw_file_name
@@ -91,7 +92,11 @@ def baseline(tmp_path_factory: pytest.TempPathFactory, dataset: Dataset) -> Path
         clean.set_now(_end_of_day(clean, BASELINE_DAYS[-1]))
         result = _refresh(clean, data_dir, BASELINE_DAYS, [spec.name for spec in REPORTS])
     assert result.success
-    return DuckDBWarehouse(data_dir=str(data_dir), timezone="Europe/Moscow").working_path
+    working = DuckDBWarehouse(data_dir=str(data_dir), timezone="Europe/Moscow").working_path
+    # Loads leave their changes in the write-ahead log: a copy of the file alone needs them in it.
+    with duckdb.connect(str(working)) as con:
+        con.execute("CHECKPOINT")
+    return working
 
 
 @dataclass

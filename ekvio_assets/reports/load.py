@@ -23,8 +23,9 @@ from ekvio_assets.reports.staging import (
 from ekvio_assets.storage.metadata import table_metadata
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
-# What DuckDB may hold in memory during a load. The JSON reader needs about 250 MB for a report
-# whose records are large (a material with hundreds of learners), whatever the file's size.
+# What DuckDB may hold in memory during a load, whatever the file's size: a material report read
+# as JSON lines and inserted on two threads at once needs about 300 MB (the reader's chunks of
+# records with hundreds of learners, each thread's row groups in the making).
 LOAD_MEMORY_LIMIT = "320MB"
 
 
@@ -79,6 +80,10 @@ def _merge(warehouse: DuckDBWarehouse, spec: ReportSpec, staged: StagedFile, lin
         # beside the database. Row order is never relied on: every row carries its place in the file.
         con.execute("SET memory_limit = ?", [LOAD_MEMORY_LIMIT])
         con.execute("SET preserve_insertion_order = false")
+        # A committed load is safe in the write-ahead log beside the file. Writing it into the file
+        # is left to the next checkpoint (publishing, a big load's commit, DuckDB's own once the log
+        # passes 16 MB), once for all the loads before it, rather than to each load on closing.
+        con.execute("PRAGMA disable_checkpoint_on_shutdown")
         rows = flatten(con, spec, staged)
         con.execute("BEGIN TRANSACTION")
         try:

@@ -5,8 +5,9 @@ DuckDB lets one process write a database file at a time, and no process read it 
 Dagster runs steps in several processes, so every writer of the working database
 (`work/ekvio.duckdb`) first takes an exclusive lock on a side file and holds it for its whole
 transaction; downloads and parsing happen before, outside the lock, and run in parallel.
-Analysts never open the working database: `publish()` copies it, at a moment no writer holds it,
-and renames the copy over `ekvio.duckdb` in one atomic step. A reader that has the old file open
+Analysts never open the working database: `publish()` checkpoints it (report loads leave their
+changes in its write-ahead log), copies it, at a moment no writer holds it, and renames the copy
+over `ekvio.duckdb` in one atomic step. A reader that has the old file open
 keeps reading that complete snapshot; the next one to open it gets the new one.
 """
 
