@@ -84,7 +84,7 @@ def copy_report_records(raw_path: Path, staging_path: Path, spec: ReportSpec) ->
         start, end = span
         number_key = f"ekvio.record.{secrets.token_hex(8)}"
         # A flat report's small records would cost more to number in Python than the reader saves.
-        with staging_path.open("wb", buffering=0) as staged:
+        with staging_path.open("wb") as staged:
             if spec.is_nested and _copy_numbered_lines(raw, staged, start + 1, end - 1, number_key):
                 return StagedFile(staging_path, number_key=number_key)
             staged.seek(0)
@@ -99,6 +99,8 @@ def copy_report_records(raw_path: Path, staging_path: Path, spec: ReportSpec) ->
 
 
 _LINES_CHUNK = 8 << 20
+# A line this long is copied by the kernel rather than written from the buffer it was read into.
+_COPIED_LINE_BYTES = 64 << 10
 _BLANK = b" \t\r"
 
 
@@ -119,6 +121,7 @@ def _copy_numbered_lines(raw: BinaryIO, staged: BinaryIO, start: int, end: int, 
         chunk = raw.read(min(_LINES_CHUNK, remaining))
         remaining -= len(chunk)
         buffer = pending + chunk
+        view = memoryview(buffer)
         line_start = 0
         while (line_end := buffer.find(b"\n", line_start)) >= 0 or not remaining:
             line_end = len(buffer) if line_end < 0 else line_end
@@ -134,7 +137,10 @@ def _copy_numbered_lines(raw: BinaryIO, staged: BinaryIO, start: int, end: int, 
                     staged.write(b"}\n")  # an empty object
                 else:
                     staged.write(b",")
-                    _copy_bytes(raw, staged, buffer_offset + first + 1, last - first - 1)
+                    if last - first < _COPIED_LINE_BYTES:
+                        staged.write(view[first + 1 : last])
+                    else:
+                        _copy_bytes(raw, staged, buffer_offset + first + 1, last - first - 1)
                     staged.write(b"\n")
                 comma_due = comma
                 number += 1
@@ -241,6 +247,7 @@ def _copy_bytes(source: BinaryIO, target: BinaryIO, offset: int, count: int) -> 
     """Copy `count` bytes from `offset` in `source` to where `target` stands, in the kernel where it
     can (no trip through Python), else through a buffer. The source's position is left anywhere."""
     copied = 0
+    target.flush()
     try:
         while copied < count:
             step = os.copy_file_range(source.fileno(), target.fileno(), count - copied, offset + copied)
