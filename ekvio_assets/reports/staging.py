@@ -394,9 +394,8 @@ def flatten(con: duckdb.DuckDBPyConnection, spec: ReportSpec, staged: StagedFile
 
 
 def drop_flattened(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"DROP VIEW IF EXISTS {_ROWS_VIEW}")
-    for table in (_ALL_RECORD_KEYS, _RECORD_KEYS, _RAW_RECORDS, _ROWS, _STAGED):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+    tables = (_ALL_RECORD_KEYS, _RECORD_KEYS, _RAW_RECORDS, _ROWS, _STAGED)
+    con.execute(f"DROP VIEW IF EXISTS {_ROWS_VIEW}; " + " ".join(f"DROP TABLE IF EXISTS {table};" for table in tables))
 
 
 def _record_object(spec: ReportSpec, staged: StagedFile) -> _ObjectSql:
