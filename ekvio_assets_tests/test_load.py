@@ -302,21 +302,39 @@ def test_a_file_of_json_lines_that_hides_two_records_on_a_line_loads_them_all(
     ]
 
 
-@pytest.mark.parametrize("spec", [MATERIAL_STATISTICS, PROGRAM_STATISTICS], ids=lambda spec: spec.name)
-def test_a_nested_report_loads_the_same_from_json_lines_as_from_one_line(
-    tmp_path: Path, spec: ReportSpec
+LEARNER = {"login": "ivanov", "material_status": "completed", "program_status": "completed", "progress": 100,
+           "update_at": "2024-03-01T10:00:00+03:00", "active_at": "2024-03-01T10:00:00+03:00", "note": None}
+# Rows of every kind a load tells apart: readable, rejected, duplicated (the newest wins), none.
+DRIFTING_RECORDS = {
+    "nested": [
+        {"id": 1, "category": "HR", "statistics": [LEARNER, {**LEARNER, "login": "petrov", "progress": "lots"}]},
+        {"id": 2, "statistics": None},
+        {"id": 3, "statistics": [{**LEARNER, "login": None}, LEARNER, {**LEARNER, "update_at": "2024-02-01"}]},
+        {"id": 1, "statistics": [{**LEARNER, "progress": 50, "active_at": "2024-03-02T10:00:00+03:00"}]},
+        {"id": 4},
+    ],
+    ATTEMPTS.name: [
+        _attempt("a1", "2024-03-01T10:00:00+03:00", note=None),
+        _attempt("a2", "2024-03-01T10:00:00+03:00", points="lots"),
+        {},
+        _attempt("a3", "2024-03-01T10:00:00+03:00", tags=[1, {"x": None}]),
+        _attempt("a1", "2024-03-02T10:00:00+03:00", points=3),
+        _attempt("a4", "2024-02-01"),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("spec", "counts"),
+    [(MATERIAL_STATISTICS, (6, 2, 2)), (PROGRAM_STATISTICS, (6, 2, 2)), (ATTEMPTS, (6, 2, 1))],
+    ids=lambda value: value.name if isinstance(value, ReportSpec) else "",
+)
+def test_a_report_loads_the_same_from_json_lines_as_from_one_line(
+    tmp_path: Path, spec: ReportSpec, counts: tuple[int, int, int]
 ) -> None:
     # One record per line is read as JSON lines on all threads, one line as an array: the same
     # rows, rejects (with their places), duplicates and counts, first load and merge alike.
-    learner = {"login": "ivanov", "material_status": "completed", "program_status": "completed", "progress": 100,
-               "update_at": "2024-03-01T10:00:00+03:00", "active_at": "2024-03-01T10:00:00+03:00", "note": None}
-    records = [
-        {"id": 1, "category": "HR", "statistics": [learner, {**learner, "login": "petrov", "progress": "lots"}]},
-        {"id": 2, "statistics": None},
-        {"id": 3, "statistics": [{**learner, "login": None}, learner, {**learner, "update_at": "2024-02-01"}]},
-        {"id": 1, "statistics": [{**learner, "progress": 50, "active_at": "2024-03-02T10:00:00+03:00"}]},
-        {"id": 4},
-    ]
+    records = DRIFTING_RECORDS["nested" if spec.is_nested else spec.name]
     one_line = json.dumps({"data": records}, ensure_ascii=False)
     json_lines = '{"data": [\n' + ",\n".join(json.dumps(record, ensure_ascii=False) for record in records) + "\n]}"
 
@@ -329,5 +347,5 @@ def test_a_nested_report_loads_the_same_from_json_lines_as_from_one_line(
         return first.rows_in_file, first.rejected, first.duplicates, again.updated, again.inserted, table, rejects
 
     from_lines = loaded("lines", json_lines)
-    assert from_lines[:5] == (6, 2, 2, 0, 0)
+    assert from_lines[:5] == (*counts, 0, 0)
     assert from_lines == loaded("one_line", one_line)

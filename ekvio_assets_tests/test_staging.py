@@ -101,8 +101,10 @@ def test_copied_and_streamed_records_flatten_to_the_same_rows(tmp_path: Path, sp
     raw = _file(tmp_path, LAYOUTS[layout](RECORDS[spec.name]))
     copied = copy_report_records(raw, tmp_path / "copied.json", spec)
     assert copied is not None
-    # JSON lines, read on all threads, for a nested report whose records come one per line.
-    assert (copied.number_key is not None) == (spec.is_nested and layout == "one record per line")
+    # JSON lines, read on all threads, for records that come one per line; a nested report's
+    # hold their numbers.
+    assert copied.lines == (layout == "one record per line")
+    assert (copied.number_key is not None) == (copied.lines and spec.is_nested)
     streamed = stream_report_records(raw, tmp_path / "streamed.json", spec)
     assert _rows(spec, copied) == _rows(spec, streamed)
 
@@ -116,12 +118,15 @@ def test_copied_and_streamed_records_flatten_to_the_same_rows(tmp_path: Path, sp
         '{"data": [\n{"id": 1},\n{"id": 2},\n]}',  # a comma too many
     ],
 )
-def test_lines_that_are_not_one_record_each_are_never_read_as_records(tmp_path: Path, content: str) -> None:
-    copied = copy_report_records(_file(tmp_path, content), tmp_path / "copied.json", MATERIAL_STATISTICS)
+@pytest.mark.parametrize("spec", [ATTEMPTS, MATERIAL_STATISTICS], ids=lambda spec: spec.name)
+def test_lines_that_are_not_one_record_each_are_never_read_as_records(
+    tmp_path: Path, content: str, spec: ReportSpec
+) -> None:
+    copied = copy_report_records(_file(tmp_path, content), tmp_path / "copied.json", spec)
     assert copied is not None
-    if copied.number_key is not None:
+    if copied.lines:
         with duckdb.connect() as con, pytest.raises(duckdb.InvalidInputException):
-            flatten(con, MATERIAL_STATISTICS, copied)
+            flatten(con, spec, copied)
 
 
 def test_json_lines_keep_each_records_place_and_fields_across_the_readers_threads(tmp_path: Path) -> None:
@@ -182,7 +187,8 @@ def test_malformed_records_stream_as_one_row_each_holding_their_json_text(tmp_pa
     records = ["text", {"id": 1, "statistics": 5}, None, {"id": 2, "statistics": [LEARNER, 7, None]}, [1, 2]]
     raw = _file(tmp_path, json.dumps({"data": records}))
     with duckdb.connect() as con, pytest.raises(duckdb.InvalidInputException):
-        flatten(con, MATERIAL_STATISTICS, copy_report_records(raw, tmp_path / "copied.json", MATERIAL_STATISTICS))  # type: ignore[arg-type]
+        copied = copy_report_records(raw, tmp_path / "copied.json", MATERIAL_STATISTICS)
+        flatten(con, MATERIAL_STATISTICS, copied)  # type: ignore[arg-type]
     _, rows = _rows(MATERIAL_STATISTICS, stream_report_records(raw, tmp_path / "streamed.json", MATERIAL_STATISTICS))
     malformed = [(row[0], row[1], row[-2]) for row in rows]
     assert malformed == [
@@ -218,14 +224,19 @@ def test_a_null_record_in_a_copied_file_is_a_malformed_row(tmp_path: Path, spec:
     assert [(row[0], row[-2]) for row in rows] == [(0, None), (1, "null")]
 
 
-def test_records_are_numbered_in_file_order_across_the_readers_buffers(tmp_path: Path) -> None:
-    # More than one 32 MB buffer of the JSON reader.
-    records = [{"id": f"attempt-{n:07d}", "login": "x" * 300} for n in range(110_000)]
-    staged = copy_report_records(_file(tmp_path, json.dumps({"data": records})), tmp_path / "staged.json", ATTEMPTS)
-    assert staged is not None and staged.path.stat().st_size > 34_000_000
+@pytest.mark.parametrize("layout", ["one line", "one record per line"])
+def test_records_are_numbered_in_file_order_across_the_readers_buffers(tmp_path: Path, layout: str) -> None:
+    # More than one 32 MB buffer of the JSON reader; JSON lines are read by several threads.
+    records = [
+        {"id": f"attempt-{n:07d}", "login": "x" * 300, **({"note": n} if n % 7 == 0 else {})} for n in range(110_000)
+    ]
+    staged = copy_report_records(_file(tmp_path, LAYOUTS[layout](records)), tmp_path / "staged.json", ATTEMPTS)
+    assert staged is not None and staged.lines == (layout == "one record per line")
+    assert staged.path.stat().st_size > 34_000_000
     with duckdb.connect() as con:
         rows = flatten(con, ATTEMPTS, staged)
         misplaced = con.execute(
-            f"SELECT count(*) FROM ({rows.query}) WHERE attempt_id <> 'attempt-' || lpad(_record::VARCHAR, 7, '0')"
+            f"SELECT count(*) FROM ({rows.query}) WHERE attempt_id <> 'attempt-' || lpad(_record::VARCHAR, 7, '0') "
+            "OR coalesce(extra_fields->>'$.note' = _record::VARCHAR, false) <> (_record % 7 = 0)"
         ).fetchone()
     assert misplaced == (0,)

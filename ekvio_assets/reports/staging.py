@@ -2,8 +2,8 @@
 
 A result file is `{"data": [...], ...}`, hundreds of megabytes for a big company. Its `data` array
 is copied into a staging file without parsing it in Python, for DuckDB's JSON reader: byte for byte,
-or, for a nested report whose records come one per line, as JSON lines, which the reader reads on
-all cores, each record with its number under a key of its own.
+or, for records that come one per line, as JSON lines, which the reader reads on all cores (a
+nested report's few big records each with its number under a key of its own).
 A file of another shape, or one the reader cannot take as it is (a record that is not an object,
 children that are not a list, a key twice in an object, a record over the reader's 16 MB), is
 streamed record by record by ijson's C backend into the same kind of file, in a shape the reader
@@ -32,9 +32,10 @@ from typing import Any, BinaryIO
 
 import duckdb
 import ijson
+import numpy
 
 from ekvio_assets.reports.specs import Field, ReportSpec
-from ekvio_assets.storage.sql import literal, quote, setting
+from ekvio_assets.storage.sql import fetch_count, literal, quote, setting
 
 EXTRA_FIELDS = "extra_fields"
 MALFORMED = "_malformed"
@@ -66,9 +67,12 @@ class StagedFile:
     # A streamed file's malformed records are objects holding their JSON text under this key,
     # which no record has; a copied file holds the records as they came.
     malformed_key: str | None = None
-    # JSON lines: each record's number in the file is the first member of its object, under this
-    # key, which no record has.
+    # JSON lines (one record a line): a nested report's hold each record's number as the first
+    # member of its object, under `number_key`, which no record has; a flat report's hold none,
+    # and `separators` says how many commas between records the copy took out.
+    lines: bool = False
     number_key: str | None = None
+    separators: int = 0
 
     @property
     def streamed(self) -> bool:
@@ -83,10 +87,13 @@ def copy_report_records(raw_path: Path, staging_path: Path, spec: ReportSpec) ->
             return None
         start, end = span
         number_key = f"ekvio.record.{secrets.token_hex(8)}"
-        # A flat report's small records would cost more to number in Python than the reader saves.
         with staging_path.open("wb") as staged:
+            # A flat report's many small records would cost more to number in Python than the
+            # reader saves: they are numbered by their order, which the reader keeps when asked.
             if spec.is_nested and _copy_numbered_lines(raw, staged, start + 1, end - 1, number_key):
-                return StagedFile(staging_path, number_key=number_key)
+                return StagedFile(staging_path, lines=True, number_key=number_key)
+            if not spec.is_nested and (separators := _copy_lines(raw, staged, start + 1, end - 1)) is not None:
+                return StagedFile(staging_path, lines=True, separators=separators)
             staged.seek(0)
             staged.truncate()
             _copy_bytes(raw, staged, start, end - start)
@@ -153,6 +160,44 @@ def _copy_numbered_lines(raw: BinaryIO, staged: BinaryIO, start: int, end: int, 
         pending = buffer[line_start:]
         if len(pending) > READER_RECORD_BYTES:
             return False  # a line longer than the reader takes: not one record per line
+
+
+# The first line of records laid out one a line: an object and the comma before the next.
+_FIRST_RECORD_LINE = re.compile(rb"[ \t]*\{.*\},[ \t]*")
+
+
+def _copy_lines(raw: BinaryIO, staged: BinaryIO, start: int, end: int) -> int | None:
+    """Write the records between `start` and `end` (the inside of the `data` array) as JSON lines
+    if they look laid out one a line (the first line holds an object and its comma), taking out the
+    comma before each line's end; how many it took out, or None (having written nothing) for any
+    other layout. The reader then takes each line as one record or fails, and a record count that
+    is not one more than the commas taken out is a layout this copy misread. (A comma becomes a
+    blank: the lines keep their length.)"""
+    raw.seek(start)
+    head = raw.read(min(end - start, READER_RECORD_BYTES)).lstrip()
+    first_line_end = head.find(b"\n")
+    if first_line_end < 0 or not _FIRST_RECORD_LINE.fullmatch(head, 0, first_line_end):
+        return None
+    raw.seek(start)
+    remaining = end - start
+    separators = 0
+    chunk = numpy.empty(_LINES_CHUNK + 1, dtype=numpy.uint8)
+    filled = 0
+    while remaining:
+        read = raw.readinto(memoryview(chunk)[filled : filled + min(_LINES_CHUNK, remaining)])
+        if not read:
+            raise ReportFileError(f"the file shrank while it was read ({remaining} bytes of records missing)")
+        remaining -= read
+        filled += read
+        commas = numpy.flatnonzero((chunk[: filled - 1] == ord(",")) & (chunk[1:filled] == ord("\n")))
+        # The last byte waits for the next chunk, where its comma's newline may be.
+        ready = filled - 1 if remaining else filled
+        chunk[commas] = ord(" ")
+        separators += len(commas)
+        staged.write(memoryview(chunk)[:ready])
+        chunk[: filled - ready] = chunk[ready:filled]
+        filled -= ready
+    return separators
 
 
 def _stripped(buffer: bytes, first: int, last: int) -> tuple[int, int]:
@@ -294,12 +339,14 @@ def _first_line(error: Exception) -> str:
 # children become rows of `ekvio_rows`, a JSON transform and a merge patch per child. DuckDB reads
 # JSON lines on all threads: there `ekvio_rows` is a view, which the typing step reads straight
 # from the file (see STREAMED_COLUMNS); a JSON array on one thread: there `ekvio_rows` is a table,
-# read once, that the typing step reads on all threads.
+# read once, that the typing step reads on all threads. A flat report's records, numbered by their
+# order, are read from JSON lines into a table first.
 # ---------------------------------------------------------------------------------------------
 
 _RECORD_KEYS = "ekvio_record_keys"
 _ROWS = "ekvio_rows"
 _ROWS_VIEW = "ekvio_rows_view"
+_STAGED_VIEW = "ekvio_staged_view"
 # A join of the records to their keys hashes the keys, whatever the estimates: the optimizer
 # guesses the JSON reader's output small and would hash every record with its children.
 _KEYS_HASHED = "build_side_probe_side"
@@ -310,6 +357,8 @@ STREAMED_COLUMNS = 20
 _STAGED = "ekvio_staged"
 _RAW_RECORDS = "ekvio_raw_records"
 _ALL_RECORD_KEYS = "ekvio_all_record_keys"
+_RECORDS = "ekvio_records"
+_RECORD_TEXTS = "ekvio_record_texts"
 
 
 @dataclass(frozen=True)
@@ -340,17 +389,11 @@ def flatten(con: duckdb.DuckDBPyConnection, spec: ReportSpec, staged: StagedFile
     # fields (in their order), subobjects, dynamic columns. A nested report's few big records are
     # read as maps of nulls: a parse in place, no values; a flat report's many small records by
     # `json_keys`, which is faster per record than building a map.
-    if spec.is_nested:
-        keys = records_of.keys(con, """MAP(VARCHAR, "NULL")""", "map_keys(json)")
-    else:
-        keys = records_of.keys(con, None, "json_keys(json)")
+    json_type, keys = ("""MAP(VARCHAR, "NULL")""", "map_keys(json)") if spec.is_nested else (None, "json_keys(json)")
     notable = f"list_filter(all_keys, lambda k: {record.notable_key_sql('k')})"
     # The reader takes a record that is JSON null for a null struct and a null map, unlike any
     # other malformed record; its null keys mark it.
-    con.execute(
-        f"CREATE TEMP TABLE {_RECORD_KEYS} AS SELECT record_number, {notable} AS keys FROM ({keys}) "
-        f"WHERE all_keys IS NULL OR len({notable}) > 0"
-    )
+    con.execute(f"CREATE TEMP TABLE {_RECORD_KEYS} AS {records_of.record_keys(con, json_type, keys, notable)}")
     con.execute(f"DROP TABLE IF EXISTS {_ALL_RECORD_KEYS}")
     found = [
         key
@@ -370,19 +413,21 @@ def flatten(con: duckdb.DuckDBPyConnection, spec: ReportSpec, staged: StagedFile
         undocumented=tuple(key for key in record.undocumented if key not in apart), dynamic=record.dynamic
     )
     con.execute(
-        f"CREATE TEMP TABLE {_RAW_RECORDS} AS SELECT record_number, json AS raw FROM ({records_of.texts()}) "
+        f"CREATE TEMP TABLE {_RAW_RECORDS} AS SELECT record_number, json AS raw FROM ({records_of.texts(con)}) "
         f"WHERE list_has_any(json_keys(json), {_varchar_list(sorted(apart))})"
         if apart
         else f"CREATE TEMP TABLE {_RAW_RECORDS} (record_number BIGINT, raw JSON)"
     )
     records = (
-        f"SELECT r.record_number, r.json AS record, k.keys, w.raw FROM ({records_of.structs(record)}) r "
+        f"SELECT r.record_number, r.json AS record, k.keys, w.raw FROM ({records_of.structs(con, record)}) r "
         f"LEFT JOIN {_RECORD_KEYS} k USING (record_number) LEFT JOIN {_RAW_RECORDS} w USING (record_number)"
     )
     with setting(con, "disabled_optimizers", _KEYS_HASHED):
         if spec.children_key is None:
-            return _flat_rows(con, record, records)
-        streamed = staged.number_key is not None and len(spec.columns) <= STREAMED_COLUMNS
+            rows = _flat_rows(con, record, records, as_view=staged.lines)
+            # JSON lines went into the table of records, which has a row for each.
+            return dataclasses.replace(rows, row_count_query=f"SELECT count(*) FROM {_RECORDS}") if staged.lines else rows
+        streamed = staged.lines and len(spec.columns) <= STREAMED_COLUMNS
         rows = _child_rows(con, spec, _create_rows(con, spec.children_key, record, records, as_view=streamed))
         if not streamed:
             return rows
@@ -394,8 +439,8 @@ def flatten(con: duckdb.DuckDBPyConnection, spec: ReportSpec, staged: StagedFile
 
 
 def drop_flattened(con: duckdb.DuckDBPyConnection) -> None:
-    tables = (_ALL_RECORD_KEYS, _RECORD_KEYS, _RAW_RECORDS, _ROWS, _STAGED)
-    con.execute(f"DROP VIEW IF EXISTS {_ROWS_VIEW}; " + " ".join(f"DROP TABLE IF EXISTS {table};" for table in tables))
+    tables = (_ALL_RECORD_KEYS, _RECORD_KEYS, _RECORD_TEXTS, _RAW_RECORDS, _RECORDS, _ROWS, _STAGED)
+    con.execute(f"DROP VIEW IF EXISTS {_ROWS_VIEW}; DROP VIEW IF EXISTS {_STAGED_VIEW}; " + " ".join(f"DROP TABLE IF EXISTS {table};" for table in tables))
 
 
 def _record_object(spec: ReportSpec, staged: StagedFile) -> _ObjectSql:
@@ -407,39 +452,47 @@ def _record_object(spec: ReportSpec, staged: StagedFile) -> _ObjectSql:
 
 class _RecordReader:
     """SQL reading the staged records with `record_number`, their place in the file: their order
-    in an array file, which the reader reads on one thread; the number they hold in a JSON lines
-    file, which it reads on all threads, in no order."""
+    in an array file, which the reader reads on one thread; in a JSON lines file, which it reads on
+    all threads, the number a nested report's records hold, else the order the reader keeps when
+    asked to, numbering the rows of a table it fills."""
 
     def __init__(self, staged: StagedFile) -> None:
         self._path = literal(str(staged.path))
+        self._lines = staged.lines
         self._number_key = staged.number_key
-        self._format = "'array'" if staged.number_key is None else "'newline_delimited'"
+        self._separators = staged.separators
+        self._format = "'newline_delimited'" if staged.lines else "'array'"
 
-    def structs(self, record: _ObjectSql) -> str:
+    def structs(self, con: duckdb.DuckDBPyConnection, record: _ObjectSql) -> str:
         """`record_number, json`: each record as the object's struct."""
-        read = self.read(record.struct_type())
-        if self._number_key is None:
-            return f"SELECT ordinality - 1 AS record_number, json FROM {read} WITH ORDINALITY"
-        return f"SELECT json[{literal(self._number_key)}] AS record_number, json FROM {read}"
+        if self._number_key is not None:
+            read = self.read(record.struct_type())
+            return f"SELECT json[{literal(self._number_key)}] AS record_number, json FROM {read}"
+        return self._numbered(con, "json", self.read(record.struct_type()), _RECORDS)
 
-    def texts(self) -> str:
+    def texts(self, con: duckdb.DuckDBPyConnection) -> str:
         """`record_number, json`: each record's JSON text."""
-        read = self.read(None)
-        if self._number_key is None:
-            return f"SELECT ordinality - 1 AS record_number, json FROM {read} WITH ORDINALITY"
-        number = literal("$." + json.dumps(self._number_key))
-        return f"SELECT json_extract(json, {number})::BIGINT AS record_number, json FROM {read}"
+        if self._number_key is not None:
+            number = literal("$." + json.dumps(self._number_key))
+            return f"SELECT json_extract(json, {number})::BIGINT AS record_number, json FROM {self.read(None)}"
+        return self._numbered(con, "json", self.read(None), _RECORD_TEXTS)
 
-    def keys(self, con: duckdb.DuckDBPyConnection, json_type: str | None, keys: str) -> str:
-        """`record_number, all_keys`: the `keys` of each record read as `json_type` (JSON text if None)."""
-        read = self.read(json_type)
-        if self._number_key is None:
-            return f"SELECT ordinality - 1 AS record_number, {keys} AS all_keys FROM {read} WITH ORDINALITY"
-        # A record's keys do not say its number (a map of nulls holds no values): the reader keeps
-        # the records' order when asked to, and their order in a table numbers them.
-        with setting(con, "preserve_insertion_order", "true"):
-            con.execute(f"CREATE TEMP TABLE {_ALL_RECORD_KEYS} AS SELECT {keys} AS all_keys FROM {read}")
-        return f"SELECT rowid AS record_number, all_keys FROM {_ALL_RECORD_KEYS}"
+    def record_keys(self, con: duckdb.DuckDBPyConnection, json_type: str | None, keys: str, notable: str) -> str:
+        """`record_number, keys`: `notable` (SQL over `all_keys`, the `keys` of a record read as
+        `json_type`, JSON text if None) of each record that has some, or that is JSON null."""
+        kept = f"all_keys IS NULL OR len({notable}) > 0"
+        # A record's keys do not say its number (a map of nulls holds no values).
+        numbered = self._numbered(
+            con, f"{kept} AS kept, CASE WHEN {kept} THEN {notable} END AS keys", self.read(json_type),
+            _ALL_RECORD_KEYS, f"{keys} AS all_keys",
+        )
+        if self._lines and self._number_key is None:
+            records = fetch_count(con, f"SELECT count(*) FROM {_ALL_RECORD_KEYS}")
+            if records != self._separators + 1:
+                raise duckdb.InvalidInputException(
+                    f"the staged lines hold {records} records between {self._separators} commas: not one record a line"
+                )
+        return f"SELECT record_number, keys FROM ({numbered}) WHERE kept"
 
     def read(self, json_type: str | None) -> str:
         """The table function that reads each record as `json` of `json_type` (JSON text if None)."""
@@ -450,18 +503,35 @@ class _RecordReader:
             f"columns = {{'json': {literal(json_type)}}})"
         )
 
+    def _numbered(
+        self, con: duckdb.DuckDBPyConnection, columns: str, read: str, table: str, inner: str = "json"
+    ) -> str:
+        """`record_number, <columns>` over `inner` of the records `read` (a table function) reads,
+        numbered by their order; in a JSON lines file through `table`."""
+        if not self._lines:
+            return (
+                f"SELECT record_number, {columns} FROM "
+                f"(SELECT ordinality - 1 AS record_number, {inner} FROM {read} WITH ORDINALITY)"
+            )
+        with setting(con, "preserve_insertion_order", "true"):
+            con.execute(f"CREATE TEMP TABLE {table} AS SELECT {columns} FROM (SELECT {inner} FROM {read})")
+        return f"SELECT rowid AS record_number, * FROM {table}"
 
-def _flat_rows(con: duckdb.DuckDBPyConnection, record: _ObjectSql, records: str) -> StagedRows:
-    """The staged rows of a flat report, one per record, read from the records' structs."""
+
+def _flat_rows(con: duckdb.DuckDBPyConnection, record: _ObjectSql, records: str, *, as_view: bool) -> StagedRows:
+    """The staged rows of a flat report, one per record, read from the records' structs, as a table
+    or (where the records are a table already) a view."""
     fragments = record.fragments("record", "coalesce(keys, [])", "raw")
+    relation = _STAGED_VIEW if as_view else _STAGED
     con.execute(
-        f"CREATE TEMP TABLE {_STAGED} AS SELECT record_number AS {RECORD_NUMBER}, 0 AS {CHILD_NUMBER}, "
+        f"CREATE TEMP {'VIEW' if as_view else 'TABLE'} {relation} AS SELECT record_number AS {RECORD_NUMBER}, "
+        f"0 AS {CHILD_NUMBER}, "
         + "".join(f"{expression} AS {quote(name)}, " for name, expression in record.columns("record"))
         + f"CASE WHEN record IS NULL THEN 'null' ELSE {record.malformed_text('record')} END AS {MALFORMED}, "
         f"{_extras_sql('[]::VARCHAR[]', 'fragments')} AS {EXTRA_FIELDS} "
         f"FROM (SELECT *, {fragments} AS fragments FROM ({records}))"
     )
-    return StagedRows(f"SELECT * FROM {_STAGED}", record.dynamic)
+    return StagedRows(f"SELECT * FROM {relation}", record.dynamic)
 
 
 def _create_rows(
