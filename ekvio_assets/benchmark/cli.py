@@ -223,6 +223,10 @@ def _run(
     environment: dict[str, str] | None = None,
 ) -> Measurement:
     """Run one workload in a fresh interpreter."""
+    # What the files and the measurements before wrote is on disk first: the kernel writing it back
+    # would slow whichever measurement happens to run meanwhile (the first ingest after generating
+    # the files took a second longer).
+    os.sync()
     process = subprocess.run(
         [sys.executable, "-m", "ekvio_assets.benchmark.workloads", workload, json.dumps(parameters)],
         check=False,
