@@ -425,8 +425,10 @@ def flatten(con: duckdb.DuckDBPyConnection, spec: ReportSpec, staged: StagedFile
     with setting(con, "disabled_optimizers", _KEYS_HASHED):
         if spec.children_key is None:
             rows = _flat_rows(con, record, records, as_view=staged.lines)
+            if not staged.lines:
+                return rows
             # JSON lines went into the table of records, which has a row for each.
-            return dataclasses.replace(rows, row_count_query=f"SELECT count(*) FROM {_RECORDS}") if staged.lines else rows
+            return dataclasses.replace(rows, row_count_query=f"SELECT count(*) FROM {_RECORDS}")
         streamed = staged.lines and len(spec.columns) <= STREAMED_COLUMNS
         rows = _child_rows(con, spec, _create_rows(con, spec.children_key, record, records, as_view=streamed))
         if not streamed:
@@ -440,7 +442,9 @@ def flatten(con: duckdb.DuckDBPyConnection, spec: ReportSpec, staged: StagedFile
 
 def drop_flattened(con: duckdb.DuckDBPyConnection) -> None:
     tables = (_ALL_RECORD_KEYS, _RECORD_KEYS, _RECORD_TEXTS, _RAW_RECORDS, _RECORDS, _ROWS, _STAGED)
-    con.execute(f"DROP VIEW IF EXISTS {_ROWS_VIEW}; DROP VIEW IF EXISTS {_STAGED_VIEW}; " + " ".join(f"DROP TABLE IF EXISTS {table};" for table in tables))
+    drops = [f"DROP VIEW IF EXISTS {view};" for view in (_ROWS_VIEW, _STAGED_VIEW)]
+    drops += [f"DROP TABLE IF EXISTS {table};" for table in tables]
+    con.execute(" ".join(drops))
 
 
 def _record_object(spec: ReportSpec, staged: StagedFile) -> _ObjectSql:
