@@ -86,13 +86,13 @@ def copy_report_records(raw_path: Path, staging_path: Path, spec: ReportSpec) ->
         if span is None:
             return None
         start, end = span
-        number_key = f"ekvio.record.{secrets.token_hex(8)}"
+        number_key = f"ekvio.record.{secrets.token_hex(8)}" if spec.is_nested else None
         with staging_path.open("wb") as staged:
             # A flat report's many small records would cost more to number in Python than the
             # reader saves: they are numbered by their order, which the reader keeps when asked.
-            if spec.is_nested and _copy_numbered_lines(raw, staged, start + 1, end - 1, number_key):
+            if number_key is not None and _copy_numbered_lines(raw, staged, start + 1, end - 1, number_key):
                 return StagedFile(staging_path, lines=True, number_key=number_key)
-            if not spec.is_nested and (separators := _copy_lines(raw, staged, start + 1, end - 1)) is not None:
+            if number_key is None and (separators := _copy_lines(raw, staged, start + 1, end - 1)) is not None:
                 return StagedFile(staging_path, lines=True, separators=separators)
             staged.seek(0)
             staged.truncate()
@@ -526,10 +526,9 @@ def _flat_rows(con: duckdb.DuckDBPyConnection, record: _ObjectSql, records: str,
     """The staged rows of a flat report, one per record, read from the records' structs, as a table
     or (where the records are a table already) a view."""
     fragments = record.fragments("record", "coalesce(keys, [])", "raw")
-    relation = _STAGED_VIEW if as_view else _STAGED
-    con.execute(
-        f"CREATE TEMP {'VIEW' if as_view else 'TABLE'} {relation} AS SELECT record_number AS {RECORD_NUMBER}, "
-        f"0 AS {CHILD_NUMBER}, "
+    relation = _create_relation(
+        con, (_STAGED_VIEW if as_view else _STAGED), as_view,
+        f"SELECT record_number AS {RECORD_NUMBER}, 0 AS {CHILD_NUMBER}, "
         + "".join(f"{expression} AS {quote(name)}, " for name, expression in record.columns("record"))
         + f"CASE WHEN record IS NULL THEN 'null' ELSE {record.malformed_text('record')} END AS {MALFORMED}, "
         f"{_extras_sql('[]::VARCHAR[]', 'fragments')} AS {EXTRA_FIELDS} "
@@ -556,16 +555,20 @@ def _create_rows(
         f"{children} AS children FROM ({records})"
     )
     names = "".join(f"{quote(name)}, " for name, _ in columns)
-    relation = _ROWS_VIEW if as_view else _ROWS
-    con.execute(
-        f"CREATE TEMP {'VIEW' if as_view else 'TABLE'} {relation} AS SELECT record_number, {names}well_formed, "
-        "malformed_record, parent_fragments, "
+    return _create_relation(
+        con, (_ROWS_VIEW if as_view else _ROWS), as_view,
+        f"SELECT record_number, {names}well_formed, malformed_record, parent_fragments, "
         f"unnest(children) AS child, unnest(range(len(children))) AS child_number FROM ({parents}) "
         "UNION ALL SELECT record_number, "
         + "".join(f"NULL AS {quote(name)}, " for name, _ in columns)
         + f"false, 'null', []::VARCHAR[], NULL::JSON, 0 FROM {_RECORD_KEYS} WHERE keys IS NULL"
     )
-    return relation
+
+
+def _create_relation(con: duckdb.DuckDBPyConnection, name: str, as_view: bool, select: str) -> str:
+    """A temporary view or table `name` of `select`; its name."""
+    con.execute(f"CREATE TEMP {'VIEW' if as_view else 'TABLE'} {name} AS {select}")
+    return name
 
 
 def _child_rows(con: duckdb.DuckDBPyConnection, spec: ReportSpec, rows: str) -> StagedRows:
