@@ -121,14 +121,18 @@ class EkvioClient:
         self._clock = clock
         timeout = httpx.Timeout(request_timeout_seconds, connect=min(30.0, request_timeout_seconds))
         json_headers = {"Accept": "application/json"}
+        # httpx's own verifying context, built once for both clients: each context loads the trusted
+        # certificates anew (about 30 ms, as long as a day's export from the simulator takes).
+        tls = httpx.create_ssl_context()
         self._api = httpx.Client(
             base_url=self._base_url,
             # PROTOCOL.md: every API request says it speaks JSON, GETs included.
             headers={**json_headers, "Content-Type": "application/json", "Authorization": f"Bearer {token}"},
             timeout=timeout,
+            verify=tls,
         )
         # Result files may live on a storage host: that client never carries the token.
-        self._files = httpx.Client(headers=json_headers, timeout=timeout, follow_redirects=True)
+        self._files = httpx.Client(headers=json_headers, timeout=timeout, follow_redirects=True, verify=tls)
 
     def close(self) -> None:
         self._api.close()
