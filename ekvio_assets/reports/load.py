@@ -88,7 +88,7 @@ def _merge(warehouse: DuckDBWarehouse, spec: ReportSpec, staged: StagedFile, lin
         con.execute("BEGIN TRANSACTION")
         try:
             outcome = merge_staged(con, spec, rows, lineage)
-            metadata = table_metadata(con, spec.name)
+            metadata = table_metadata(con, spec.name, rows=outcome.table_rows)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

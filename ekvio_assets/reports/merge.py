@@ -143,7 +143,8 @@ def merge_staged(
     prepare(con)
     ensure_table(con, spec, staged.dynamic_columns)
     load = _Load(spec, staged, lineage)
-    outcome = load.into_empty_table(con) if _is_empty(con, spec.name) else load.into_table(con)
+    table_rows = row_count(con, spec.name)
+    outcome = load.into_table(con, table_rows) if table_rows else load.into_empty_table(con)
     con.execute(
         f"INSERT INTO {LOADS_TABLE} VALUES (?, ?, ?, ?, ?, ?, now(), ?, ?, ?, ?, ?)",
         [
@@ -194,9 +195,9 @@ class _Load:
             rows_held_for_window=0,
         )
 
-    def into_table(self, con: duckdb.DuckDBPyConnection) -> MergeOutcome:
-        """Merge by key: a row is written only when its data differ and its change time is not
-        older than the stored one."""
+    def into_table(self, con: duckdb.DuckDBPyConnection, table_rows: int) -> MergeOutcome:
+        """Merge by key into the table of `table_rows` rows: a row is written only when its data
+        differ and its change time is not older than the stored one."""
         lineage = self._lineage
         rows_held_for_window = rows_changed_between(con, self._spec.name, lineage.window_start, lineage.window_end)
         with self._staged.reading(con):
@@ -255,7 +256,7 @@ class _Load:
             updated=updated,
             rejected=rejected,
             duplicates=rows - rejected - latest,
-            table_rows=row_count(con, self._spec.name),
+            table_rows=table_rows + inserted,
             rows_held_for_window=rows_held_for_window,
         )
 
@@ -309,10 +310,6 @@ class _Load:
             f"FROM ({typed}) t JOIN ({first_rows}) f USING ({RECORD_NUMBER}) WHERE t._has_problem",
             [self._spec.name, self._lineage.task_id, str(self._lineage.raw_file)],
         )
-
-
-def _is_empty(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return con.execute(f"SELECT 1 FROM {quote(table)} LIMIT 1").fetchone() is None
 
 
 def rows_changed_between(

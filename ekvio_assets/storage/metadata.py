@@ -13,7 +13,10 @@ PREVIEW_ROWS = 5
 _PREVIEW_CELL_CHARS = 40
 
 
-def table_metadata(con: duckdb.DuckDBPyConnection, table: str, preview_columns: int = 8) -> dict[str, Any]:
+def table_metadata(
+    con: duckdb.DuckDBPyConnection, table: str, preview_columns: int = 8, rows: int | None = None
+) -> dict[str, Any]:
+    """The metadata of `table`, whose `rows` (counted here if not given) the caller may know."""
     described = con.execute(
         "SELECT c.column_name, c.data_type, coalesce(d.comment, '') FROM information_schema.columns c "
         "LEFT JOIN duckdb_columns() d ON d.table_name = c.table_name AND d.column_name = c.column_name "
@@ -26,7 +29,7 @@ def table_metadata(con: duckdb.DuckDBPyConnection, table: str, preview_columns: 
         f"SELECT {', '.join(quote(name) for name in shown)} FROM {quote(table)} LIMIT {PREVIEW_ROWS}"
     ).fetchall()
     return {
-        "dagster/row_count": dg.MetadataValue.int(row_count(con, table)),
+        "dagster/row_count": dg.MetadataValue.int(row_count(con, table) if rows is None else rows),
         "dagster/table_name": dg.MetadataValue.text(table),
         "dagster/column_schema": dg.MetadataValue.table_schema(
             dg.TableSchema(
