@@ -14,6 +14,7 @@ import pytest
 
 from ekvio_assets.api.client import ExportedFile
 from ekvio_assets.benchmark import main
+from ekvio_assets.benchmark.cli import Measurement, _typical
 from ekvio_assets.benchmark.files import write_data_array
 from ekvio_assets.reports.checks import evaluate_report_checks
 from ekvio_assets.reports.load import load_report_file
@@ -37,10 +38,11 @@ NUMBER = r"[0-9]+\.[0-9]+"
 def test_small_run_measures_every_workload_and_ends_with_the_ratios(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["--rows", str(SMALL_ROWS), "--changed-rows", "400", "--workdir", str(tmp_path)]) == 0
+    assert main(["--rows", str(SMALL_ROWS), "--changed-rows", "400", "--rounds", "1", "--workdir", str(tmp_path)]) == 0
 
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("machine: ")
+    assert not any("median" in line for line in lines)
     table = "\n".join(lines[1:-5])
     for measurement in (
         f"ingest material_statistics {SMALL_ROWS:,}",
@@ -65,17 +67,30 @@ def test_a_second_run_in_the_same_workdir_keeps_the_files_and_starts_from_empty_
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     arguments = ["--rows", "2000", "--changed-rows", "50", "--skip-naive", "--skip-other-reports"]
-    assert main([*arguments, "--workdir", str(tmp_path)]) == 0
+    assert main([*arguments, "--rounds", "2", "--workdir", str(tmp_path)]) == 0
     first = capsys.readouterr()
-    assert main([*arguments, "--workdir", str(tmp_path)]) == 0
+    assert main([*arguments, "--rounds", "1", "--workdir", str(tmp_path)]) == 0
     second = capsys.readouterr()
 
     assert "generated in" in first.err and "kept from the last run" in second.err
+    assert "round 1 of 2" in first.err and "round 2 of 2" in first.err and "round 1 of" not in second.err
+    assert "each measurement: the median time of 2 runs, the highest peak RSS of them" in first.out
+    assert first.out.count("ingest material_statistics at 2x") == 1
     for output in (first.out, second.out):
         assert "B/ingest time skipped" in output
         assert "json_normalize" not in output and "ingest attempts" not in output
-    assert main([*arguments, "--seed", "8", "--workdir", str(tmp_path)]) == 0
+    assert main([*arguments, "--rounds", "1", "--seed", "8", "--workdir", str(tmp_path)]) == 0
     assert "generated in" in capsys.readouterr().err
+
+
+def test_rounds_report_the_run_of_median_time_with_the_highest_peak_rss() -> None:
+    def run(seconds: float, peak_rss_mb: float) -> Measurement:
+        return Measurement("ingest", 10, 1.0, seconds, peak_rss_mb, 100.0, seconds / 4, seconds * 3 / 4)
+
+    typical = _typical([run(5.0, 300), run(4.0, 450), run(9.0, 310)])
+    assert (typical.seconds, typical.download_seconds, typical.peak_rss_mb) == (5.0, 1.25, 450)
+    assert _typical([run(6.0, 1), run(2.0, 2)]).seconds == 2.0
+    assert _typical([run(3.0, 7)]) == run(3.0, 7)
 
 
 def test_same_seed_writes_the_same_files_and_another_seed_other_ones(tmp_path: Path) -> None:

@@ -3,12 +3,18 @@
 Every measurement runs in a fresh process (`workloads`), which reports its own time and peak RSS.
 The simulator serves the files on loopback from this process, as the API would: a new simulator
 for each ingest, serving the one file that ingest exports.
+
+On a shared machine one run of a workload can take a fifth longer than the next. The measurements
+run in rounds, each round all of them from empty databases, so that a busy minute falls on one run
+of several workloads rather than on every run of one; each reports its median time and its
+highest peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -33,6 +39,7 @@ from ekvio_assets.simulator.server import running_simulator
 
 DEFAULT_ROWS = 1_500_000
 DEFAULT_CHANGED_ROWS = 5000
+DEFAULT_ROUNDS = 3
 _TIMEZONE = BulkConfig(rows=1).timezone
 _MATERIAL = MATERIAL_STATISTICS.name
 # What is wrong with a workload's result (other rows than its file holds), or None.
@@ -69,10 +76,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             workdir / "files", options.rows, options.seed, options.changed_rows, not options.skip_other_reports
         )
         _progress(f"generated in {time.perf_counter() - started:.1f} s" if written else "kept from the last run")
-        databases = workdir / "databases"
-        shutil.rmtree(databases, ignore_errors=True)
-        measurements = _measure(files, databases, skip_naive=options.skip_naive)
+        rounds = []
+        for number in range(1, options.rounds + 1):
+            if options.rounds > 1:
+                _progress(f"round {number} of {options.rounds}")
+            databases = workdir / "databases"
+            shutil.rmtree(databases, ignore_errors=True)
+            rounds.append(_measure(files, databases, skip_naive=options.skip_naive))
+        measurements = {key: _typical([measured[key] for measured in rounds]) for key in rounds[0]}
     print(machine)
+    if options.rounds > 1:
+        print(f"each measurement: the median time of {options.rounds} runs, the highest peak RSS of them")
     print(_table(measurements.values()))
     print("\n".join(_summary(measurements)))
     return 0
@@ -98,6 +112,12 @@ def _parser() -> argparse.ArgumentParser:
         help="rows of the incremental day (default %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=7, help="generator seed: the same seed writes the same files")
+    parser.add_argument(
+        "--rounds",
+        type=_positive,
+        default=DEFAULT_ROUNDS,
+        help="runs of every measurement, in rounds; each reports its median time (default %(default)s)",
+    )
     parser.add_argument(
         "--skip-naive", action="store_true", help="leave out baseline B (json.load + pandas), the slowest and hungriest"
     )
@@ -165,6 +185,17 @@ def _measure(files: BenchmarkFiles, databases: Path, *, skip_naive: bool) -> dic
     for name, other in files.others.items():
         record(name, _ingest(f"ingest {name}", name, other, databases / f"ingest-{name}"))
     return measurements
+
+
+def _typical(runs: Sequence[Measurement]) -> Measurement:
+    """One measurement for several runs of a workload: the run of the median time (the lower of
+    the two middle ones for an even count), with the highest peak RSS of them all."""
+    median = sorted(runs, key=lambda run: run.seconds)[(len(runs) - 1) // 2]
+    return dataclasses.replace(
+        median,
+        peak_rss_mb=max(run.peak_rss_mb for run in runs),
+        rss_before_mb=max(run.rss_before_mb for run in runs),
+    )
 
 
 def _ingest(
