@@ -6,9 +6,9 @@ failed and the raw values), keeps the newest version of each key, and merges by 
 written only when its data differ and its change time is not older than the stored one, so
 re-running a load changes nothing and an older file never rolls a newer row back.
 
-A load touches what it brings, not the whole table: an empty table takes the readable rows straight
-from the file, a changed row is replaced rather than updated in place, the table's columns are
-altered only when they change, and the counts read the staged rows.
+A load touches what it brings, not the whole table: an empty table takes the rows straight from the
+file (counting them and the unreadable ones in the same pass), a changed row is replaced rather than
+updated in place, and the table's columns are altered only when they change.
 """
 
 from __future__ import annotations
@@ -170,15 +170,20 @@ class _Load:
         self._all_columns = [*self._data_columns, *(name for name, _, _ in LINEAGE_COLUMNS)]
 
     def into_empty_table(self, con: duckdb.DuckDBPyConnection) -> MergeOutcome:
-        """Nothing to match against: the readable rows go straight from the file into the table,
-        without being kept aside first; a file that holds a key twice is loaded again newest first."""
-        with self._staged.reading(con):
-            rows = fetch_count(con, self._staged.count_query())
+        """Nothing to match against: the rows go straight from the file into the table, without
+        being kept aside first, and the unreadable ones out again, which counts them in the same
+        pass; a file that holds a key twice is loaded again newest first."""
         # A filter on `_has_problem` stays above the conversions: pushed below them, it would
         # repeat every conversion it reads.
         with self._staged.reading(con, "filter_pushdown"):
-            readable = fetch_count(con, self._insert(self._rows(self._typed, newest_only=False)), self._parameters())
-            rejected = rows - readable
+            rows = fetch_count(
+                con, self._insert(self._rows(self._typed, newest_only=False, marking_unreadable=True)),
+                self._parameters(),
+            )
+            # Every readable row has a task id: the statistics of a file without unreadable rows
+            # say so, and the delete reads nothing.
+            rejected = fetch_count(con, f"DELETE FROM {self._table} WHERE _task_id IS NULL")
+            readable = rows - rejected
             if rejected:
                 self._set_aside_rejects(con, self._typed)
             inserted = readable
@@ -260,9 +265,10 @@ class _Load:
             rows_held_for_window=rows_held_for_window,
         )
 
-    def _rows(self, typed: str, *, newest_only: bool) -> str:
+    def _rows(self, typed: str, *, newest_only: bool, marking_unreadable: bool = False) -> str:
         """The readable rows of `typed` with their lineage (parameters: `_parameters`); with
-        `newest_only`, one per key: the newest change time, then the later row in the file."""
+        `newest_only`, one per key: the newest change time, then the later row in the file; with
+        `marking_unreadable`, every row, those that cannot be read without a task id."""
         change = quote(self._spec.change_time)
         keys = ", ".join(quote(column) for column in self._spec.key)
         newest = (
@@ -270,10 +276,12 @@ class _Load:
             f"ORDER BY {change} DESC NULLS LAST, {RECORD_NUMBER} DESC, {CHILD_NUMBER} DESC) = 1"
         )
         data = ", ".join(quote(c) for c in self._data_columns)
+        task_id = "CASE WHEN _has_problem THEN NULL ELSE ?::VARCHAR END" if marking_unreadable else "?::VARCHAR"
         return (
             f"SELECT {data}, coalesce({change}, ?::TIMESTAMPTZ) AS {CHANGED_AT}, "
             "?::TIMESTAMPTZ AS _window_start, ?::TIMESTAMPTZ AS _window_end, ?::TIMESTAMPTZ AS _fetched_at, "
-            f"?::VARCHAR AS _task_id, ?::VARCHAR AS _raw_file FROM ({typed}) WHERE NOT _has_problem"
+            f"{task_id} AS _task_id, ?::VARCHAR AS _raw_file FROM ({typed})"
+            + ("" if marking_unreadable else " WHERE NOT _has_problem")
             + (newest if newest_only else "")
         )
 

@@ -19,7 +19,6 @@ place in the file.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -368,11 +367,6 @@ class StagedRows:
 
     query: str
     dynamic_columns: tuple[str, ...]
-    # How many rows there are, by a lighter reading than the rows' own, where there is one.
-    row_count_query: str | None = None
-
-    def count_query(self) -> str:
-        return self.row_count_query or f"SELECT count(*) FROM ({self.query})"
 
     def reading(self, con: duckdb.DuckDBPyConnection, *disabled_optimizers: str) -> AbstractContextManager[None]:
         """A block whose statements read `query`, with the optimizers it needs disabled (and these)."""
@@ -424,20 +418,9 @@ def flatten(con: duckdb.DuckDBPyConnection, spec: ReportSpec, staged: StagedFile
     )
     with setting(con, "disabled_optimizers", _KEYS_HASHED):
         if spec.children_key is None:
-            rows = _flat_rows(con, record, records, as_view=staged.lines)
-            if not staged.lines:
-                return rows
-            # JSON lines went into the table of records, which has a row for each.
-            return dataclasses.replace(rows, row_count_query=f"SELECT count(*) FROM {_RECORDS}")
+            return _flat_rows(con, record, records, as_view=staged.lines)
         streamed = staged.lines and len(spec.columns) <= STREAMED_COLUMNS
-        rows = _child_rows(con, spec, _create_rows(con, spec.children_key, record, records, as_view=streamed))
-        if not streamed:
-            return rows
-        # JSON lines hold neither JSON null nor malformed records: each child is a row, which a read
-        # of the children as nulls counts.
-        children = records_of.read(f"STRUCT({quote(spec.children_key)} \"NULL\"[])")
-        count = f"SELECT coalesce(sum(len(json[{literal(spec.children_key)}])), 0) FROM {children}"
-        return dataclasses.replace(rows, row_count_query=count)
+        return _child_rows(con, spec, _create_rows(con, spec.children_key, record, records, as_view=streamed))
 
 
 def drop_flattened(con: duckdb.DuckDBPyConnection) -> None:
