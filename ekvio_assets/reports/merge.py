@@ -240,21 +240,19 @@ class _Load:
         # A changed row is deleted and inserted anew rather than updated in place: an update
         # rewrites, at the next checkpoint, every row group it touches (a day's changes touch
         # them all), a delete only marks the row.
-        con.execute(
-            "CREATE TEMP TABLE ekvio_written AS SELECT s.*, m.stored_row AS replaced_row FROM ekvio_latest s "
-            "LEFT JOIN ekvio_stored m ON m.latest_row = s.rowid WHERE m.version IS NULL OR m.version = 'newer'"
-        )
-        con.execute("DROP TABLE ekvio_stored")
         updated = fetch_count(
             con,
-            f"DELETE FROM {self._table} WHERE rowid IN "
-            "(SELECT replaced_row FROM ekvio_written WHERE replaced_row IS NOT NULL)",
+            f"DELETE FROM {self._table} WHERE rowid IN (SELECT stored_row FROM ekvio_stored WHERE version = 'newer')",
         )
-        columns = ", ".join(quote(c) for c in self._all_columns)
-        written = fetch_count(con, f"INSERT INTO {self._table} ({columns}) SELECT {columns} FROM ekvio_written")
-        con.execute("DROP TABLE ekvio_written")
+        columns = ", ".join(f"s.{quote(c)}" for c in self._all_columns)
+        written = fetch_count(
+            con,
+            f"INSERT INTO {self._table} ({', '.join(quote(c) for c in self._all_columns)}) SELECT {columns} "
+            "FROM ekvio_latest s LEFT JOIN ekvio_stored m ON m.latest_row = s.rowid "
+            "WHERE m.version IS NULL OR m.version = 'newer'",
+        )
         inserted = written - updated
-        con.execute("DROP TABLE ekvio_latest")
+        con.execute("DROP TABLE ekvio_stored; DROP TABLE ekvio_latest")
         return MergeOutcome(
             rows_in_file=rows,
             inserted=inserted,
