@@ -244,12 +244,12 @@ class _Load:
             con,
             f"DELETE FROM {self._table} WHERE rowid IN (SELECT stored_row FROM ekvio_stored WHERE version = 'newer')",
         )
-        columns = ", ".join(f"s.{quote(c)}" for c in self._all_columns)
         written = fetch_count(
             con,
-            f"INSERT INTO {self._table} ({', '.join(quote(c) for c in self._all_columns)}) SELECT {columns} "
-            "FROM ekvio_latest s LEFT JOIN ekvio_stored m ON m.latest_row = s.rowid "
-            "WHERE m.version IS NULL OR m.version = 'newer'",
+            self._insert(
+                f"SELECT {', '.join(f's.{quote(c)}' for c in self._all_columns)} FROM ekvio_latest s "
+                "LEFT JOIN ekvio_stored m ON m.latest_row = s.rowid WHERE m.version IS NULL OR m.version = 'newer'"
+            ),
         )
         inserted = written - updated
         con.execute("DROP TABLE ekvio_stored; DROP TABLE ekvio_latest")
