@@ -12,7 +12,8 @@ import pytest
 
 from ekvio_assets.reports import staging
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS, PROGRAM_STATISTICS, ReportSpec
-from ekvio_assets.reports.staging import StagedFile, copy_report_records, flatten, stream_report_records
+from ekvio_assets.reports.flatten import flatten
+from ekvio_assets.reports.staging import StagedFile, copy_report_records, stream_report_records
 
 LEARNER = {"login": "ivanov", "user_status": "active", "material_status": "completed", "points": None,
            "progress": 100, "update_at": "2024-03-01T10:00:00+03:00"}

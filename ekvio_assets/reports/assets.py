@@ -18,7 +18,8 @@ from ekvio_assets.reports.checks import evaluate_report_checks, export_size_resu
 from ekvio_assets.reports.load import LoadResult, load_report_file
 from ekvio_assets.reports.merge import EXTRA_FIELDS_DESCRIPTION, LINEAGE_COLUMNS, rows_changed_per_window
 from ekvio_assets.reports.specs import REPORTS, ReportSpec
-from ekvio_assets.reports.staging import EXTRA_FIELDS, ReportFileError
+from ekvio_assets.reports.flatten import EXTRA_FIELDS
+from ekvio_assets.reports.staging import ReportFileError
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 # Single-run backfills are what a range refresh needs; Dagster still labels the parameter beta.

@@ -13,13 +13,8 @@ import duckdb
 from ekvio_assets.api.client import ExportedFile
 from ekvio_assets.reports.merge import Lineage, MergeOutcome, merge_staged
 from ekvio_assets.reports.specs import ReportSpec
-from ekvio_assets.reports.staging import (
-    ReportFileError,
-    StagedFile,
-    copy_report_records,
-    flatten,
-    stream_report_records,
-)
+from ekvio_assets.reports.flatten import flatten
+from ekvio_assets.reports.staging import ReportFileError, StagedFile, copy_report_records, stream_report_records
 from ekvio_assets.storage.metadata import table_metadata
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 

@@ -1,6 +1,6 @@
 """Type staged rows in DuckDB and merge them into a report table, in one transaction.
 
-DuckDB converts each column of the staged rows (`staging.flatten`, every value as text) to its
+DuckDB converts each column of the staged rows (`flatten.flatten`, every value as text) to its
 documented type, sets aside the rows it cannot read (table `rejected_records`, with the fields that
 failed and the raw values), keeps the newest version of each key, and merges by key: a row is
 written only when its data differ and its change time is not older than the stored one, so
@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 
 from ekvio_assets.reports.specs import FieldType, ReportSpec
-from ekvio_assets.reports.staging import (
+from ekvio_assets.reports.flatten import (
     CHILD_NUMBER,
     EXTRA_FIELDS,
     MALFORMED,
@@ -138,7 +138,7 @@ def ensure_table(con: duckdb.DuckDBPyConnection, spec: ReportSpec, dynamic: tupl
 def merge_staged(
     con: duckdb.DuckDBPyConnection, spec: ReportSpec, staged: StagedRows, lineage: Lineage
 ) -> MergeOutcome:
-    """Type the staged rows (`staging.flatten`) and merge them into the report table; the caller
+    """Type the staged rows (`flatten.flatten`) and merge them into the report table; the caller
     owns the transaction."""
     prepare(con)
     ensure_table(con, spec, staged.dynamic_columns)
