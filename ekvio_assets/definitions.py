@@ -18,13 +18,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = daily_partitions(settings)
     reports = build_report_assets(partitions, settings.max_window_days, settings.freshness_hours)
     models = build_model_assets()
-    jobs = build_jobs(partitions)
+    jobs = build_jobs()
     return dg.Definitions(
         assets=[*reports, *models, build_publish_asset(models)],
         jobs=[jobs.refresh, jobs.reconcile, jobs.analytics],
         schedules=build_schedules(jobs, partitions, settings.lookback_days),
         sensors=[
-            build_missing_days_sensor(jobs, partitions, [a.key for a in reports], settings.lookback_days),
+            build_missing_days_sensor(jobs, partitions, [key for a in reports for key in a.keys], settings.lookback_days),
             build_analytics_automation_sensor(dg.AssetSelection.groups(MODELS_GROUP)),
         ],
         resources={

@@ -228,7 +228,8 @@ def test_the_daily_schedule_requests_the_day_just_ended(settings: Settings) -> N
     defs = build_definitions(settings)
     schedule = defs.resolve_schedule_def("daily_refresh_schedule")
     sixth_day = datetime.combine(settings.start_date + timedelta(days=5), time(3), ZoneInfo(settings.timezone))
-    data = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=sixth_day))
+    context = dg.build_schedule_context(scheduled_execution_time=sixth_day, repository_def=defs.get_repository_def())
+    data = schedule.evaluate_tick(context)
     assert [request.partition_key for request in data.run_requests] == [(settings.start_date + timedelta(days=4)).isoformat()]
     assert (schedule.execution_timezone, schedule.cron_schedule) == (settings.timezone, "0 3 * * *")
 

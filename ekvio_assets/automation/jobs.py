@@ -21,19 +21,18 @@ class Jobs:
     analytics: dg.UnresolvedAssetJobDefinition
 
 
-def build_jobs(partitions: dg.PartitionsDefinition) -> Jobs:
+def build_jobs() -> Jobs:
+    """The jobs; those of the report assets take their daily partitions from them."""
     reports = dg.AssetSelection.groups(REPORTS_GROUP)
     return Jobs(
         refresh=dg.define_asset_job(
             REFRESH_JOB,
             selection=reports,
-            partitions_def=partitions,
             description="Export the chosen days of every Ekvio report and merge them into the DuckDB tables.",
         ),
         reconcile=dg.define_asset_job(
             RECONCILE_JOB,
             selection=reports,
-            partitions_def=partitions,
             tags={FULL_EXPORT_TAG: "true"},
             description=(
                 "Export every report in full and merge it: the full load, and the weekly check that "

@@ -13,15 +13,20 @@ WEEKLY_RECONCILE_CRON = "0 5 * * 0"  # Sundays 05:00, after that day's daily ref
 
 def build_schedules(
     jobs: Jobs, partitions: dg.DailyPartitionsDefinition, lookback_days: int
-) -> list[dg.ScheduleDefinition | dg.UnresolvedPartitionedAssetScheduleDefinition]:
-    daily_refresh = dg.build_schedule_from_partitioned_job(
-        jobs.refresh,
+) -> list[dg.ScheduleDefinition]:
+    @dg.schedule(
         name="daily_refresh_schedule",
-        description="Every morning, export the day just ended (in EKVIO_TIMEZONE) of every report.",
-        hour_of_day=DAILY_REFRESH_HOUR,
-        minute_of_hour=0,
+        job=jobs.refresh,
+        cron_schedule=f"0 {DAILY_REFRESH_HOUR} * * *",
+        execution_timezone=partitions.timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Every morning, export the day just ended (in EKVIO_TIMEZONE) of every report.",
     )
+    def daily_refresh_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        ended = partitions.get_partition_keys(current_time=context.scheduled_execution_time)
+        if not ended:
+            return dg.SkipReason("EKVIO_START_DATE is not before today: no day has ended yet")
+        return dg.RunRequest(partition_key=ended[-1], run_key=ended[-1])
 
     @dg.schedule(
         name="weekly_reconcile_schedule",
@@ -34,4 +39,4 @@ def build_schedules(
     def weekly_reconcile_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         return dg.RunRequest(tags=full_export_tags(partitions, lookback_days, context.scheduled_execution_time))
 
-    return [daily_refresh, weekly_reconcile_schedule]
+    return [daily_refresh_schedule, weekly_reconcile_schedule]
