@@ -19,7 +19,7 @@ from ekvio_assets.automation.partitions import full_export_tags, daily_partition
 from ekvio_assets.config import ConfigError, Settings
 from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.replay import ReplayError, replay_raw_file
-from ekvio_assets.reports.specs import REPORTS
+from ekvio_assets.reports.specs import REPORT_TABLES, REPORTS
 from ekvio_assets.reports.staging import ReportFileError
 from ekvio_assets.storage.sql import row_count
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
@@ -150,7 +150,7 @@ def _print_tables(settings: Settings, changed: Mapping[str, int]) -> None:
     print(f"{settings.database_path}:")
     warehouse = DuckDBWarehouse(data_dir=str(settings.data_dir), timezone=settings.timezone)
     with warehouse.published_connection() as con:
-        for spec in REPORTS:
+        for spec in REPORT_TABLES:
             rows = row_count(con, spec.name)
             print(f"  {spec.name:<26} {rows:>10,} rows  ({changed.get(spec.name, 0):,} changed by this run)")
         for model in MODELS:

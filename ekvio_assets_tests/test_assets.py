@@ -17,7 +17,7 @@ from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
 from ekvio_assets.models.publish import PUBLISH_ASSET
 from ekvio_assets.models.specs import MODELS
-from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, REPORTS, FieldType, ReportSpec
+from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, REPORT_TABLES, REPORTS, ReportSpec
 from ekvio_assets.simulator import FaultPlan, FaultRule
 
 
@@ -43,11 +43,17 @@ def _full_load(
 
 
 def _table(settings: Settings, spec: ReportSpec) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The table of `spec` (a report or a report's parents) by key."""
     with duckdb.connect(str(settings.working_database_path), read_only=True) as con:
         cursor = con.execute(f'SELECT * FROM "{spec.name}"')
         names = [column[0] for column in cursor.description]
         rows = [dict(zip(names, row)) for row in cursor.fetchall()]
     return {tuple(row[column] for column in spec.key): row for row in rows}
+
+
+def _materialization(result: dg.ExecuteInProcessResult, node: str, table: str) -> dg.AssetMaterialization:
+    """The first materialization of `table` by the step `node` (one per partition of the run)."""
+    return next(m for m in result.asset_materializations_for_node(node) if m.asset_key == dg.AssetKey(table))
 
 
 def _without_lineage(row: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +65,9 @@ def _without_lineage(row: dict[str, Any]) -> dict[str, Any]:
 def test_definitions_hold_every_asset_resource_and_job() -> None:
     defs = build_definitions(Settings.from_env({}))
     models = {spec.name for spec in MODELS} | {PUBLISH_ASSET}
-    assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == {spec.name for spec in REPORTS} | models
+    tables = {table.name for table in REPORT_TABLES}
+    assert tables == {spec.name for spec in REPORTS} | {"reported_materials", "reported_programs"}
+    assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == tables | models
     assert set(defs.resources) == {"ekvio_api", "warehouse"}
     assert {node.name for node in defs.resolve_job_def(ANALYTICS_JOB).nodes} == models
     for name in (REFRESH_JOB, RECONCILE_JOB):
@@ -67,8 +75,8 @@ def test_definitions_hold_every_asset_resource_and_job() -> None:
         assert {node.name for node in job.nodes} == {spec.name for spec in REPORTS}
         assert job.partitions_def == daily_partitions(Settings.from_env({}))
     assert {schedule.name for schedule in defs.schedules} == {"daily_refresh_schedule", "weekly_reconcile_schedule"}
-    for spec in REPORTS:
-        policy = defs.resolve_assets_def(spec.name).specs_by_key[dg.AssetKey(spec.name)].freshness_policy
+    for table in tables:
+        policy = defs.resolve_assets_def(table).specs_by_key[dg.AssetKey(table)].freshness_policy
         assert policy is not None and policy.fail_window.to_timedelta() == timedelta(hours=36)
     assert [sensor.name for sensor in defs.sensors] == ["missing_days_sensor", "analytics_automation_sensor"]
 
@@ -87,8 +95,7 @@ def test_a_refresh_loads_every_report_exactly_as_the_simulator_holds_it(
         for expected in truth:
             row = _without_lineage(table[tuple(expected[column] for column in spec.key)])
             assert {name: row.get(name) for name in expected} == expected, spec.name
-        materialization = result.asset_materializations_for_node(spec.name)[0]
-        metadata = materialization.metadata
+        metadata = _materialization(result, spec.name, spec.name).metadata
         assert metadata["table_rows"].value == len(truth)
         assert metadata["rows_rejected"].value == 0
         checks = [e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == spec.name]
@@ -96,6 +103,17 @@ def test_a_refresh_loads_every_report_exactly_as_the_simulator_holds_it(
         assert Path(metadata["raw_file"].value).is_file()
         assert Path(metadata["raw_file"].value).parent == settings.raw_dir / spec.name
         assert simulator.token not in json.dumps({key: str(value) for key, value in metadata.items()})
+        if spec.parents is not None:
+            # Every parent object is a row, those nobody is assigned to included.
+            parents = _table(settings, spec.parents)
+            truth = simulator.dataset.parents_truth(spec.name)
+            assert len(parents) == len(truth) > len({tuple(row[c] for c in spec.parent_key) for row in table.values()})
+            for expected in truth:
+                row = _without_lineage(parents[tuple(expected[column] for column in spec.parents.key)])
+                assert row == expected, spec.parents.name
+            metadata = _materialization(result, spec.name, spec.parents.name).metadata
+            assert metadata["dagster/table_name"].value == spec.parents.name
+            assert (metadata["table_rows"].value, metadata["rows_rejected"].value) == (len(truth), 0)
 
 
 def test_refreshing_again_changes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: Any) -> None:
@@ -105,44 +123,11 @@ def test_refreshing_again_changes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_p
     second = _full_load(settings)
     assert second.success
     assert {spec.name: _table(settings, spec) for spec in REPORTS} == before
-    for spec in REPORTS:
-        metadata = second.asset_materializations_for_node(spec.name)[0].metadata
+    for event in second.get_asset_materialization_events():
+        metadata = event.materialization.metadata
         assert (metadata["rows_inserted"].value, metadata["rows_updated"].value, metadata["rows_changed"].value) == (0, 0, 0)
-
-
-def _expected_value(field_type: FieldType, value: Any) -> Any:
-    if value is None or field_type is FieldType.TEXT:
-        return value
-    if field_type is FieldType.TIMESTAMP:
-        return datetime.fromisoformat(value)
-    return int(value) if field_type is FieldType.INTEGER else value
-
-
-@pytest.mark.parametrize(
-    ("spec", "example"), [(ATTEMPTS, "attempts.json"), (COURSE_STATISTICS, "trainings_statistic.json")]
-)
-def test_vendor_examples_load_with_every_field(
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    simulator_factory: Any,
-    vendor_examples: Path,
-    spec: ReportSpec,
-    example: str,
-) -> None:
-    records = json.loads((vendor_examples / example).read_text(encoding="utf-8"))["data"]
-    with simulator_factory(payload_files={spec.name: vendor_examples / example}) as running:
-        settings = _settings(monkeypatch, tmp_path, running)
-        result = _full_load(settings, spec.name)
-    assert result.success
-    table = _table(settings, spec)
-    assert len(table) == len(records)
-    for record in records:
-        row = table[tuple(_expected_value(spec.column(c).type, record[spec.column(c).source[0]]) for c in spec.key)]
-        for field in spec.columns:
-            assert row[field.column] == _expected_value(field.type, record[field.source[0]]), field.column
-        documented = {field.source[0] for field in spec.columns}
-        for name in set(record) - documented:
-            assert row[name] == record[name], name
+    materialized = {event.asset_key.to_user_string() for event in second.get_asset_materialization_events()}
+    assert materialized == {table.name for table in REPORT_TABLES}
 
 
 def test_an_unavailable_module_fails_its_asset_clearly_and_the_others_load(

@@ -155,7 +155,7 @@ def _refresh(running: Any, data_dir: Path, days: range, reports: list[str]) -> d
         backoff_base_seconds=0.01,
     )
     return dg.materialize(
-        [asset for asset in assets if asset.key.path[-1] in reports],
+        [asset for asset in assets if asset.op.name in reports],
         resources={"ekvio_api": fast, "warehouse": DuckDBWarehouse(data_dir=str(data_dir), timezone=settings.timezone)},
         tags=partition_range_tags(_day(running, days[0]), _day(running, days[-1])),
         raise_on_error=False,

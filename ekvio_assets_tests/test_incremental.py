@@ -19,7 +19,7 @@ from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_J
 from ekvio_assets.automation.partitions import full_export_tags, daily_partitions, partition_range_tags
 from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
-from ekvio_assets.reports.specs import ATTEMPTS, REPORTS, ReportSpec
+from ekvio_assets.reports.specs import ATTEMPTS, REPORT_TABLES, REPORTS, ReportSpec
 from ekvio_assets.simulator import FaultPlan, FaultRule
 
 
@@ -80,6 +80,10 @@ def _assert_tables_equal_truth(settings: Settings, running: Any, as_of: datetime
         assert table.keys() == truth.keys(), spec.name
         for key, expected in truth.items():
             assert {name: table[key].get(name) for name in expected} == expected, (spec.name, key)
+        if spec.parents is not None:
+            parents = _data_rows(settings.working_database_path, spec.parents)
+            expected_parents = running.dataset.parents_truth(spec.name, as_of=as_of)
+            assert parents == {tuple(row[c] for c in spec.parents.key): row for row in expected_parents}
 
 
 def _end_of_day(running: Any, index: int) -> datetime:
@@ -166,14 +170,14 @@ def test_thirty_days_day_by_day_equal_one_full_load_and_reconcile_changes_nothin
 
     full = _settings(monkeypatch, tmp_path / "full", simulator)
     _run(full, RECONCILE_JOB, full_export_tags(daily_partitions(full), full.lookback_days))
-    for spec in REPORTS:
-        assert _data_rows(daily.working_database_path, spec) == _data_rows(full.working_database_path, spec), spec.name
+    for table in REPORT_TABLES:
+        assert _data_rows(daily.working_database_path, table) == _data_rows(full.working_database_path, table), table.name
     _assert_tables_equal_truth(daily, simulator, None)
 
     daily = _settings(monkeypatch, tmp_path / "daily", simulator)
     reconcile = _run(daily, RECONCILE_JOB, full_export_tags(daily_partitions(daily), daily.lookback_days), instance=instance)
     changed = {e.asset_key.path[-1]: e.materialization.metadata["rows_changed"].value for e in reconcile.get_asset_materialization_events()}
-    assert changed == {spec.name: 0 for spec in REPORTS}
+    assert changed == {table.name: 0 for table in REPORT_TABLES}
 
 
 def test_reconcile_counts_the_rows_the_daily_runs_missed(settings: Settings, simulator: Any) -> None:
@@ -254,10 +258,10 @@ def test_the_sensor_requests_missing_and_failed_days_once(
         assert len(days) == 14
         instance = dg.DagsterInstance.ephemeral()
         for day in days[:10]:
-            for spec in REPORTS:
-                instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=spec.name, partition=day))
-        for spec in REPORTS[1:]:
-            instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=spec.name, partition=days[10]))
+            for table in REPORT_TABLES:
+                instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=table.name, partition=day))
+        for table in REPORT_TABLES[1:]:
+            instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=table.name, partition=days[10]))
         failed = defs.resolve_job_def(REFRESH_JOB).execute_in_process(
             instance=instance, partition_key=days[12], raise_on_error=False
         )

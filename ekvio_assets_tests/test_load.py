@@ -194,6 +194,110 @@ def test_a_version_of_the_same_change_time_is_written_only_if_its_data_differ(
     ]
 
 
+def _learner(login: str, update_at: str, **fields: Any) -> dict[str, Any]:
+    return {"login": login, "user_status": "active", "material_status": "completed", "points": 5, "progress": 100,
+            "start_at": update_at, "end_at": update_at, "update_at": update_at, **fields}
+
+
+def test_a_material_is_its_type_and_id_and_only_a_true_duplicate_is_one(
+    warehouse: DuckDBWarehouse, tmp_path: Path
+) -> None:
+    moment = "2024-03-01 10:00:00"
+    payload = {"data": [
+        {"id": 135, "name": "Video", "type": "video", "status": "active", "points": 15,
+         "statistics": [_learner("anna", moment)]},
+        {"id": 135, "name": "Longread", "type": "longread", "status": "hide", "points": 5,
+         "statistics": [_learner("anna", moment, attempts=None)]},
+        {"id": 135, "name": "Test", "type": "test", "status": "active", "points": 50,
+         "statistics": [_learner("anna", moment, attempts="2"), _learner("anna", "2024-03-02 10:00:00", attempts=3)]},
+        {"id": 135, "name": "No type", "type": None, "points": None, "statistics": [_learner("anna", moment)]},
+    ]}
+    loaded = _load(warehouse, MATERIAL_STATISTICS, _write(tmp_path, "m.json", payload))
+    assert (loaded.outcome.rows_in_file, loaded.outcome.inserted, loaded.outcome.duplicates) == (5, 4, 1)
+    assert loaded.outcome.rejected == 0
+    assert _rows(warehouse, "SELECT material_type, material_name, material_visibility, attempts, update_at "
+                            "FROM material_statistics ORDER BY material_type NULLS LAST") == [
+        {"material_type": "longread", "material_name": "Longread", "material_visibility": "hide", "attempts": None,
+         "update_at": datetime(2024, 3, 1, 7, tzinfo=timezone.utc)},
+        {"material_type": "test", "material_name": "Test", "material_visibility": "active", "attempts": 3,
+         "update_at": datetime(2024, 3, 2, 7, tzinfo=timezone.utc)},
+        {"material_type": "video", "material_name": "Video", "material_visibility": "active", "attempts": None,
+         "update_at": datetime(2024, 3, 1, 7, tzinfo=timezone.utc)},
+        {"material_type": None, "material_name": "No type", "material_visibility": None, "attempts": None,
+         "update_at": datetime(2024, 3, 1, 7, tzinfo=timezone.utc)},
+    ]
+    # Loaded again, the row of no type is matched by its null type: nothing changes.
+    again = _load(warehouse, MATERIAL_STATISTICS, _write(tmp_path, "again.json", payload), task_id="again")
+    assert (again.outcome.inserted, again.outcome.updated) == (0, 0)
+    assert (again.parents.outcome.inserted, again.parents.outcome.updated) == (0, 0)
+
+
+def _programme(program_id: int, statistics: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    return {"id": program_id, "name": f"Programme {program_id}", "deadline_type": None, "deadline_at": None,
+            "deadline_period_at": None, "points": 10, "materials": {"test": 1, "total": 1},
+            "statistics": statistics, **fields}
+
+
+PROGRAMME_LEARNER = {"login": "anna", "user_status": "active", "program_status": "in_progress", "progress": 50,
+                     "active_at": "2024-03-01T10:00:00+03:00", "deadline_at": "2024-04-01 00:00:00", "test": 0}
+
+
+def test_parents_without_learners_and_php_empty_objects_are_kept(warehouse: DuckDBWarehouse, tmp_path: Path) -> None:
+    payload = {"data": [
+        _programme(1, [PROGRAMME_LEARNER], materials=[]),
+        _programme(2, []),
+        _programme(3, [], materials=[1, 2]),
+    ], "include": []}
+    loaded = _load(warehouse, PROGRAM_STATISTICS, _write(tmp_path, "p.json", payload))
+    assert (loaded.outcome.inserted, loaded.outcome.rejected) == (1, 0)
+    assert (loaded.parents.outcome.inserted, loaded.parents.outcome.rejected) == (3, 0)
+    row = _rows(warehouse, "SELECT * FROM program_statistics")[0]
+    assert (row["materials_test"], row["materials_total"], row["extra_fields"]) == (None, None, None)
+    assert row["learner_deadline_at"] == datetime(2024, 3, 31, 21, tzinfo=timezone.utc)
+    assert row["deadline_at"] is None
+    parents = _rows(warehouse, "SELECT program_id, materials_test, extra_fields FROM reported_programs ORDER BY 1")
+    # An empty array is an object without values; any other array where an object belongs is kept as sent.
+    assert [(p["program_id"], p["materials_test"]) for p in parents] == [(1, None), (2, 1), (3, None)]
+    assert [json.loads(p["extra_fields"]) if p["extra_fields"] else None for p in parents] == [
+        None, None, {"materials": [1, 2]}
+    ]
+
+
+def test_a_parent_sent_again_without_its_learners_keeps_them_and_the_newest_export_names_it(
+    warehouse: DuckDBWarehouse, tmp_path: Path
+) -> None:
+    first = {"data": [_programme(7, [PROGRAMME_LEARNER])]}
+    renamed = {"data": [_programme(7, [], name="Renamed")]}
+    _load(warehouse, PROGRAM_STATISTICS, _write(tmp_path, "first.json", first), task_id="first")
+    day = _load(warehouse, PROGRAM_STATISTICS, _write(tmp_path, "day.json", renamed), task_id="day",
+                start=datetime(2024, 3, 2, tzinfo=timezone.utc), end=datetime(2024, 3, 3, tzinfo=timezone.utc))
+    assert (day.outcome.rows_in_file, day.parents.outcome.updated) == (0, 1)
+    assert _rows(warehouse, "SELECT login, program_name FROM program_statistics") == [
+        {"login": "anna", "program_name": "Programme 7"}
+    ]
+    assert _rows(warehouse, "SELECT program_name, _task_id FROM reported_programs") == [
+        {"program_name": "Renamed", "_task_id": "day"}
+    ]
+    # A file fetched before the one that named it last never names it back.
+    stale = _write(tmp_path, "stale.json", first)
+    exported = ExportedFile(PROGRAM_STATISTICS.name, "stale", stale, stale.stat().st_size, datetime(2024, 1, 1, tzinfo=timezone.utc))
+    replayed = load_report_file(warehouse, PROGRAM_STATISTICS, exported)
+    assert (replayed.parents.outcome.updated, replayed.parents.outcome.inserted) == (0, 0)
+    assert _rows(warehouse, "SELECT program_name FROM reported_programs") == [{"program_name": "Renamed"}]
+
+
+def test_a_parent_that_cannot_be_read_is_set_aside_once_in_its_table(warehouse: DuckDBWarehouse, tmp_path: Path) -> None:
+    payload = {"data": [_programme(8, []), _programme("eight", [PROGRAMME_LEARNER]), "not an object"]}
+    loaded = _load(warehouse, PROGRAM_STATISTICS, _write(tmp_path, "p.json", payload))
+    assert (loaded.outcome.rejected, loaded.parents.outcome.rejected, loaded.parents.outcome.inserted) == (2, 1, 1)
+    rejects = _rows(warehouse, "SELECT report, problems FROM rejected_records ORDER BY ALL")
+    assert rejects == [
+        {"report": "program_statistics", "problems": ["program_id is not an integer: eight", "key field program_id is missing"]},
+        {"report": "program_statistics", "problems": ["record is not a JSON object"]},
+        {"report": "reported_programs", "problems": ["program_id is not an integer: eight", "key field program_id is missing"]},
+    ]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -342,9 +446,13 @@ def test_a_report_loads_the_same_from_json_lines_as_from_one_line(
         warehouse = DuckDBWarehouse(data_dir=str(tmp_path / name), timezone="Europe/Moscow")
         first = _load(warehouse, spec, _write(tmp_path, f"{name}.json", content)).outcome
         again = _load(warehouse, spec, _write(tmp_path, f"{name}.again.json", content)).outcome
-        table = _rows(warehouse, f"SELECT * EXCLUDE (_raw_file, _fetched_at) FROM {spec.name} ORDER BY ALL")
-        rejects = _rows(warehouse, "SELECT problems, record FROM rejected_records ORDER BY ALL")
-        return first.rows_in_file, first.rejected, first.duplicates, again.updated, again.inserted, table, rejects
+        # A parent's version is its fetch time, as its rows' _fetched_at.
+        excluded = {spec.name: "_raw_file, _fetched_at"}
+        if spec.parents is not None:
+            excluded[spec.parents.name] = "_raw_file, _fetched_at, _changed_at"
+        rows = [_rows(warehouse, f"SELECT * EXCLUDE ({columns}) FROM {t} ORDER BY ALL") for t, columns in excluded.items()]
+        rejects = _rows(warehouse, "SELECT report, problems, record FROM rejected_records ORDER BY ALL")
+        return first.rows_in_file, first.rejected, first.duplicates, again.updated, again.inserted, rows, rejects
 
     from_lines = loaded("lines", json_lines)
     assert from_lines[:5] == (*counts, 0, 0)

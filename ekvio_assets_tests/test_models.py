@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -25,7 +25,7 @@ from ekvio_assets.models.assets import (
     key_violations,
     references_check_result,
 )
-from ekvio_assets.models.specs import LEARNERS, MATERIALS, MODELS, MODELS_BY_NAME, PROGRAM_MATERIAL_TYPES
+from ekvio_assets.models.specs import LEARNERS, MATERIALS, MODELS, MODELS_BY_NAME, MATERIAL_TYPES
 from ekvio_assets.simulator import Dataset, running_simulator
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 from ekvio_assets_tests.conftest import TEST_TOKEN
@@ -102,7 +102,10 @@ def test_definitions_register_every_model_with_its_blocking_key_check_and_its_re
         assert referenced <= set(spec.reads) | {spec.name}
         if spec.references:
             assert not graph.get_check_spec(dg.AssetCheckKey(key, REFERENCES_CHECK)).blocking
-    assert {r.describe() for r in MATERIALS.references} >= {"attempts.material_id in materials.material_id"}
+    assert {r.describe() for r in MATERIALS.references} == {
+        "attempts.material_id in materials.material_id where material_type = 'test'",
+        "material_statistics.(material_id, material_type) in materials.(material_id, material_type)",
+    }
     fact_tables = {spec.name for spec in MODELS if spec.name.startswith("learner_")}
     fact_tables |= {"attempts", "material_statistics", "course_statistics", "program_statistics"}
     login_checked = {r.table for spec in MODELS for r in spec.references if r.target == LEARNERS.name}
@@ -155,10 +158,14 @@ def test_every_learner_of_every_report_and_model_is_in_learners(loaded: Loaded) 
 
 
 def test_learner_material_progress_counts_attempts_and_best_percent(loaded: Loaded) -> None:
-    attempts: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    # An attempt is made on the test of its material id, whatever other material shares the id.
+    attempts: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
     for attempt in loaded.dataset.truth("attempts"):
-        attempts[(attempt["login"], attempt["material_id"])].append(attempt)
-    statistics = {(row["login"], row["material_id"]): row for row in loaded.dataset.truth("material_statistics")}
+        attempts[(attempt["login"], attempt["material_id"], "test")].append(attempt)
+    statistics = {
+        (row["login"], row["material_id"], row["material_type"]): row
+        for row in loaded.dataset.truth("material_statistics")
+    }
     progress = _by_key(loaded.settings, "learner_material_progress")
     assert set(progress) == set(statistics) | set(attempts)
     assert attempts
@@ -166,6 +173,8 @@ def test_learner_material_progress_counts_attempts_and_best_percent(loaded: Load
         tried = attempts.get(key, [])
         assert row["attempts_count"] == len(tried), key
         assert row["best_percent"] == (max(a["percent"] for a in tried) if tried else None), key
+        if key in statistics:
+            assert row["reported_attempts"] == statistics[key]["attempts"], key
         passed = any(a["status"] == "completed" for a in tried) or statistics[key]["material_status"] == "completed"
         assert row["is_passed"] == passed, key
         if tried:
@@ -221,10 +230,11 @@ def test_program_progress_completion_share_and_days_late_for_every_row(loaded: L
     late = 0
     for expected in truth:
         row = progress[(expected["login"], expected["program_id"])]
-        done = sum(expected[f"completed_{kind}"] for kind in PROGRAM_MATERIAL_TYPES)
+        done = sum(expected[f"completed_{kind}"] for kind in MATERIAL_TYPES)
         assert row["materials_completed"] == done
-        assert row["completion_share"] == pytest.approx(done / expected["materials_total"])
-        due = expected["deadline_at"]
+        total = expected["materials_total"]
+        assert row["completion_share"] == (pytest.approx(done / total) if total else None)
+        due = expected["learner_deadline_at"] or expected["deadline_at"]
         if due is None and expected["deadline_period_at"] and expected["start_at"]:
             due = expected["start_at"] + timedelta(days=int(expected["deadline_period_at"][1:-1]))
         assert row["due_at"] == due
@@ -242,6 +252,35 @@ def test_program_progress_completion_share_and_days_late_for_every_row(loaded: L
     assert late > 0
 
 
+def test_every_material_and_programme_sent_is_a_row_with_or_without_learners(loaded: Loaded) -> None:
+    dataset = loaded.dataset
+    materials = _by_key(loaded.settings, "materials")
+    assert set(materials) == {(material.material_id, material.type) for material in dataset.materials}
+    assigned = Counter((row["material_id"], row["material_type"]) for row in dataset.truth("material_statistics"))
+    tried = Counter(attempt["material_id"] for attempt in dataset.truth("attempts"))
+    for material in dataset.materials:
+        row = materials[(material.material_id, material.type)]
+        assert (row["material_name"], row["max_points"], row["material_visibility"]) == (
+            material.name, material.points, material.visibility
+        )
+        assert row["learners_assigned"] == assigned[(material.material_id, material.type)]
+        assert row["attempts_count"] == (tried[material.material_id] if material.type == "test" else 0)
+    assert any(row["learners_assigned"] == 0 for row in materials.values())
+    shared = {material.material_id for material in dataset.materials if material.type == "test"} & {
+        material.material_id for material in dataset.materials if material.type != "test"
+    }
+    assert shared and any(tried[material_id] for material_id in shared)
+
+    programs = _by_key(loaded.settings, "programs")
+    assert set(programs) == {(program.program_id,) for program in dataset.programs}
+    learners = Counter(row["program_id"] for row in dataset.truth("program_statistics"))
+    for program in dataset.programs:
+        row = programs[(program.program_id,)]
+        assert (row["program_name"], row["learners_assigned"]) == (program.name, learners[program.program_id])
+        assert row["materials_total"] == (program.materials_total if program.material_counts else None)
+    assert any(row["learners_assigned"] == 0 for row in programs.values())
+
+
 def test_key_violations_finds_null_and_duplicate_keys_and_passes_clean_data() -> None:
     with duckdb.connect() as con:
         con.execute("CREATE TABLE t (login VARCHAR, material_id BIGINT)")
@@ -250,6 +289,37 @@ def test_key_violations_finds_null_and_duplicate_keys_and_passes_clean_data() ->
         con.execute("INSERT INTO t VALUES ('a', 1), (NULL, 3)")
         found = key_violations(con, "t", ("login", "material_id"))
         assert (found.passed, found.null_keys, found.duplicate_keys, found.examples) == (False, 1, 1, [("a", 1)])
+
+
+def test_a_nullable_key_column_is_a_value_of_the_key() -> None:
+    with duckdb.connect() as con:
+        con.execute("CREATE TABLE t (material_id BIGINT, material_type VARCHAR)")
+        con.execute("INSERT INTO t VALUES (135, 'video'), (135, 'longread'), (135, NULL), (7, NULL)")
+        assert key_violations(con, "t", ("material_id", "material_type"), nullable=("material_type",)).passed
+        assert key_violations(con, "t", ("material_id", "material_type")).null_keys == 2
+        con.execute("INSERT INTO t VALUES (7, NULL)")
+        found = key_violations(con, "t", ("material_id", "material_type"), nullable=("material_type",))
+        assert (found.null_keys, found.duplicate_keys, found.examples) == (0, 1, [(7, None)])
+
+
+def test_attempts_refer_to_the_test_of_their_id_and_statistics_to_their_type_and_id() -> None:
+    with duckdb.connect() as con:
+        con.execute("CREATE TABLE materials (material_id BIGINT, material_type VARCHAR)")
+        con.execute("CREATE TABLE attempts (material_id BIGINT)")
+        con.execute("CREATE TABLE material_statistics (material_id BIGINT, material_type VARCHAR)")
+        con.execute("INSERT INTO materials VALUES (135, 'video'), (135, 'test'), (75, 'pdf'), (9, NULL)")
+        con.execute("INSERT INTO attempts VALUES (135), (NULL)")
+        con.execute("INSERT INTO material_statistics VALUES (135, 'video'), (9, NULL)")
+        assert references_check_result(con, MATERIALS).passed
+        # 75 is a pdf, no test; 135 has no document; 9 has a material of no type, not a longread.
+        con.execute("INSERT INTO attempts VALUES (75)")
+        con.execute("INSERT INTO material_statistics VALUES (135, 'document'), (9, 'longread'), (75, NULL)")
+        result = references_check_result(con, MATERIALS)
+    assert not result.passed
+    assert result.metadata["orphans: attempts.material_id in materials.material_id where material_type = 'test'"].value == 1
+    statistics = "material_statistics.(material_id, material_type) in materials.(material_id, material_type)"
+    assert result.metadata[f"orphans: {statistics}"].value == 3
+    assert f"{statistics}: 3 rows, e.g. (9, 'longread'), (75, None), (135, 'document')" in result.description
 
 
 def test_the_references_check_names_orphan_logins_and_passes_when_every_reference_resolves() -> None:

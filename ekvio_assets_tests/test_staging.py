@@ -58,7 +58,7 @@ def _file(tmp_path: Path, text: str, name: str = "raw.json") -> Path:
 
 def _rows(spec: ReportSpec, staged: StagedFile) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
     with duckdb.connect() as con:
-        rows = flatten(con, spec, staged)
+        rows = flatten(con, spec, staged).rows
         return rows.dynamic_columns, con.execute(f"SELECT * FROM ({rows.query}) ORDER BY _record, _child").fetchall()
 
 
@@ -145,7 +145,7 @@ def test_json_lines_keep_each_records_place_and_fields_across_the_readers_thread
     assert staged is not None and staged.number_key is not None and staged.path.stat().st_size > 34_000_000
     with duckdb.connect() as con:
         con.execute("SET threads = 4")
-        rows = flatten(con, MATERIAL_STATISTICS, staged)
+        rows = flatten(con, MATERIAL_STATISTICS, staged).rows
         misplaced = con.execute(
             f"SELECT count(*), count(*) FILTER (WHERE material_id <> _record::VARCHAR "
             "OR (_record % 7 = 0) <> coalesce(extra_fields->>'$.\"parent.batch\"' = _record::VARCHAR, false) "
@@ -235,7 +235,7 @@ def test_records_are_numbered_in_file_order_across_the_readers_buffers(tmp_path:
     assert staged is not None and staged.lines == (layout == "one record per line")
     assert staged.path.stat().st_size > 34_000_000
     with duckdb.connect() as con:
-        rows = flatten(con, ATTEMPTS, staged)
+        rows = flatten(con, ATTEMPTS, staged).rows
         misplaced = con.execute(
             f"SELECT count(*) FROM ({rows.query}) WHERE attempt_id <> 'attempt-' || lpad(_record::VARCHAR, 7, '0') "
             "OR coalesce(extra_fields->>'$.note' = _record::VARCHAR, false) <> (_record % 7 = 0)"

@@ -21,12 +21,13 @@ import duckdb
 
 from ekvio_assets.models.specs import MODELS, SETUP_SQL, ModelSpec, Reference
 from ekvio_assets.reports.merge import LINEAGE_COLUMNS
-from ekvio_assets.reports.specs import REPORTS_BY_NAME
+from ekvio_assets.reports.specs import REPORT_TABLES
 from ekvio_assets.storage.metadata import table_metadata
 from ekvio_assets.storage.sql import fetch_count, literal, quote
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 MODELS_GROUP = "ekvio_analytics"
+_REPORT_TABLES_BY_NAME = {table.name: table for table in REPORT_TABLES}
 KEY_CHECK = "key_unique_not_null"
 REFERENCES_CHECK = "references_resolve"
 _EXAMPLES = 5
@@ -56,10 +57,13 @@ class KeyViolations:
         return self.null_keys == 0 and self.duplicate_keys == 0
 
 
-def key_violations(con: duckdb.DuckDBPyConnection, table: str, key: tuple[str, ...]) -> KeyViolations:
-    """Rows with a null key column, and key values held by more than one row (with a few examples)."""
+def key_violations(
+    con: duckdb.DuckDBPyConnection, table: str, key: tuple[str, ...], nullable: tuple[str, ...] = ()
+) -> KeyViolations:
+    """Rows with a null key column (but for the `nullable` ones, whose null is a value of the key),
+    and key values held by more than one row (with a few examples)."""
     columns = ", ".join(quote(column) for column in key)
-    any_null = " OR ".join(f"{quote(column)} IS NULL" for column in key)
+    any_null = " OR ".join(f"{quote(column)} IS NULL" for column in key if column not in nullable) or "false"
     null_keys = fetch_count(con, f"SELECT count(*) FROM {quote(table)} WHERE {any_null}")
     duplicated = con.execute(
         f"SELECT {columns}, count(*) AS n FROM {quote(table)} GROUP BY {columns} HAVING count(*) > 1 "
@@ -90,12 +94,17 @@ def key_check_result(spec: ModelSpec, violations: KeyViolations) -> dg.AssetChec
 def orphans(con: duckdb.DuckDBPyConnection, reference: Reference) -> tuple[int, list[Any]]:
     """Rows whose reference finds no target row, and a few of their distinct values."""
     column = quote(reference.column)
+    matches = [f"t.{quote(reference.target_column)} = s.{column}"]
+    matches += [f"t.{quote(target)} IS NOT DISTINCT FROM s.{quote(own)}" for own, target in reference.with_columns]
+    matches += [f"t.{quote(target)} = {literal(value)}" for target, value in reference.target_values]
+    own_columns = [f"s.{quote(own)}" for own in (reference.column, *(own for own, _ in reference.with_columns))]
+    named = own_columns[0] if len(own_columns) == 1 else f"({', '.join(own_columns)})"
     count, examples = con.execute(
-        f"SELECT count(*), (list(DISTINCT s.{column} ORDER BY s.{column}))[1:{_EXAMPLES}] "
+        f"SELECT count(*), (list(DISTINCT {named} ORDER BY {named}))[1:{_EXAMPLES}] "
         f"FROM {quote(reference.table)} AS s ANTI JOIN {quote(reference.target)} AS t "
-        f"ON t.{quote(reference.target_column)} = s.{column} WHERE s.{column} IS NOT NULL"
+        f"ON {' AND '.join(matches)} WHERE s.{column} IS NOT NULL"
     ).fetchone()
-    return int(count), list(examples or [])
+    return int(count), [tuple(value.values()) if isinstance(value, dict) else value for value in examples or []]
 
 
 def references_check_result(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> dg.AssetCheckResult:
@@ -135,7 +144,7 @@ def _stand_in_for_missing(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> li
     for name in spec.reads:
         if name in existing:
             continue
-        report = REPORTS_BY_NAME.get(name)
+        report = _REPORT_TABLES_BY_NAME.get(name)
         if report is None:
             raise ModelBuildError(
                 f"model {spec.name} reads the table {name}, which does not exist: materialize the asset {name} first"
@@ -209,7 +218,8 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             con.begin()
             try:
                 missing = build_model_table(con, spec)
-                check_results = [key_check_result(spec, key_violations(con, spec.name, spec.key))]
+                violations = key_violations(con, spec.name, spec.key, spec.nullable_key)
+                check_results = [key_check_result(spec, violations)]
                 if spec.references:
                     check_results.append(references_check_result(con, spec))
                 metadata = table_metadata(con, spec.name)

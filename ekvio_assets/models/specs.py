@@ -27,8 +27,9 @@ from ekvio_assets.reports.specs import (
     ATTEMPTS,
     COURSE_STATISTICS,
     MATERIAL_STATISTICS,
-    PROGRAM_MATERIAL_TYPES,
+    MATERIAL_TYPES,
     PROGRAM_STATISTICS,
+    ReportSpec,
 )
 from ekvio_assets.storage.sql import quote
 
@@ -42,15 +43,26 @@ class ModelColumn:
 
 @dataclass(frozen=True)
 class Reference:
-    """Every non-null `column` value of `table` is a `target_column` value of `target`."""
+    """Every row of `table` with a non-null `column` names a row of `target`: one whose
+    `target_column` holds that value, whose columns paired in `with_columns` (this table's, the
+    target's) hold the same values, null matching null, and whose `target_values` columns hold
+    those values."""
 
     table: str
     column: str
     target: str
     target_column: str
+    with_columns: tuple[tuple[str, str], ...] = ()
+    target_values: tuple[tuple[str, str], ...] = ()
 
     def describe(self) -> str:
-        return f"{self.table}.{self.column} in {self.target}.{self.target_column}"
+        pairs = ((self.column, self.target_column), *self.with_columns)
+        names = ", ".join(column for column, _ in pairs)
+        targets = ", ".join(column for _, column in pairs)
+        if len(pairs) > 1:
+            names, targets = f"({names})", f"({targets})"
+        values = " AND ".join(f"{column} = '{value}'" for column, value in self.target_values)
+        return f"{self.table}.{names} in {self.target}.{targets}" + (f" where {values}" if values else "")
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,8 @@ class ModelSpec:
     columns: tuple[ModelColumn, ...]
     sql: str
     parameters: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    # Key columns whose null is a value of the key (a material of no type), as in the report specs.
+    nullable_key: tuple[str, ...] = ()
     # Checked after every build; each table named here is the model itself or one it reads.
     references: tuple[Reference, ...] = ()
 
@@ -189,58 +203,91 @@ LEFT JOIN course_learner c USING (login)
 # ---------------------------------------------------------------------------------------------
 # materials
 
+def _described(report: ReportSpec) -> str:
+    """SQL of a nested report's parents with their own fields, one row per parent key: from the
+    parent objects the report sent, else (a table filled before they were kept apart) from the
+    parent's most recently changed report row."""
+    parents = report.parents
+    assert parents is not None, f"{report.name} has no parents"
+    columns = _list(tuple(field.column for field in parents.columns))
+    return f"""
+    SELECT {columns} FROM (
+        SELECT {columns}, 0 AS fallback, _changed_at, NULL::VARCHAR AS login FROM {parents.name}
+        UNION ALL
+        SELECT {columns}, 1 AS fallback, _changed_at, login FROM {report.name}
+    )
+    QUALIFY row_number() OVER (PARTITION BY {_list(parents.key)} ORDER BY fallback, _changed_at DESC, login) = 1"""
+
+
+_MATERIAL_PARENTS = MATERIAL_STATISTICS.parents
+assert _MATERIAL_PARENTS is not None
+_MATERIAL_TYPE_MATCHES = "{0}.material_id = {1}.material_id AND {0}.material_type IS NOT DISTINCT FROM {1}.material_type"
+
 MATERIALS = ModelSpec(
     name="materials",
-    description="Every learning material seen in the material statistics or in the test attempts.",
-    key=("material_id",),
-    reads=(MATERIAL_STATISTICS.name, ATTEMPTS.name),
-    references=tuple(
-        Reference(report, "material_id", "materials", "material_id")
-        for report in (ATTEMPTS.name, MATERIAL_STATISTICS.name)
+    description=(
+        "Every learning material the material report sent (with or without learners) or that test "
+        "attempts were made on; a material is its type and its id, which repeats across types."
+    ),
+    key=("material_id", "material_type"),
+    nullable_key=("material_type",),
+    reads=(_MATERIAL_PARENTS.name, MATERIAL_STATISTICS.name, ATTEMPTS.name),
+    references=(
+        Reference(ATTEMPTS.name, "material_id", "materials", "material_id", target_values=(("material_type", TEST),)),
+        Reference(
+            MATERIAL_STATISTICS.name, "material_id", "materials", "material_id",
+            with_columns=(("material_type", "material_type"),),
+        ),
     ),
     columns=(
-        _c("material_id", "BIGINT", "Id of the learning material"),
+        _c("material_id", "BIGINT", "Id of the learning material (unique within its type only)"),
+        _c("material_type", "VARCHAR", f"Material type: {', '.join(MATERIAL_TYPES)} (test for one known only from attempts)"),
         _c("material_name", "VARCHAR", "Name of the material (latest; null if only seen in attempts)"),
-        _c("material_type", "VARCHAR", "Material type: pdf, scorm, link, html, test, video, ... (null if only seen in attempts)"),
         _c("max_points", "BIGINT", "Maximum points for the material (null if it has none)"),
-        _c("is_test", "BOOLEAN", "True if the material is of type test or has test attempts"),
+        _c("material_visibility", "VARCHAR", "The material's own status: active, hide (null if only seen in attempts)"),
+        _c("is_test", "BOOLEAN", "Whether the material is a test (attempts are made on tests)"),
         _c("attempts_count", "BIGINT", "Test attempts on the material, by every learner"),
         _c("learners_attempted", "BIGINT", "Learners with at least one attempt on the material"),
-        _c("learners_assigned", "BIGINT", "Learners with a statistics row for the material"),
+        _c("learners_assigned", "BIGINT", "Learners with a statistics row for the material (0: none yet)"),
         _c("learners_completed", "BIGINT", "Learners whose status on the material is completed"),
     ),
     parameters=MappingProxyType({"completed": COMPLETED, "test": TEST}),
-    sql="""
-WITH latest AS (
-    SELECT material_id, material_name, material_type, material_points
-    FROM material_statistics
-    QUALIFY row_number() OVER (PARTITION BY material_id ORDER BY _changed_at DESC, login) = 1
+    sql=f"""
+WITH described AS ({_described(MATERIAL_STATISTICS)}
 ),
 assigned AS (
-    SELECT material_id,
+    SELECT material_id, material_type,
            count(*) AS learners_assigned,
            count(*) FILTER (WHERE material_status = $completed) AS learners_completed
     FROM material_statistics
-    GROUP BY material_id
+    GROUP BY material_id, material_type
 ),
 tried AS (
-    SELECT material_id, count(*) AS attempts_count, count(DISTINCT login) AS learners_attempted
+    -- Attempts are made on tests: an attempt's material is the test of its id.
+    SELECT material_id, $test AS material_type, count(*) AS attempts_count, count(DISTINCT login) AS learners_attempted
     FROM attempts
     WHERE material_id IS NOT NULL
     GROUP BY material_id
+),
+known AS (
+    SELECT material_id, material_type FROM described
+    UNION
+    SELECT material_id, material_type FROM tried
 )
-SELECT material_id,
-       l.material_name,
-       l.material_type,
-       l.material_points AS max_points,
-       coalesce(l.material_type = $test, false) OR t.material_id IS NOT NULL AS is_test,
+SELECT k.material_id,
+       k.material_type,
+       d.material_name,
+       d.material_points AS max_points,
+       d.material_visibility,
+       coalesce(k.material_type = $test, false) AS is_test,
        coalesce(t.attempts_count, 0) AS attempts_count,
        coalesce(t.learners_attempted, 0) AS learners_attempted,
        coalesce(s.learners_assigned, 0) AS learners_assigned,
        coalesce(s.learners_completed, 0) AS learners_completed
-FROM latest l
-JOIN assigned s USING (material_id)
-FULL JOIN tried t USING (material_id)
+FROM known k
+LEFT JOIN described d ON {_MATERIAL_TYPE_MATCHES.format("d", "k")}
+LEFT JOIN assigned s ON {_MATERIAL_TYPE_MATCHES.format("s", "k")}
+LEFT JOIN tried t ON {_MATERIAL_TYPE_MATCHES.format("t", "k")}
 """,
 )
 
@@ -289,17 +336,23 @@ JOIN assigned a USING (material_id)
 # ---------------------------------------------------------------------------------------------
 # programs
 
-_MATERIAL_COUNTS = tuple(f"materials_{kind}" for kind in PROGRAM_MATERIAL_TYPES)
+_MATERIAL_COUNTS = tuple(f"materials_{kind}" for kind in MATERIAL_TYPES)
+
+_PROGRAM_PARENTS = PROGRAM_STATISTICS.parents
+assert _PROGRAM_PARENTS is not None
 
 PROGRAMS = ModelSpec(
     name="programs",
-    description="Every learning programme of the programme report, with its latest programme-level fields.",
+    description=(
+        "Every learning programme the programme report sent, with or without learners, with its "
+        "latest programme-level fields."
+    ),
     key=("program_id",),
-    reads=(PROGRAM_STATISTICS.name,),
+    reads=(_PROGRAM_PARENTS.name, PROGRAM_STATISTICS.name),
     columns=(
         _c("program_id", "BIGINT", "Id of the learning programme"),
         _c("program_name", "VARCHAR", "Name of the programme (latest)"),
-        _c("deadline_type", "VARCHAR", "Type of the recommended completion date: fixed, relative or null"),
+        _c("deadline_type", "VARCHAR", "Type of the recommended completion date as sent (e.g. absolute, relative) or null"),
         _c("deadline_at", "TIMESTAMPTZ", "Fixed recommended completion date (null for a relative or no deadline)"),
         _c("relative_deadline", "VARCHAR", "Relative completion period as sent (ISO 8601, e.g. P30D)"),
         _c(
@@ -309,18 +362,15 @@ PROGRAMS = ModelSpec(
         ),
         _c("max_points", "BIGINT", "Maximum points for the programme"),
         *(
-            _c(name, "BIGINT", PROGRAM_STATISTICS.column(name).description)
+            _c(name, "BIGINT", f"{PROGRAM_STATISTICS.column(name).description} (null: the report sent no counts)")
             for name in (*_MATERIAL_COUNTS, "materials_total")
         ),
-        _c("learners_assigned", "BIGINT", "Learners with a row for the programme"),
+        _c("learners_assigned", "BIGINT", "Learners with a row for the programme (0: none yet)"),
         _c("learners_completed", "BIGINT", "Learners whose status on the programme is completed"),
     ),
     parameters=MappingProxyType({"completed": COMPLETED}),
     sql=f"""
-WITH latest AS (
-    SELECT *
-    FROM program_statistics
-    QUALIFY row_number() OVER (PARTITION BY program_id ORDER BY _changed_at DESC, login) = 1
+WITH described AS ({_described(PROGRAM_STATISTICS)}
 ),
 assigned AS (
     SELECT program_id,
@@ -329,14 +379,15 @@ assigned AS (
     FROM program_statistics
     GROUP BY program_id
 )
-SELECT program_id, l.program_name, l.deadline_type, l.deadline_at,
-       l.deadline_period_at AS relative_deadline,
-       ekvio_iso_period(l.deadline_period_at) AS relative_deadline_interval,
-       l.program_points AS max_points,
-       {_list((*_MATERIAL_COUNTS, "materials_total"), "l")},
-       a.learners_assigned, a.learners_completed
-FROM latest l
-JOIN assigned a USING (program_id)
+SELECT program_id, d.program_name, d.deadline_type, d.deadline_at,
+       d.deadline_period_at AS relative_deadline,
+       ekvio_iso_period(d.deadline_period_at) AS relative_deadline_interval,
+       d.program_points AS max_points,
+       {_list((*_MATERIAL_COUNTS, "materials_total"), "d")},
+       coalesce(a.learners_assigned, 0) AS learners_assigned,
+       coalesce(a.learners_completed, 0) AS learners_completed
+FROM described d
+LEFT JOIN assigned a USING (program_id)
 """,
 )
 
@@ -346,20 +397,25 @@ JOIN assigned a USING (program_id)
 LEARNER_MATERIAL_PROGRESS = ModelSpec(
     name="learner_material_progress",
     description=(
-        "One row per learner and material: the material statistics row joined with the learner's "
-        "test attempts on the material (a pair seen only in attempts is kept, with null statistics)."
+        "One row per learner and material (type + id): the material statistics row joined with the "
+        "learner's test attempts on the test of that id (a pair seen only in attempts is kept, with "
+        "null statistics)."
     ),
-    key=("login", "material_id"),
+    key=("login", "material_id", "material_type"),
+    nullable_key=("material_type",),
     reads=(MATERIAL_STATISTICS.name, ATTEMPTS.name, MATERIALS.name, LEARNERS.name),
     references=(
         *_logins_known("learner_material_progress"),
-        Reference("learner_material_progress", "material_id", MATERIALS.name, "material_id"),
+        Reference(
+            "learner_material_progress", "material_id", MATERIALS.name, "material_id",
+            with_columns=(("material_type", "material_type"),),
+        ),
     ),
     columns=(
         _c("login", "VARCHAR", "Learner's login"),
-        _c("material_id", "BIGINT", "Id of the learning material"),
+        _c("material_id", "BIGINT", "Id of the learning material (unique within its type only)"),
+        _c("material_type", "VARCHAR", "Material type (test for an attempt's material)"),
         _c("material_name", "VARCHAR", "Name of the material (from materials)"),
-        _c("material_type", "VARCHAR", "Material type (from materials)"),
         _c("is_test", "BOOLEAN", "Whether the material is a test (from materials)"),
         _c("max_points", "BIGINT", "Maximum points for the material (from materials)"),
         _c("material_status", "VARCHAR", "Learner's status on the material: appointed, in_progress, completed, checking, fail"),
@@ -368,7 +424,8 @@ LEARNER_MATERIAL_PROGRESS = ModelSpec(
         _c("started_at", "TIMESTAMPTZ", "When the learner started the material"),
         _c("ended_at", "TIMESTAMPTZ", "When the learner finished the material"),
         _c("last_activity_at", "TIMESTAMPTZ", "The learner's last update on the material (update_at)"),
-        _c("attempts_count", "BIGINT", "The learner's test attempts on the material (0: none)"),
+        _c("reported_attempts", "BIGINT", "The learner's attempts on the test as the material report counts them"),
+        _c("attempts_count", "BIGINT", "The learner's test attempts on the material in the attempts report (0: none)"),
         _c("best_percent", "BIGINT", "Highest percent of any attempt (null: no attempt)"),
         _c("best_points", "BIGINT", "Highest points of any attempt (null: no attempt)"),
         _c("last_attempt_status", "VARCHAR", "Status of the last attempt: fail, completed, checking"),
@@ -388,8 +445,8 @@ LEARNER_MATERIAL_PROGRESS = ModelSpec(
             "(an attempt still checking is not passed)",
         ),
     ),
-    parameters=MappingProxyType({"completed": COMPLETED}),
-    sql="""
+    parameters=MappingProxyType({"completed": COMPLETED, "test": TEST}),
+    sql=f"""
 WITH ranked AS (
     SELECT *,
            row_number() OVER (
@@ -400,7 +457,7 @@ WITH ranked AS (
     WHERE login IS NOT NULL AND material_id IS NOT NULL
 ),
 tried AS (
-    SELECT login, material_id,
+    SELECT login, material_id, $test AS material_type,
            count(*) AS attempts_count,
            max(percent) AS best_percent,
            max(points) AS best_points,
@@ -414,21 +471,23 @@ tried AS (
     GROUP BY login, material_id
 ),
 paired AS (
-    SELECT login, material_id, s.material_status, s.progress, s.points, s.start_at, s.end_at, s.update_at,
+    SELECT coalesce(s.login, t.login) AS login, coalesce(s.material_id, t.material_id) AS material_id,
+           CASE WHEN s.login IS NULL THEN t.material_type ELSE s.material_type END AS material_type,
+           s.material_status, s.progress, s.points, s.start_at, s.end_at, s.update_at, s.attempts AS reported_attempts,
            t.attempts_count, t.best_percent, t.best_points, t.last_attempt_status, t.last_percent, t.last_points,
            t.first_attempt_started_at, t.last_attempt_ended_at, t.any_attempt_completed
     FROM material_statistics s
-    FULL JOIN tried t USING (login, material_id)
+    FULL JOIN tried t ON s.login = t.login AND {_MATERIAL_TYPE_MATCHES.format("s", "t")}
 )
-SELECT p.login, p.material_id, m.material_name, m.material_type, m.is_test, m.max_points,
+SELECT p.login, p.material_id, p.material_type, m.material_name, m.is_test, m.max_points,
        p.material_status, p.progress AS progress_percent, p.points,
        p.start_at AS started_at, p.end_at AS ended_at, p.update_at AS last_activity_at,
-       coalesce(p.attempts_count, 0) AS attempts_count, p.best_percent, p.best_points,
+       p.reported_attempts, coalesce(p.attempts_count, 0) AS attempts_count, p.best_percent, p.best_points,
        p.last_attempt_status, p.last_percent, p.last_points,
        p.first_attempt_started_at, p.last_attempt_ended_at,
        coalesce(p.any_attempt_completed, false) OR coalesce(p.material_status = $completed, false) AS is_passed
 FROM paired p
-LEFT JOIN materials m USING (material_id)
+LEFT JOIN materials m ON {_MATERIAL_TYPE_MATCHES.format("m", "p")}
 """,
 )
 
@@ -518,7 +577,7 @@ FROM course_statistics
 # ---------------------------------------------------------------------------------------------
 # learner_program_progress
 
-_COMPLETED_COUNTS = tuple(f"completed_{kind}" for kind in PROGRAM_MATERIAL_TYPES)
+_COMPLETED_COUNTS = tuple(f"completed_{kind}" for kind in MATERIAL_TYPES)
 
 LEARNER_PROGRAM_PROGRESS = ModelSpec(
     name="learner_program_progress",
@@ -550,12 +609,13 @@ LEARNER_PROGRAM_PROGRESS = ModelSpec(
         _c("materials_total", "BIGINT", "Materials in the programme"),
         _c("materials_completed", "BIGINT", "Materials the learner completed (sum of the completed_<type> counts)"),
         _c("completion_share", "DOUBLE", "materials_completed / materials_total, 0..1 (null: no materials)"),
-        _c("deadline_type", "VARCHAR", "Type of the recommended completion date: fixed, relative or null"),
+        _c("deadline_type", "VARCHAR", "Type of the programme's recommended completion date as sent, or null"),
+        _c("learner_deadline_at", "TIMESTAMPTZ", "The learner's own deadline on the programme (null: none set)"),
         _c(
             "due_at",
             "TIMESTAMPTZ",
-            "The learner's deadline: the fixed deadline_at, else started_at + the relative period "
-            "(null: no deadline, or a relative one not started)",
+            "The learner's deadline: their own learner_deadline_at where set, else the programme's fixed "
+            "deadline_at, else started_at + the relative period (null: no deadline, or a relative one not started)",
         ),
         _c(
             "is_on_time",
@@ -574,7 +634,7 @@ LEARNER_PROGRAM_PROGRESS = ModelSpec(
     sql=f"""
 WITH progress AS (
     SELECT *,
-           coalesce(deadline_at, start_at + ekvio_iso_period(deadline_period_at)) AS due_at,
+           coalesce(learner_deadline_at, deadline_at, start_at + ekvio_iso_period(deadline_period_at)) AS due_at,
            {" + ".join(f"coalesce({name}, 0)" for name in _COMPLETED_COUNTS)} AS materials_completed
     FROM program_statistics
 )
@@ -583,7 +643,7 @@ SELECT p.login, p.program_id, p.program_name, l.user_id, l.fio, p.user_status, {
        p.start_at AS started_at, p.active_at AS last_activity_at, p.end_at AS ended_at,
        p.materials_total, p.materials_completed,
        p.materials_completed / nullif(p.materials_total, 0) AS completion_share,
-       p.deadline_type, p.due_at,
+       p.deadline_type, p.learner_deadline_at, p.due_at,
        CASE WHEN p.program_status = $completed THEN coalesce(p.passed_at_time, p.end_at <= p.due_at) END AS is_on_time,
        CASE WHEN p.due_at IS NOT NULL
             THEN greatest(0, ceil(date_diff('second', p.due_at, coalesce(p.end_at, now())) / 86400))

@@ -1,4 +1,5 @@
 """One Dagster asset per report spec: export from Ekvio, archive the file, merge it into DuckDB.
+A nested report's parent objects (materials, programmes) are a second asset of the same step.
 
 The assets are partitioned by day. A run over one day or a range of days asks the API for that
 window in as few tasks as the configured maximum window allows; a run tagged `ekvio/full_export`
@@ -6,6 +7,7 @@ asks for the whole report instead (the full load and the weekly reconcile).
 """
 
 import warnings
+from collections.abc import Iterator
 from datetime import timedelta
 
 import dagster as dg
@@ -17,8 +19,8 @@ from ekvio_assets.automation.partitions import export_windows
 from ekvio_assets.reports.checks import evaluate_report_checks, export_size_result, report_check_specs
 from ekvio_assets.reports.load import LoadResult, load_report_file
 from ekvio_assets.reports.merge import EXTRA_FIELDS_DESCRIPTION, LINEAGE_COLUMNS, rows_changed_per_window
-from ekvio_assets.reports.specs import REPORTS, ReportSpec
 from ekvio_assets.reports.flatten import EXTRA_FIELDS
+from ekvio_assets.reports.specs import REPORTS, ReportSpec
 from ekvio_assets.reports.staging import ReportFileError
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
@@ -43,19 +45,21 @@ def _declared_schema(spec: ReportSpec) -> dg.TableSchema:
     return dg.TableSchema(columns=columns)
 
 
-def _run_metadata(window_label: str, loads: list[tuple[ExportedFile, LoadResult]]) -> dict[str, object]:
-    outcomes = [loaded.outcome for _, loaded in loads]
+def _run_metadata(
+    window_label: str, exported: list[ExportedFile], loads: list[LoadResult]
+) -> dict[str, object]:
+    outcomes = [loaded.outcome for loaded in loads]
     inserted = sum(outcome.inserted for outcome in outcomes)
     updated = sum(outcome.updated for outcome in outcomes)
-    table_metadata = dict(loads[-1][1].table_metadata)
+    table_metadata = dict(loads[-1].table_metadata)
     return {
         **table_metadata,
         # Each partition's own dagster/row_count (see _add_partition_row_counts) overrides this one.
         "table_rows": table_metadata["dagster/row_count"],
         "window": window_label,
-        "export_tasks": len(loads),
-        "ekvio_task_ids": ", ".join(exported.task_id for exported, _ in loads),
-        "raw_file": dg.MetadataValue.path(str(loads[-1][0].path)),
+        "export_tasks": len(exported),
+        "ekvio_task_ids": ", ".join(file.task_id for file in exported),
+        "raw_file": dg.MetadataValue.path(str(exported[-1].path)),
         "rows_in_files": sum(outcome.rows_in_file for outcome in outcomes),
         "rows_inserted": inserted,
         "rows_updated": updated,
@@ -75,38 +79,71 @@ def _add_partition_row_counts(
     windows = [partitions.time_window_for_partition_key(key) for key in keys]
     counts = rows_changed_per_window(con, spec.name, [(window.start, window.end) for window in windows])
     for key, count in zip(keys, counts, strict=True):
-        context.add_asset_metadata({"dagster/row_count": dg.MetadataValue.int(count)}, partition_key=key)
+        context.add_asset_metadata(
+            {"dagster/row_count": dg.MetadataValue.int(count)}, asset_key=spec.name, partition_key=key
+        )
+
+
+def _asset_spec(spec: ReportSpec, description: str, freshness: dg.FreshnessPolicy) -> dg.AssetSpec:
+    metadata: dict[str, object] = {
+        "dagster/column_schema": _declared_schema(spec),
+        "dagster/table_name": spec.name,
+        "key": ", ".join(spec.key),
+    }
+    if spec.change_time is not None:
+        metadata["change_time"] = spec.change_time
+    return dg.AssetSpec(
+        spec.name,
+        group_name=REPORTS_GROUP,
+        kinds={"duckdb", "python"},
+        description=description,
+        freshness_policy=freshness,
+        metadata=metadata,
+    )
+
+
+def _asset_specs(spec: ReportSpec, freshness: dg.FreshnessPolicy) -> list[dg.AssetSpec]:
+    """The report's table, and a nested report's table of parents, which the same export fills."""
+    specs = [
+        _asset_spec(
+            spec,
+            f"{spec.title} from the Ekvio API ({spec.method} {spec.path}), one row per "
+            f"{' + '.join(spec.key)}, merged into the DuckDB table `{spec.name}` by its change time "
+            f"`{spec.change_time}`.",
+            freshness,
+        )
+    ]
+    if spec.parents is not None:
+        specs.append(
+            _asset_spec(
+                spec.parents,
+                f"Every parent object of the {spec.title} report ({spec.children_key} or none), one row per "
+                f"{' + '.join(spec.parents.key)} with its latest fields: the DuckDB table `{spec.parents.name}`, "
+                f"filled by the same exports as `{spec.name}`.",
+                freshness,
+            )
+        )
+    return specs
 
 
 def build_report_asset(
     spec: ReportSpec, partitions: dg.PartitionsDefinition, max_window_days: int, freshness: dg.FreshnessPolicy
 ) -> dg.AssetsDefinition:
-    @dg.asset(
+    tables = [spec] if spec.parents is None else [spec, spec.parents]
+
+    @dg.multi_asset(
         name=spec.name,
-        group_name=REPORTS_GROUP,
-        kinds={"duckdb", "python"},
-        description=(
-            f"{spec.title} from the Ekvio API ({spec.method} {spec.path}), one row per "
-            f"{' + '.join(spec.key)}, merged into the DuckDB table `{spec.name}` by its change time "
-            f"`{spec.change_time}`."
-        ),
+        specs=_asset_specs(spec, freshness),
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=report_pool(spec),
-        freshness_policy=freshness,
-        check_specs=report_check_specs(spec),
-        metadata={
-            "dagster/column_schema": _declared_schema(spec),
-            "dagster/table_name": spec.name,
-            "key": ", ".join(spec.key),
-            "change_time": spec.change_time,
-        },
+        check_specs=[check for table in tables for check in report_check_specs(table)],
     )
     def report_asset(
         context: dg.AssetExecutionContext,
         ekvio_api: EkvioApiResource,
         warehouse: DuckDBWarehouse,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
         full_export = context.run.tags.get(FULL_EXPORT_TAG) == "true"
         if full_export:
             windows, label = [FULL_EXPORT], FULL_EXPORT.describe()
@@ -114,25 +151,30 @@ def build_report_asset(
             days = context.partition_time_window
             windows = export_windows(days.start, days.end, max_window_days)
             label = f"{days.start.isoformat()} .. {days.end.isoformat()}"
-        loads: list[tuple[ExportedFile, LoadResult]] = []
+        exported: list[ExportedFile] = []
+        loads: list[LoadResult] = []
         try:
             for window in windows:
-                exported = ekvio_api.export(spec, window, warehouse.raw_dir(spec.name))
-                loaded = load_report_file(warehouse, spec, exported, window.after, window.to)
-                loads.append((exported, loaded))
+                exported.append(ekvio_api.export(spec, window, warehouse.raw_dir(spec.name)))
+                loads.append(load_report_file(warehouse, spec, exported[-1], window.after, window.to))
         except (EkvioApiError, ReportFileError) as error:
             raise dg.Failure(description=str(error), allow_retries=False) from None
-        metadata = _run_metadata(label, loads)
-        if full_export and metadata["rows_changed"]:
-            context.log.warning(
-                f"{spec.name}: the full export changed {metadata['rows_changed']} rows that the "
-                "incremental refreshes had not brought (or had brought older versions of)"
-            )
+        results = [(spec, _run_metadata(label, exported, loads))]
+        if spec.parents is not None:
+            parent_loads = [loaded.parents for loaded in loads if loaded.parents is not None]
+            results.append((spec.parents, _run_metadata(label, exported, parent_loads)))
+        for table, metadata in results:
+            if full_export and metadata["rows_changed"]:
+                context.log.warning(
+                    f"{table.name}: the full export changed {metadata['rows_changed']} rows that the "
+                    "incremental refreshes had not brought (or had brought older versions of)"
+                )
         with warehouse.read_connection() as con:
-            check_results = evaluate_report_checks(con, spec)
+            checks = {table.name: evaluate_report_checks(con, table) for table, _ in results}
             _add_partition_row_counts(context, con, spec)
-        check_results.append(export_size_result(spec, [loaded.outcome for _, loaded in loads]))
-        return dg.MaterializeResult(metadata=metadata, check_results=check_results)
+        checks[spec.name].append(export_size_result(spec, [loaded.outcome for loaded in loads]))
+        for table, metadata in results:
+            yield dg.MaterializeResult(asset_key=table.name, metadata=metadata, check_results=checks[table.name])
 
     return report_asset
 

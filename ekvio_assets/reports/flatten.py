@@ -47,10 +47,20 @@ _KEYS_HASHED = "build_side_probe_side"
 # outgrow the load's memory limit; its rows go through `ekvio_rows` as a table.
 STREAMED_COLUMNS = 20
 _STAGED = "ekvio_staged"
+_PARENTS = "ekvio_parents"
 _RAW_RECORDS = "ekvio_raw_records"
 _ALL_RECORD_KEYS = "ekvio_all_record_keys"
 _RECORDS = "ekvio_records"
 _RECORD_TEXTS = "ekvio_record_texts"
+
+
+@dataclass(frozen=True)
+class FlattenedFile:
+    """The rows of a file's report table, and for a nested report the rows of its parents' table:
+    every parent object of the file, one row each, with or without children."""
+
+    rows: StagedRows
+    parents: StagedRows | None
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,7 @@ class StagedRows:
         return setting(con, "disabled_optimizers", ",".join((_KEYS_HASHED, *disabled_optimizers)))
 
 
-def flatten(con: duckdb.DuckDBPyConnection, spec: ReportSpec, staged: StagedFile) -> StagedRows:
+def flatten(con: duckdb.DuckDBPyConnection, spec: ReportSpec, staged: StagedFile) -> FlattenedFile:
     """Flatten the staged records into temporary tables. Run outside any transaction: a statement
     that fails here leaves nothing to roll back. A file the reader cannot take raises its error."""
     drop_flattened(con)
@@ -105,19 +115,28 @@ def flatten(con: duckdb.DuckDBPyConnection, spec: ReportSpec, staged: StagedFile
         if apart
         else f"CREATE TEMP TABLE {_RAW_RECORDS} (record_number BIGINT, raw JSON)"
     )
-    records = (
-        f"SELECT r.record_number, r.json AS record, k.keys, w.raw FROM ({records_of.structs(con, record)}) r "
-        f"LEFT JOIN {_RECORD_KEYS} k USING (record_number) LEFT JOIN {_RAW_RECORDS} w USING (record_number)"
-    )
+
+    def records(read_as: ObjectSql) -> str:
+        return (
+            f"SELECT r.record_number, r.json AS record, k.keys, w.raw FROM ({records_of.structs(con, read_as)}) r "
+            f"LEFT JOIN {_RECORD_KEYS} k USING (record_number) LEFT JOIN {_RAW_RECORDS} w USING (record_number)"
+        )
+
     with setting(con, "disabled_optimizers", _KEYS_HASHED):
         if spec.children_key is None:
-            return _flat_rows(con, record, records, as_view=staged.lines)
+            relation = _STAGED_VIEW if staged.lines else _STAGED
+            return FlattenedFile(_flat_rows(con, record, records(record), relation, as_view=staged.lines), None)
+        # The parents, read apart from their children: a parent without any is still a material
+        # or a programme. A record that is not an object is the report table's reject alone.
+        parent = record.without_children()
+        parents = _flat_rows(con, parent, records(parent), _PARENTS, as_view=False, objects_only=True)
         streamed = staged.lines and len(spec.columns) <= STREAMED_COLUMNS
-        return _child_rows(con, spec, _create_rows(con, spec.children_key, record, records, as_view=streamed))
+        rows = _child_rows(con, spec, _create_rows(con, spec.children_key, record, records(record), as_view=streamed))
+        return FlattenedFile(rows, parents)
 
 
 def drop_flattened(con: duckdb.DuckDBPyConnection) -> None:
-    tables = (_ALL_RECORD_KEYS, _RECORD_KEYS, _RECORD_TEXTS, _RAW_RECORDS, _RECORDS, _ROWS, _STAGED)
+    tables = (_ALL_RECORD_KEYS, _RECORD_KEYS, _RECORD_TEXTS, _RAW_RECORDS, _RECORDS, _ROWS, _STAGED, _PARENTS)
     drops = [f"DROP VIEW IF EXISTS {view};" for view in (_ROWS_VIEW, _STAGED_VIEW)]
     drops += [f"DROP TABLE IF EXISTS {table};" for table in tables]
     con.execute(" ".join(drops))
@@ -198,17 +217,28 @@ class _RecordReader:
         return f"SELECT rowid AS record_number, * FROM {table}"
 
 
-def _flat_rows(con: duckdb.DuckDBPyConnection, record: ObjectSql, records: str, *, as_view: bool) -> StagedRows:
-    """The staged rows of a flat report, one per record, read from the records' structs, as a table
-    or (where the records are a table already) a view."""
+def _flat_rows(
+    con: duckdb.DuckDBPyConnection,
+    record: ObjectSql,
+    records: str,
+    relation: str,
+    *,
+    as_view: bool,
+    objects_only: bool = False,
+) -> StagedRows:
+    """Staged rows one per record, read from the records' structs, as the table or (where the
+    records are a table already) the view `relation`; with `objects_only`, none for a record that
+    is not an object."""
     fragments = record.fragments("record", "coalesce(keys, [])", "raw")
-    relation = _create_relation(
-        con, (_STAGED_VIEW if as_view else _STAGED), as_view,
+    malformed = record.malformed_text("record")
+    _create_relation(
+        con, relation, as_view,
         f"SELECT record_number AS {RECORD_NUMBER}, 0 AS {CHILD_NUMBER}, "
         + "".join(f"{expression} AS {quote(name)}, " for name, expression in record.columns("record"))
-        + f"CASE WHEN record IS NULL THEN 'null' ELSE {record.malformed_text('record')} END AS {MALFORMED}, "
+        + f"CASE WHEN record IS NULL THEN 'null' ELSE {malformed} END AS {MALFORMED}, "
         f"{_extras_sql('[]::VARCHAR[]', 'fragments')} AS {EXTRA_FIELDS} "
         f"FROM (SELECT *, {fragments} AS fragments FROM ({records}))"
+        + (f" WHERE record IS NOT NULL AND {malformed} IS NULL" if objects_only else "")
     )
     return StagedRows(f"SELECT * FROM {relation}", record.dynamic)
 

@@ -13,7 +13,7 @@ import duckdb
 from ekvio_assets.api.client import ExportedFile
 from ekvio_assets.reports.merge import Lineage, MergeOutcome, merge_staged
 from ekvio_assets.reports.specs import ReportSpec
-from ekvio_assets.reports.flatten import flatten
+from ekvio_assets.reports.flatten import StagedRows, drop_flattened, flatten
 from ekvio_assets.reports.staging import ReportFileError, StagedFile, copy_report_records, stream_report_records
 from ekvio_assets.storage.metadata import table_metadata
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
@@ -26,8 +26,11 @@ LOAD_MEMORY_LIMIT = "320MB"
 
 @dataclass(frozen=True)
 class LoadResult:
+    """What a load did to the report's table, and to a nested report's table of parents."""
+
     outcome: MergeOutcome
     table_metadata: dict[str, Any]
+    parents: LoadResult | None = None
 
 
 def load_report_file(
@@ -79,13 +82,21 @@ def _merge(warehouse: DuckDBWarehouse, spec: ReportSpec, staged: StagedFile, lin
         # is left to the next checkpoint (publishing, a big load's commit, DuckDB's own once the log
         # passes 16 MB), once for all the loads before it, rather than to each load on closing.
         con.execute("PRAGMA disable_checkpoint_on_shutdown")
-        rows = flatten(con, spec, staged)
+        flattened = flatten(con, spec, staged)
         con.execute("BEGIN TRANSACTION")
         try:
-            outcome = merge_staged(con, spec, rows, lineage)
-            metadata = table_metadata(con, spec.name, rows=outcome.table_rows)
+            loaded = _merged(con, spec, flattened.rows, lineage)
+            parents = None
+            if spec.parents is not None and flattened.parents is not None:
+                parents = _merged(con, spec.parents, flattened.parents, lineage)
+            drop_flattened(con)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-    return LoadResult(outcome, metadata)
+    return LoadResult(loaded.outcome, loaded.table_metadata, parents)
+
+
+def _merged(con: duckdb.DuckDBPyConnection, spec: ReportSpec, rows: StagedRows, lineage: Lineage) -> LoadResult:
+    outcome = merge_staged(con, spec, rows, lineage)
+    return LoadResult(outcome, table_metadata(con, spec.name, rows=outcome.table_rows))

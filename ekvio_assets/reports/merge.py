@@ -27,7 +27,6 @@ from ekvio_assets.reports.flatten import (
     MALFORMED,
     RECORD_NUMBER,
     StagedRows,
-    drop_flattened,
 )
 from ekvio_assets.storage.sql import fetch_count, literal, quote, row_count
 
@@ -153,7 +152,6 @@ def merge_staged(
             outcome.duplicates,
         ],
     )
-    drop_flattened(con)
     return outcome
 
 
@@ -217,7 +215,10 @@ class _Load:
         )
         con.execute("DROP TABLE ekvio_typed")
         latest = fetch_count(con, "SELECT count(*) FROM ekvio_latest")
-        on_keys = " AND ".join(f"t.{quote(column)} = s.{quote(column)}" for column in self._spec.key)
+        on_keys = " AND ".join(
+            f"t.{quote(column)} {'IS NOT DISTINCT FROM' if column in self._spec.nullable_key else '='} s.{quote(column)}"
+            for column in self._spec.key
+        )
         data_differs = (
             f"ROW({', '.join(f's.{quote(c)}' for c in self._data_columns)}) IS DISTINCT FROM "
             f"ROW({', '.join(f't.{quote(c)}' for c in self._data_columns)})"
@@ -225,11 +226,16 @@ class _Load:
         # One pass over the table's keys and change times pairs each row with its stored version:
         # older, newer (its change time differs, hence its data), or of the same time, whose data
         # only a second pass, over every column, compares (a window loaded again, not a new day).
-        change = quote(self._spec.change_time)
+        # Rows without change times of their own are of the same time unless older: a later export
+        # that shows the same data changes nothing.
+        newer = (
+            f"WHEN s.{quote(self._spec.change_time)} IS DISTINCT FROM t.{quote(self._spec.change_time)} THEN 'newer' "
+            if self._spec.change_time
+            else ""
+        )
         con.execute(
             f"CREATE TEMP TABLE ekvio_stored AS SELECT s.rowid AS latest_row, t.rowid AS stored_row, "
-            f"CASE WHEN s.{CHANGED_AT} < t.{CHANGED_AT} THEN 'older' "
-            f"WHEN s.{change} IS DISTINCT FROM t.{change} THEN 'newer' ELSE 'same time' END AS version "
+            f"CASE WHEN s.{CHANGED_AT} < t.{CHANGED_AT} THEN 'older' {newer}ELSE 'same time' END AS version "
             f"FROM ekvio_latest s JOIN {self._table} t ON {on_keys}"
         )
         if fetch_count(con, "SELECT count(*) FROM ekvio_stored WHERE version = 'same time'"):
@@ -267,27 +273,38 @@ class _Load:
         """The readable rows of `typed` with their lineage (parameters: `_parameters`); with
         `newest_only`, one per key: the newest change time, then the later row in the file; with
         `marking_unreadable`, every row, those that cannot be read without a task id."""
-        change = quote(self._spec.change_time)
         keys = ", ".join(quote(column) for column in self._spec.key)
+        # Without change times, every row of the file has the same version: the later one wins.
+        change = f"{quote(self._spec.change_time)} DESC NULLS LAST, " if self._spec.change_time else ""
         newest = (
             f" QUALIFY row_number() OVER (PARTITION BY {keys} "
-            f"ORDER BY {change} DESC NULLS LAST, {RECORD_NUMBER} DESC, {CHILD_NUMBER} DESC) = 1"
+            f"ORDER BY {change}{RECORD_NUMBER} DESC, {CHILD_NUMBER} DESC) = 1"
         )
         data = ", ".join(quote(c) for c in self._data_columns)
         task_id = "CASE WHEN _has_problem THEN NULL ELSE ?::VARCHAR END" if marking_unreadable else "?::VARCHAR"
         return (
-            f"SELECT {data}, coalesce({change}, ?::TIMESTAMPTZ) AS {CHANGED_AT}, "
+            f"SELECT {data}, {self._changed_at} AS {CHANGED_AT}, "
             "?::TIMESTAMPTZ AS _window_start, ?::TIMESTAMPTZ AS _window_end, ?::TIMESTAMPTZ AS _fetched_at, "
             f"{task_id} AS _task_id, ?::VARCHAR AS _raw_file FROM ({typed})"
             + ("" if marking_unreadable else " WHERE NOT _has_problem")
             + (newest if newest_only else "")
         )
 
+    @property
+    def _changed_at(self) -> str:
+        """SQL of `_changed_at`: the record's own change time, else the moment `_parameters` gives first."""
+        if self._spec.change_time is None:
+            return "?::TIMESTAMPTZ"
+        return f"coalesce({quote(self._spec.change_time)}, ?::TIMESTAMPTZ)"
+
     def _parameters(self) -> list[object]:
         lineage = self._lineage
+        # A record of a window changed in it, by its end at the latest (a full export: its request);
+        # a row of a table without change times is as its export showed it when requested.
+        default_change = lineage.fetched_at if self._spec.change_time is None else lineage.window_end or lineage.fetched_at
         return [
-            lineage.window_end or lineage.fetched_at, lineage.window_start, lineage.window_end, lineage.fetched_at,
-            lineage.task_id, str(lineage.raw_file),
+            default_change, lineage.window_start, lineage.window_end, lineage.fetched_at, lineage.task_id,
+            str(lineage.raw_file),
         ]
 
     def _insert(self, rows: str) -> str:
@@ -363,7 +380,7 @@ def _typed_select(spec: ReportSpec, dynamic: tuple[str, ...], staged_rows: str) 
                 f"CASE WHEN {name} IS NOT NULL OR {column} IS NULL THEN false ELSE trim({column}) <> '' END",
                 f"{literal(f'{field.column} is not {_READABLE_TYPE[field.type]}: ')} || {column}",
             ))
-        if field.column in spec.key:
+        if field.column in spec.key and field.column not in spec.nullable_key:
             checks.append((f"{MALFORMED} IS NULL AND {name} IS NULL", literal(f"key field {field.column} is missing")))
     problems = ", ".join(f"CASE WHEN {test} THEN {problem} END" for test, problem in checks)
     raw = [*(field.column for field in spec.columns), *dynamic, MALFORMED, EXTRA_FIELDS]

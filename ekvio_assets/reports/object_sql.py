@@ -4,6 +4,7 @@ JSON fragments in the object's own order."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 
@@ -49,17 +50,19 @@ class ObjectSql:
         self._number_key = number_key
         self._undocumented = undocumented
         self.dynamic = dynamic
+        self._reads_children = True
 
     def with_fields(self, *, undocumented: tuple[str, ...] = (), dynamic: tuple[str, ...] = ()) -> ObjectSql:
-        return ObjectSql(
-            self._tree,
-            children_key=self._children_key,
-            dynamic_pattern=self._dynamic_pattern,
-            malformed_key=self._malformed_key,
-            number_key=self._number_key,
-            undocumented=undocumented,
-            dynamic=dynamic,
-        )
+        copied = copy.copy(self)
+        copied._undocumented, copied.dynamic = undocumented, dynamic
+        return copied
+
+    def without_children(self) -> ObjectSql:
+        """The object read without its children, a parent on its own: their key stays a known one,
+        their list is not read."""
+        copied = copy.copy(self)
+        copied._reads_children = False
+        return copied
 
     def _known_keys(self, tree: _SourceTree) -> list[str]:
         """The keys of an object of `tree` that are neither undocumented fields nor dynamic columns."""
@@ -97,7 +100,7 @@ class ObjectSql:
             members.append((self._malformed_key, "VARCHAR"))
         if self._number_key is not None:
             members.append((self._number_key, "BIGINT"))
-        if self._children_key is not None:
+        if self._children_key is not None and self._reads_children:
             members.append((self._children_key, "JSON[]"))
         return members
 
@@ -164,8 +167,8 @@ class ObjectSql:
         """The object's undocumented fields as `"name":value` JSON fragments in the object's order,
         named by their dotted path after `prefix`, from `pairs` (key, JSON value) of its fields;
         an empty list when there are none. A documented subobject holding something else than an
-        object or null is undocumented as a whole. The pairs are only computed for an object that
-        has such fields."""
+        object, null or an empty array (PHP writes an empty object as `[]`: no values) is
+        undocumented as a whole. The pairs are only computed for an object that has such fields."""
         return (
             f"CASE WHEN {self._has_undocumented(self._tree, struct, keys, 0)} "
             f"THEN {self._ordered_fragments(self._tree, pairs, prefix, 0)} ELSE []::VARCHAR[] END"
@@ -187,7 +190,10 @@ class ObjectSql:
             member = f"{struct}[{literal(name)}]"
             nested_struct = f"json_transform({member}, {literal(json.dumps(_structure(node)))})"
             nested = self._has_undocumented(node, nested_struct, f"json_keys({member})", depth + 1)
-            tests.append(f"coalesce(json_type({member}) <> 'OBJECT' OR {nested}, false)")
+            tests.append(
+                f"coalesce(CASE json_type({member}) WHEN 'OBJECT' THEN {nested} "
+                f"WHEN 'ARRAY' THEN json_array_length({member}) > 0 ELSE true END, false)"
+            )
         return "(" + " OR ".join(tests) + ")"
 
     def _ordered_fragments(self, tree: _SourceTree, pairs: str, prefix: str, depth: int) -> str:
@@ -205,7 +211,9 @@ class ObjectSql:
             nested = self._ordered_fragments(node, nested_pairs, f"{prefix}{key}.", depth + 1)
             branches.append(
                 f"WHEN {name} = {literal(key)} THEN CASE json_type({value}) WHEN 'OBJECT' THEN {nested} "
-                f"WHEN 'NULL' THEN []::VARCHAR[] ELSE {fragment} END"
+                f"WHEN 'NULL' THEN []::VARCHAR[] "
+                f"WHEN 'ARRAY' THEN CASE WHEN json_array_length({value}) = 0 THEN []::VARCHAR[] ELSE {fragment} END "
+                f"ELSE {fragment} END"
             )
         branches.append(f"WHEN {self._is_undocumented_sql(tree, name)} THEN {fragment}")
         return f"flatten(list_transform({pairs}, lambda {entry}: CASE {' '.join(branches)} ELSE []::VARCHAR[] END))"

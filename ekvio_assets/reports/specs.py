@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 class FieldType(enum.Enum):
@@ -55,7 +55,12 @@ class ReportSpec:
 
     For a nested report (`children_key` set) every payload record is a parent object (a material,
     a programme) whose `children_key` array holds one object per learner; the table has one row per
-    child, carrying the parent's `parent_fields`.
+    child, carrying the parent's `parent_fields`. The parent objects themselves, with or without
+    learners, are the rows of a table of their own (`parents`), one per `parent_key`.
+
+    A key column named in `nullable_key` may be null: its null is a value of the key like any other
+    (a material without a type is still told apart from a video of the same id). Without a
+    `change_time`, a row's version is ordered by when its export was requested.
     """
 
     name: str
@@ -65,9 +70,12 @@ class ReportSpec:
     filters: tuple[str, ...]
     fields: tuple[Field, ...]
     key: tuple[str, ...]
-    change_time: str
+    change_time: str | None
+    nullable_key: tuple[str, ...] = ()
     parent_fields: tuple[Field, ...] = ()
     children_key: str | None = None
+    parents_table: str | None = None
+    parent_key: tuple[str, ...] = ()
     dynamic_columns: re.Pattern[str] | None = None
     # Documented bounds: (column, lowest, highest), each bound a number or another column.
     ranges: tuple[tuple[str, str | None, str | None], ...] = ()
@@ -88,10 +96,39 @@ class ReportSpec:
                 return field
         raise KeyError(f"report {self.name} has no column {name}")
 
+    @property
+    def parents(self) -> ReportSpec | None:
+        """The table of a nested report's parent objects: their own fields, checks and key."""
+        if self.parents_table is None:
+            return None
+        own = {field.column for field in self.parent_fields}
+        return replace(
+            self,
+            name=self.parents_table,
+            title=f"{self.title}: {self.parents_table.replace('_', ' ')}",
+            fields=self.parent_fields,
+            key=self.parent_key,
+            change_time=None,
+            nullable_key=tuple(column for column in self.nullable_key if column in own),
+            parent_fields=(),
+            children_key=None,
+            parents_table=None,
+            parent_key=(),
+            ranges=tuple(bounds for bounds in self.ranges if {bounds[0], *_columns_named(bounds[1:])} <= own),
+            statuses=tuple(status for status in self.statuses if status[0] in own),
+        )
+
+
+def _columns_named(bounds: tuple[str | None, ...]) -> set[str]:
+    """The columns among a range's bounds (the others are numbers or open)."""
+    return {bound for bound in bounds if bound is not None and not bound.lstrip("-").isdigit()}
+
 
 _WINDOW_FILTERS = ("after_date", "to_date")
 _USER_STATUSES = ("user_status", ("active", "blocked"))
 _PROGRESS_STATUSES = ("appointed", "in_progress", "completed", "checking", "fail")
+# The material types of the vendor's field tables and examples, in the programme report's order.
+MATERIAL_TYPES = ("pdf", "scorm", "link", "html", "test", "video", "longread", "document")
 
 ATTEMPTS = ReportSpec(
     name="attempts",
@@ -132,22 +169,44 @@ MATERIAL_STATISTICS = ReportSpec(
     method="POST",
     path="/v3/materials/statistic",
     filters=("material_status", "user_status", *_WINDOW_FILTERS),
-    key=("material_id", "login"),
+    # Ids repeat across material types (the vendor's example has 135 as a video, a longread and a
+    # document): a material is its type and its id.
+    key=("material_id", "material_type", "login"),
+    nullable_key=("material_type",),
     change_time="update_at",
-    ranges=(("progress", "0", "100"), ("points", "0", "material_points"), ("material_points", "0", None)),
-    statuses=(_USER_STATUSES, ("material_status", _PROGRESS_STATUSES)),
+    ranges=(
+        ("progress", "0", "100"),
+        ("points", "0", "material_points"),
+        ("material_points", "0", None),
+        ("attempts", "0", None),
+    ),
+    statuses=(
+        _USER_STATUSES,
+        ("material_status", _PROGRESS_STATUSES),
+        ("material_type", MATERIAL_TYPES),
+        ("material_visibility", ("active", "hide")),
+    ),
     children_key="statistics",
+    parents_table="reported_materials",
+    parent_key=("material_id", "material_type"),
     parent_fields=(
-        _field("material_id", I, "Id of the learning material", source="id"),
+        _field("material_id", I, "Id of the learning material (unique within its type only)", source="id"),
+        _field("material_type", T, f"Material type: {', '.join(MATERIAL_TYPES)}", source="type"),
         _field("material_name", T, "Name of the material", source="name"),
-        _field("material_type", T, "Material type: pdf, scorm, link, html, test, video, ...", source="type"),
         _field("material_points", I, "Maximum points for the material (null if it has none)", source="points"),
+        _field(
+            "material_visibility",
+            T,
+            "The material's own status: active, hide (what the API's material_status filter selects)",
+            source="status",
+        ),
     ),
     fields=(
         _field("login", T, "Learner's login"),
         _field("user_status", T, "Learner's account status: active, blocked"),
         _field("material_status", T, "Learner's status on the material: appointed, in_progress, completed, checking, fail"),
         _field("points", I, "Points the learner scored on the material"),
+        _field("attempts", I, "Attempts the learner made on the material, a test (null for other types)"),
         _field("progress", I, "Learner's progress on the material, percent"),
         _field("start_at", TS, "When the learner started the material"),
         _field("end_at", TS, "When the learner finished the material"),
@@ -217,7 +276,6 @@ COURSE_STATISTICS = ReportSpec(
     ),
 )
 
-PROGRAM_MATERIAL_TYPES = ("pdf", "scorm", "link", "html", "test", "video", "longread", "document")
 
 PROGRAM_STATISTICS = ReportSpec(
     name="program_statistics",
@@ -230,16 +288,18 @@ PROGRAM_STATISTICS = ReportSpec(
     ranges=(("progress", "0", "100"), ("points", "0", "program_points"), ("program_points", "0", None)),
     statuses=(_USER_STATUSES, ("program_status", _PROGRESS_STATUSES)),
     children_key="statistics",
+    parents_table="reported_programs",
+    parent_key=("program_id",),
     parent_fields=(
         _field("program_id", I, "Id of the learning programme", source="id"),
         _field("program_name", T, "Name of the programme", source="name"),
         _field("deadline_type", T, "Type of the recommended completion date"),
-        _field("deadline_at", TS, "Recommended completion date (sent as unix time or as a date-time)"),
+        _field("deadline_at", TS, "The programme's recommended completion date (sent as unix time or as a date-time)"),
         _field("deadline_period_at", T, "Period of a relative completion date"),
         _field("program_points", I, "Maximum points for the programme", source="points"),
         *(
             _field(f"materials_{kind}", I, f"{kind.upper()} materials in the programme", source=f"materials.{kind}")
-            for kind in PROGRAM_MATERIAL_TYPES
+            for kind in MATERIAL_TYPES
         ),
         _field("materials_total", I, "Materials in the programme", source="materials.total"),
     ),
@@ -253,12 +313,23 @@ PROGRAM_STATISTICS = ReportSpec(
         _field("active_at", TS, "The learner's last activity on the programme"),
         _field("end_at", TS, "When the learner finished the programme"),
         _field("passed_at_time", B, "Whether the programme was completed on time"),
+        # The same name as the programme's deadline_at, one level down: the learner's own date.
+        _field(
+            "learner_deadline_at",
+            TS,
+            "The learner's own deadline on the programme (null: none set; the programme's is deadline_at)",
+            source="deadline_at",
+        ),
         *(
             _field(f"completed_{kind}", I, f"{kind.upper()} materials the learner completed", source=kind)
-            for kind in PROGRAM_MATERIAL_TYPES
+            for kind in MATERIAL_TYPES
         ),
     ),
 )
 
 REPORTS: tuple[ReportSpec, ...] = (ATTEMPTS, MATERIAL_STATISTICS, COURSE_STATISTICS, PROGRAM_STATISTICS)
 REPORTS_BY_NAME = {spec.name: spec for spec in REPORTS}
+# Every table the reports fill: each report's own, and a nested report's table of parents.
+REPORT_TABLES: tuple[ReportSpec, ...] = tuple(
+    table for spec in REPORTS for table in (spec, spec.parents) if table is not None
+)

@@ -43,7 +43,7 @@ from ekvio_assets.reports.specs import (
     ATTEMPTS,
     COURSE_STATISTICS,
     MATERIAL_STATISTICS,
-    PROGRAM_MATERIAL_TYPES,
+    MATERIAL_TYPES,
     PROGRAM_STATISTICS,
     REPORTS,
     REPORTS_BY_NAME,
@@ -52,7 +52,6 @@ from ekvio_assets.reports.specs import (
     ReportSpec,
 )
 
-MATERIAL_TYPES = PROGRAM_MATERIAL_TYPES
 # Material types that award points; the others have `points: null`.
 POINTED_MATERIAL_TYPES = frozenset({"test", "scorm", "longread"})
 COURSE_CONTENT_TYPES = tuple(
@@ -110,10 +109,11 @@ class Learner:
 
 @dataclass(frozen=True)
 class Material:
-    material_id: int
+    material_id: int  # unique within its type only, as in the vendor's files
     name: str | None
     type: str
     points: int | None
+    visibility: str  # the material's own status: active, hide
     question_count: int | None  # tests only
     pass_percent: int | None  # tests only: an attempt scoring at least this is completed
 
@@ -138,7 +138,9 @@ class Program:
     deadline_at: datetime | None
     deadline_period_days: int | None
     points: int
-    material_counts: Mapping[str, int]  # MATERIAL_TYPES -> materials of that type
+    # MATERIAL_TYPES -> materials of that type; empty for a programme without materials yet, whose
+    # counts the API sends as PHP's empty array, `[]`.
+    material_counts: Mapping[str, int]
 
     @property
     def materials_total(self) -> int:
@@ -305,6 +307,24 @@ class Dataset:
             for row, version in shown
         ]
 
+    def parents_truth(
+        self,
+        report_name: str,
+        after: datetime | None = None,
+        to: datetime | None = None,
+        *,
+        as_of: datetime | None = None,
+        record_filter: RecordFilter | None = None,
+    ) -> list[dict[str, Any]]:
+        """The rows of a nested report's table of parents that `payload_records` of the same
+        selection sends: each parent's columns and its own undocumented fields (`extra_fields`)."""
+        spec = REPORTS_BY_NAME[report_name]
+        return [
+            {**parent.values, "extra_fields": _extra_fields(parent.drift)}
+            for parent, _ in self._select(spec, after, to, as_of, record_filter)
+            if parent is not None
+        ]
+
     def history(self, report_name: str) -> dict[tuple[Any, ...], list[RowVersion]]:
         """Every row's versions, oldest first, by the row's key (the spec's key columns)."""
         spec = REPORTS_BY_NAME[report_name]
@@ -346,7 +366,8 @@ class Dataset:
         """The selected rows, each with its visible version, grouped under their parent.
 
         A row is selected when its version visible at `as_of` was written in [after, to) and passes
-        the filter; a parent is yielded only with at least one selected row.
+        the filter; a parent is yielded with its selected rows, and without any when none of its rows
+        is visible at `as_of` (a material or programme nobody is assigned to yet is in every export).
         """
         for moment in (after, to, as_of):
             if moment is not None and moment.utcoffset() is None:
@@ -359,8 +380,10 @@ class Dataset:
             if group.parent is not None and not self._selects_program(group.parent, record_filter):
                 continue
             shown = []
+            visible = False
             for row in group.rows:
                 version = row.visible(as_of)
+                visible = visible or version is not None
                 if (
                     version is not None
                     and (after is None or version.modified_at >= after)
@@ -368,7 +391,7 @@ class Dataset:
                     and record_filter.selects_row(version.values)
                 ):
                     shown.append((row, version))
-            if shown:
+            if shown or (group.parent is not None and not visible):
                 yield group.parent, shown
 
     def _selects_program(self, parent: _Parent, record_filter: RecordFilter) -> bool:
@@ -541,10 +564,11 @@ def _render(
     ints_as_text = _roll(drift, _Roll.INTS_AS_TEXT) < INTS_AS_TEXT_SHARE
     unixtime_as_text = _roll(drift, _Roll.UNIXTIME_AS_TEXT) < UNIXTIME_AS_TEXT_SHARE
     style = _datetime_style(drift)
+    subobjects = {field.source[0] for field in fields if len(field.source) > 1}
     rendered: dict[str, Any] = {}
     for field in fields:
         value = values[field.column]
-        if value is None and omit_nulls:
+        if value is None and (omit_nulls or field.source[0] in subobjects):
             continue
         if value is None:
             payload_value: Any = None
@@ -557,6 +581,8 @@ def _render(
         else:
             payload_value = value
         _place(rendered, field.source, payload_value)
+    for key in subobjects - rendered.keys():
+        rendered[key] = []  # an object without values, as PHP writes it
     for column in rendering.extra_columns:
         rendered[column] = values[column]
     rendered.update(_extra_fields(drift) or {})
@@ -780,12 +806,25 @@ def _learners(rng: random.Random, count: int) -> tuple[Learner, ...]:
     return tuple(learners)
 
 
+# Share of materials whose id is the id of an earlier material of another type, as in the
+# vendor's example (135 is a video, a longread and a document).
+_REUSED_ID_SHARE = 0.2
+
+
 def _materials(rng: random.Random, count: int) -> tuple[Material, ...]:
     # Every type in turn, then shuffled: each type is present as soon as there are enough materials.
     types = [MATERIAL_TYPES[index % len(MATERIAL_TYPES)] for index in range(count)]
     rng.shuffle(types)
+    ids = _ids(rng, 1001, count, 4)
+    taken = set(zip(ids, types, strict=True))
+    for index, type_ in enumerate(types):
+        earlier = ids[rng.randrange(index)] if index and _chance(rng, _REUSED_ID_SHARE) else None
+        if earlier is not None and (earlier, type_) not in taken:
+            taken.discard((ids[index], type_))
+            ids[index] = earlier
+            taken.add((earlier, type_))
     materials = []
-    for number, (material_id, type_) in enumerate(zip(_ids(rng, 1001, count, 4), types, strict=True), start=1):
+    for number, (material_id, type_) in enumerate(zip(ids, types, strict=True), start=1):
         is_test = type_ == "test"
         materials.append(
             Material(
@@ -793,6 +832,7 @@ def _materials(rng: random.Random, count: int) -> tuple[Material, ...]:
                 name=_sometimes_none(rng, f"{_TYPE_TITLES[type_]}: {rng.choice(_TOPICS)} {number}", 0.05),
                 type=type_,
                 points=rng.randint(5, 50) if type_ in POINTED_MATERIAL_TYPES else None,
+                visibility="hide" if _chance(rng, 0.1) else "active",
                 question_count=rng.randint(3, 15) if is_test else None,
                 pass_percent=rng.choice((60, 70, 80, 90)) if is_test else None,
             )
@@ -817,11 +857,14 @@ def _courses(rng: random.Random, count: int) -> tuple[Course, ...]:
 
 
 def _programs(rng: random.Random, count: int, period: _Period) -> tuple[Program, ...]:
+    """The programmes; of three or more, the second has no materials yet."""
     programs = []
     for number, program_id in enumerate(_ids(rng, 501, count, 3), start=1):
         counts = {type_: rng.randint(0, 3) for type_ in MATERIAL_TYPES}
         if not any(counts.values()):
             counts["test"] = 1
+        if number == 2 and count >= 3:
+            counts = {}
         # Deadlines in the second half of the period, so some learners finish in time and some late.
         deadline_type = rng.choice(("fixed", "fixed", "relative", None))
         programs.append(
@@ -842,9 +885,10 @@ def _programs(rng: random.Random, count: int, period: _Period) -> tuple[Program,
 def _material_parent_values(material: Material) -> dict[str, Any]:
     return {
         "material_id": material.material_id,
-        "material_name": material.name,
         "material_type": material.type,
+        "material_name": material.name,
         "material_points": material.points,
+        "material_visibility": material.visibility,
     }
 
 
@@ -856,20 +900,23 @@ def _program_parent_values(program: Program) -> dict[str, Any]:
         "deadline_at": program.deadline_at,
         "deadline_period_at": program.deadline_period,
         "program_points": program.points,
-        **{f"materials_{type_}": program.material_counts[type_] for type_ in MATERIAL_TYPES},
-        "materials_total": program.materials_total,
+        **{f"materials_{type_}": program.material_counts.get(type_) for type_ in MATERIAL_TYPES},
+        "materials_total": program.materials_total if program.material_counts else None,
     }
 
 
 def _material_activity(
     rng: random.Random, seed: int, learners: tuple[Learner, ...], materials: tuple[Material, ...], period: _Period
 ) -> tuple[list[_Group], list[_Group]]:
-    """Test attempts and material statistics: a test's statistics follow the learner's attempts."""
+    """Test attempts and material statistics: a test's statistics follow the learner's attempts.
+    Of two or more materials, the last is assigned to nobody yet."""
     attempts: list[_Row] = []
     groups = []
-    for material in materials:
+    for number, material in enumerate(materials, start=1):
         parent = _parent(seed, MATERIAL_STATISTICS, _material_parent_values(material))
         assignment_share = rng.uniform(0.15, 0.45)
+        if number == len(materials) > 1:
+            assignment_share = 0.0
         rows = []
         for learner in learners:
             if not _chance(rng, assignment_share):
@@ -978,12 +1025,14 @@ def _material_row(
     start_at: datetime | None,
     end_at: datetime | None,
     update_at: datetime,
+    attempts: int | None = None,
 ) -> dict[str, Any]:
     return {
         "login": learner.login,
         "user_status": learner.user_status,
         "material_status": status,
         "points": points,
+        "attempts": attempts,
         "progress": progress,
         "start_at": start_at,
         "end_at": end_at,
@@ -991,16 +1040,17 @@ def _material_row(
     }
 
 
-def _appointment(learner: Learner, assigned_at: datetime) -> _Version:
+def _appointment(learner: Learner, assigned_at: datetime, attempts: int | None = None) -> _Version:
     """A material row's first version; unlike the other reports, an appointment sets the change time."""
-    return _Version(assigned_at, _material_row(learner, "appointed", 0, None, None, None, assigned_at))
+    return _Version(assigned_at, _material_row(learner, "appointed", 0, None, None, None, assigned_at, attempts))
 
 
 def _test_material_versions(learner: Learner, assigned_at: datetime, attempts: list[list[_Version]]) -> list[_Version]:
-    """Statistics of a test: appointed, then a version with every attempt version, showing the latest attempt."""
-    versions = [_appointment(learner, assigned_at)]
+    """Statistics of a test: appointed, then a version with every attempt version, showing the latest
+    attempt and how many there were."""
+    versions = [_appointment(learner, assigned_at, attempts=0)]
     best_earlier_points = 0
-    for attempt in attempts:
+    for count, attempt in enumerate(attempts, start=1):
         for attempt_version in attempt:
             values, moment = attempt_version.values, attempt_version.modified_at
             status = values["status"]
@@ -1015,6 +1065,7 @@ def _test_material_versions(learner: Learner, assigned_at: datetime, attempts: l
                         attempts[0][0].values["started_at"],
                         None if status == "checking" else values["ended_at"],
                         moment,
+                        count,
                     ),
                 )
             )
@@ -1144,10 +1195,13 @@ def _course_versions(rng: random.Random, course: Course, learner: Learner, perio
 def _program_statistics(
     rng: random.Random, seed: int, learners: tuple[Learner, ...], programs: tuple[Program, ...], period: _Period
 ) -> list[_Group]:
+    """Of two or more programmes, the last is assigned to nobody yet."""
     groups = []
-    for program in programs:
+    for number, program in enumerate(programs, start=1):
         parent = _parent(seed, PROGRAM_STATISTICS, _program_parent_values(program))
         assignment_share = rng.uniform(0.3, 0.7)
+        if number == len(programs) > 1:
+            assignment_share = 0.0
         rows = tuple(
             _row(seed, PROGRAM_STATISTICS, _program_versions(rng, program, learner, period), parent)
             for learner in learners
@@ -1163,26 +1217,28 @@ def _program_versions(rng: random.Random, program: Program, learner: Learner, pe
     Assigned, it is appointed and was never active (null active_at). Every session completes more
     materials and is the new active_at. The last planned session ends the plan: completed (end_at,
     passed_at_time), or with one test left open (checking) or failed (fail, with end_at); an
-    in_progress plan never finishes.
+    in_progress plan never finishes, nor does one of a programme without materials. Some learners
+    have a deadline of their own, which passed_at_time then measures against.
     """
     assigned_at = period.moment(rng)
-    has_tests = program.material_counts["test"] > 0
+    has_tests = program.material_counts.get("test", 0) > 0
+    total = program.materials_total
     outcome = rng.choices(
         ("appointed", "in_progress", "completed", "checking", "fail"),
-        weights=(20, 30, 40, 5, 5) if has_tests else (20, 40, 40, 0, 0),
+        weights=(20, 30, 40, 5, 5) if has_tests else (20, 40, 40, 0, 0) if total else (20, 80, 0, 0, 0),
     )[0]
     planned = 0 if outcome == "appointed" else rng.randint(1, 5)
-    total = program.materials_total
     completion_order = [type_ for type_, count in program.material_counts.items() for _ in range(count)]
     rng.shuffle(completion_order)
     if outcome in ("checking", "fail"):
         # The open test is the one material never completed.
         completion_order.remove("test")
         completion_order.append("test")
-    done_after_session = sorted(rng.randint(0, total - 1) for _ in range(planned))
+    done_after_session = sorted(rng.randint(0, max(0, total - 1)) for _ in range(planned))
     if outcome != "in_progress" and planned:
         done_after_session[-1] = total if outcome == "completed" else total - 1
     skill = rng.uniform(0.5, 1.0)
+    own_deadline = assigned_at + timedelta(days=rng.randint(7, 45)) if _chance(rng, 0.3) else None
     row: dict[str, Any] = {
         "login": learner.login,
         "user_status": learner.user_status,
@@ -1193,11 +1249,12 @@ def _program_versions(rng: random.Random, program: Program, learner: Learner, pe
         "active_at": None,
         "end_at": None,
         "passed_at_time": None,
+        "learner_deadline_at": own_deadline,
         **{f"completed_{type_}": 0 for type_ in MATERIAL_TYPES},
     }
     versions = [_Version(assigned_at, row)]
     sessions = period.sessions(rng, assigned_at, planned)
-    deadline = program.deadline_for(sessions[0]) if sessions else None
+    deadline = own_deadline or (program.deadline_for(sessions[0]) if sessions else None)
     for number, (moment, done) in enumerate(zip(sessions, done_after_session[: len(sessions)], strict=True), 1):
         status = outcome if number == planned and outcome != "in_progress" else "in_progress"
         end_at = moment if status in ("completed", "fail") else None
@@ -1205,8 +1262,8 @@ def _program_versions(rng: random.Random, program: Program, learner: Learner, pe
         row = {
             **row,
             "program_status": status,
-            "progress": 100 * done // total,
-            "points": int(program.points * skill * done / total),
+            "progress": 100 * done // total if total else 0,
+            "points": int(program.points * skill * done / total) if total else 0,
             "start_at": sessions[0],
             "active_at": moment,
             "end_at": end_at,
@@ -1397,7 +1454,8 @@ class _BulkTexts:
         self._strings: dict[str, str] = {}
         # By style (its position in _DateTimeStyle), then by hour of the period.
         self._hours: list[list[tuple[str, str]]] = [[] for _ in _DateTimeStyle]
-        hours = math.ceil((period_end - period_start).total_seconds() / 3600) + 1
+        # Dates after the period too: a learner's own deadline may fall up to 45 days after it.
+        hours = math.ceil((period_end - period_start).total_seconds() / 3600) + 1 + 46 * 24
         for hour in range(hours):
             hour_start = period_start + timedelta(hours=hour)
             for style, parts in zip(_DateTimeStyle, self._hours, strict=True):
@@ -1622,7 +1680,9 @@ class _BulkMaterialStatistics(_BulkReport):
         self._learner_fields = _BulkFields(texts, _row_fields(self.spec, ("login", "user_status")), rendering)
         self._fields = _BulkFields(
             texts,
-            _row_fields(self.spec, ("material_status", "points", "progress", "start_at", "end_at", "update_at")),
+            _row_fields(
+                self.spec, ("material_status", "points", "attempts", "progress", "start_at", "end_at", "update_at")
+            ),
             rendering,
         )
         self._seed = seed
@@ -1656,6 +1716,7 @@ class _BulkMaterialStatistics(_BulkReport):
                     (
                         status,
                         points,
+                        len(moments) if parent.type == "test" else None,  # an attempt a session
                         progress,
                         moments[0] if moments else None,
                         moments[-1] if status in ("completed", "fail") else None,
@@ -1695,6 +1756,7 @@ class _BulkProgramStatistics(_BulkReport):
                     "active_at",
                     "end_at",
                     "passed_at_time",
+                    "learner_deadline_at",
                     *(f"completed_{type_}" for type_ in MATERIAL_TYPES),
                 ),
             ),
@@ -1719,14 +1781,14 @@ class _BulkProgramStatistics(_BulkReport):
     def row_text(
         self, parent: Program, learner: int, words: tuple[int, ...], base: int, span: int, day_moment: int | None
     ) -> str:
-        drift_hash, *_, progress_word, outcome_word, _, _ = words
-        _, moments = _bulk_sessions(words, base, span, day_moment)
+        drift_hash, *_, progress_word, outcome_word, deadline_word, _ = words
+        assigned, moments = _bulk_sessions(words, base, span, day_moment)
         total = parent.materials_total
-        done = min(total, len(moments) * (1 + progress_word % total))
+        done = min(total, len(moments) * (1 + progress_word % max(1, total)))
         completed_by_type = self._completed_by_type[parent.program_id]
         if not moments:
             status = "appointed"
-        elif done < total:
+        elif done < total or not total:
             status = "in_progress"
         elif parent.material_counts["test"] and outcome_word % 10 == 0:
             status, done = ("checking", "fail")[(outcome_word >> 4) % 2], total - 1
@@ -1736,9 +1798,11 @@ class _BulkProgramStatistics(_BulkReport):
         skill = 50 + (progress_word >> 8) % 51
         start_at = moments[0] if moments else None
         active_at = moments[-1] if moments else None
+        # Three learners in ten have a deadline of their own, 7 to 45 days after their assignment.
+        own_deadline = assigned + 86400 * (7 + (deadline_word >> 4) % 39) if deadline_word % 10 < 3 else None
         passed_at_time = None
         if status == "completed" and active_at is not None:
-            deadline = self._deadline(parent, moments[0])
+            deadline = own_deadline if own_deadline is not None else self._deadline(parent, moments[0])
             passed_at_time = None if deadline is None else active_at <= deadline
         drift = _bulk_drift(drift_hash)
         learner_values = (self._learners[learner].login, self._learners[learner].user_status)
@@ -1748,12 +1812,13 @@ class _BulkProgramStatistics(_BulkReport):
                 *self._fields.texts(
                     (
                         status,
-                        100 * done // total,
-                        None if not moments else parent.points * skill * done // (100 * total),
+                        100 * done // total if total else 0,
+                        None if not moments else parent.points * skill * done // (100 * total) if total else 0,
                         start_at,
                         active_at,
                         active_at if status in ("completed", "fail") else None,
                         passed_at_time,
+                        own_deadline,
                         *completed_by_type[done],
                     ),
                     drift,
