@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,34 +13,13 @@ import duckdb
 import pytest
 
 from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_JOB
-from ekvio_assets.automation.partitions import full_export_tags, daily_partitions
+from ekvio_assets.automation.partitions import daily_partitions
 from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
 from ekvio_assets.models.publish import PUBLISH_ASSET
 from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, REPORT_TABLES, REPORTS, ReportSpec
 from ekvio_assets.simulator import FaultPlan, FaultRule
-
-
-def _settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, running: Any) -> Settings:
-    monkeypatch.setenv("EKVIO_API_URL", running.url)
-    monkeypatch.setenv("EKVIO_API_TOKEN", running.token)
-    monkeypatch.setenv("EKVIO_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("EKVIO_POLL_INTERVAL_SECONDS", "0.02")
-    monkeypatch.setenv("EKVIO_START_DATE", running.dataset.config.start.isoformat())
-    return Settings.from_env()
-
-
-def _full_load(
-    settings: Settings, asset: str | None = None, instance: dg.DagsterInstance | None = None
-) -> dg.ExecuteInProcessResult:
-    job = build_definitions(settings).resolve_job_def(RECONCILE_JOB)
-    return job.execute_in_process(
-        instance=instance or dg.DagsterInstance.ephemeral(),
-        tags=full_export_tags(daily_partitions(settings), settings.lookback_days),
-        asset_selection=[dg.AssetKey(asset)] if asset else None,
-        raise_on_error=False,
-    )
 
 
 def _table(settings: Settings, spec: ReportSpec) -> dict[tuple[Any, ...], dict[str, Any]]:
@@ -82,10 +62,10 @@ def test_definitions_hold_every_asset_resource_and_job() -> None:
 
 
 def test_a_refresh_loads_every_report_exactly_as_the_simulator_holds_it(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: Any
+    tmp_path: Path, simulator: Any, configure_api: Callable[..., Settings], run_full_export: Callable[..., Any]
 ) -> None:
-    settings = _settings(monkeypatch, tmp_path, simulator)
-    result = _full_load(settings)
+    settings = configure_api(simulator, tmp_path / "data")
+    result = run_full_export(settings)
     assert result.success
 
     for spec in REPORTS:
@@ -116,11 +96,13 @@ def test_a_refresh_loads_every_report_exactly_as_the_simulator_holds_it(
             assert (metadata["table_rows"].value, metadata["rows_rejected"].value) == (len(truth), 0)
 
 
-def test_refreshing_again_changes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: Any) -> None:
-    settings = _settings(monkeypatch, tmp_path, simulator)
-    assert _full_load(settings).success
+def test_refreshing_again_changes_nothing(
+    tmp_path: Path, simulator: Any, configure_api: Callable[..., Settings], run_full_export: Callable[..., Any]
+) -> None:
+    settings = configure_api(simulator, tmp_path / "data")
+    assert run_full_export(settings).success
     before = {spec.name: _table(settings, spec) for spec in REPORTS}
-    second = _full_load(settings)
+    second = run_full_export(settings)
     assert second.success
     assert {spec.name: _table(settings, spec) for spec in REPORTS} == before
     for event in second.get_asset_materialization_events():
@@ -131,12 +113,15 @@ def test_refreshing_again_changes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 
 def test_an_unavailable_module_fails_its_asset_clearly_and_the_others_load(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator_factory: Any
+    tmp_path: Path,
+    simulator_factory: Any,
+    configure_api: Callable[..., Settings],
+    run_full_export: Callable[..., Any],
 ) -> None:
     faults = FaultPlan([FaultRule("create", "module_unavailable", count=None, report=COURSE_STATISTICS.name)])
     with simulator_factory(faults=faults) as running:
-        settings = _settings(monkeypatch, tmp_path, running)
-        result = _full_load(settings)
+        settings = configure_api(running, tmp_path / "data")
+        result = run_full_export(settings)
     assert not result.success
     failure = result.failure_data_for_node(COURSE_STATISTICS.name)
     assert failure is not None and "not available for this company" in failure.error.message
@@ -146,14 +131,14 @@ def test_an_unavailable_module_fails_its_asset_clearly_and_the_others_load(
 
 
 def test_without_an_api_url_the_embedded_simulator_is_used_and_said(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, run_full_export: Callable[..., Any]
 ) -> None:
     for name in ("EKVIO_API_URL", "EKVIO_API_TOKEN", "EKVIO_POLL_INTERVAL_SECONDS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("EKVIO_DATA_DIR", str(tmp_path / "data"))
     settings = Settings.from_env()
     instance = dg.DagsterInstance.ephemeral()
-    result = _full_load(settings, ATTEMPTS.name, instance)
+    result = run_full_export(settings, (ATTEMPTS.name,), instance)
     assert result.success
     assert len(_table(settings, ATTEMPTS)) > 0
     messages = [entry.user_message for entry in instance.all_logs(result.run_id)]

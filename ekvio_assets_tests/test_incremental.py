@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,22 +25,8 @@ from ekvio_assets.simulator import FaultPlan, FaultRule
 
 
 @pytest.fixture
-def settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: Any) -> Settings:
-    return _settings(monkeypatch, tmp_path / "data", simulator)
-
-
-def _settings(monkeypatch: pytest.MonkeyPatch, data_dir: Path, running: Any, **extra: str) -> Settings:
-    values = {
-        "EKVIO_API_URL": running.url,
-        "EKVIO_API_TOKEN": running.token,
-        "EKVIO_DATA_DIR": str(data_dir),
-        "EKVIO_POLL_INTERVAL_SECONDS": "0.02",
-        "EKVIO_START_DATE": running.dataset.config.start.isoformat(),
-        **extra,
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return Settings.from_env()
+def settings(tmp_path: Path, simulator: Any, configure_api: Callable[..., Settings]) -> Settings:
+    return configure_api(simulator, tmp_path / "data")
 
 
 def _day(running: Any, index: int) -> str:
@@ -121,9 +108,9 @@ def test_an_older_window_loaded_after_a_newer_one_keeps_the_newer_values(setting
 
 
 def test_a_range_backfill_is_one_run_with_few_tasks(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: Any
+    tmp_path: Path, simulator: Any, configure_api: Callable[..., Settings]
 ) -> None:
-    settings = _settings(monkeypatch, tmp_path / "data", simulator, EKVIO_MAX_WINDOW_DAYS="4")
+    settings = configure_api(simulator, tmp_path / "data", EKVIO_MAX_WINDOW_DAYS="4")
     simulator.set_now(_end_of_day(simulator, 9))
     instance = dg.DagsterInstance.ephemeral()
     result = _refresh_days(settings, simulator, 0, 9, instance=instance)
@@ -159,22 +146,22 @@ def _rows_changed_per_day(settings: Settings, spec: ReportSpec, running: Any, da
 
 
 def test_thirty_days_day_by_day_equal_one_full_load_and_reconcile_changes_nothing(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: Any
+    tmp_path: Path, simulator: Any, configure_api: Callable[..., Settings]
 ) -> None:
     days = simulator.dataset.config.days
-    daily = _settings(monkeypatch, tmp_path / "daily", simulator)
+    daily = configure_api(simulator, tmp_path / "daily")
     instance = dg.DagsterInstance.ephemeral()
     for index in range(days):
         simulator.set_now(_end_of_day(simulator, index))
         _refresh_days(daily, simulator, index, instance=instance)
 
-    full = _settings(monkeypatch, tmp_path / "full", simulator)
+    full = configure_api(simulator, tmp_path / "full")
     _run(full, RECONCILE_JOB, full_export_tags(daily_partitions(full), full.lookback_days))
     for table in REPORT_TABLES:
         assert _data_rows(daily.working_database_path, table) == _data_rows(full.working_database_path, table), table.name
     _assert_tables_equal_truth(daily, simulator, None)
 
-    daily = _settings(monkeypatch, tmp_path / "daily", simulator)
+    daily = configure_api(simulator, tmp_path / "daily")
     reconcile = _run(daily, RECONCILE_JOB, full_export_tags(daily_partitions(daily), daily.lookback_days), instance=instance)
     changed = {e.asset_key.path[-1]: e.materialization.metadata["rows_changed"].value for e in reconcile.get_asset_materialization_events()}
     assert changed == {table.name: 0 for table in REPORT_TABLES}
@@ -247,12 +234,12 @@ def test_the_daily_schedule_requests_the_day_just_ended(settings: Settings) -> N
 
 
 def test_the_sensor_requests_missing_and_failed_days_once(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator_factory: Any
+    tmp_path: Path, simulator_factory: Any, configure_api: Callable[..., Settings]
 ) -> None:
     today = datetime.now(ZoneInfo("Europe/Moscow")).date()
     faults = FaultPlan([FaultRule("create", "module_unavailable", count=None, report=ATTEMPTS.name)])
     with simulator_factory(faults=faults) as running:
-        settings = _settings(monkeypatch, tmp_path / "data", running, EKVIO_START_DATE=(today - timedelta(days=20)).isoformat())
+        settings = configure_api(running, tmp_path / "data", EKVIO_START_DATE=(today - timedelta(days=20)).isoformat())
         defs = build_definitions(settings)
         days = daily_partitions(settings).get_partition_keys()[:-1][-settings.lookback_days :]
         assert len(days) == 14
