@@ -20,7 +20,7 @@ from ekvio_assets.automation.partitions import daily_partitions, partition_range
 from ekvio_assets.config import Settings
 from ekvio_assets.reports.assets import build_report_assets
 from ekvio_assets.reports.specs import REPORTS, REPORTS_BY_NAME, ReportSpec
-from ekvio_assets.simulator import Dataset, FaultKind, FaultPlan, FaultRule, running_simulator
+from ekvio_assets.simulator import Dataset, FaultKind, FaultPlan, FaultRule, ProtocolOptions, running_simulator
 from ekvio_assets.simulator.faults import KINDS_BY_CALL, Call
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 from ekvio_assets_tests.conftest import TEST_TOKEN
@@ -129,7 +129,9 @@ def run_with_fault(baseline: Path, dataset: Dataset, tmp_path: Path) -> Iterator
         working.parent.mkdir(parents=True)
         shutil.copyfile(baseline, working)
         rule = FaultRule(case.call, case.kind, count=case.count, report=case.report)
-        with running_simulator(dataset, token=TEST_TOKEN, faults=FaultPlan([rule]), retry_after_seconds=0) as running:
+        # Retry-After: 0, as the vendor's servers may send: the client backs off all the same.
+        protocol = ProtocolOptions(retry_after="0")
+        with running_simulator(dataset, token=TEST_TOKEN, faults=FaultPlan([rule]), protocol=protocol) as running:
             running.set_now(_end_of_day(running, FAULTY_DAYS[-1]))
             result = _refresh(running, data_dir, FAULTY_DAYS, [case.report])
             injected = [fault.kind for fault in running.state.faults_injected]
