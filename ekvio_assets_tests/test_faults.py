@@ -14,7 +14,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from ekvio_assets.api.client import parse_raw_file_name
+from ekvio_assets.api.result_files import parse_raw_file_name
 from ekvio_assets.api.resource import EkvioApiResource
 from ekvio_assets.automation.partitions import daily_partitions, partition_range_tags
 from ekvio_assets.config import Settings

@@ -1,21 +1,16 @@
 """The Ekvio report-task protocol over httpx: create a task, poll it, stream its file to disk.
 
 Transient faults (connection errors, timeouts, 429/500/502/503/504) are retried with exponential
-backoff and jitter, honouring `Retry-After`; every other failure raises `EkvioApiError` with a
-message that names the report, the task and the cause. The token is a header of the API client
+backoff and jitter, honouring `Retry-After` (`retries.py`); every other failure raises
+`EkvioApiError` with a message that names the report, the task and the cause. The token is a header of the API client
 only: it is sent to the API's own origin and to nothing else, and no message ever contains it.
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import random
-import re
-import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,16 +19,19 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from ekvio_assets.api.result_files import TASK_ID, raw_file_name, same_origin
+from ekvio_assets.api.retries import (
+    RetryPolicy,
+    TransientError,
+    UntrustedCertificate,
+    raise_if_transient,
+    transient_faults,
+)
 from ekvio_assets.reports.specs import ReportSpec
 
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 TASK_RUNNING, MODULE_UNAVAILABLE = ("integration", "company_id")
 ERROR_ANOTHER_TASK = 1007
 TASK_STATUS_PATH = "/v3/integration/{task_id}"
-_TASK_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
-_RAW_FILE_STAMP = "%Y%m%dT%H%M%S%fZ"
-_RAW_FILE_NAME = re.compile(r"(?P<stamp>[0-9]{8}T[0-9]{12}Z)_task-(?P<task_id>" + _TASK_ID.pattern + r")\.json")
-_DONE_STATUSES = ("completed", "fail")
 
 
 class EkvioApiError(RuntimeError):
@@ -67,29 +65,6 @@ class ExportedFile:
     path: Path
     size_bytes: int
     requested_at: datetime
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 6
-    backoff_base_seconds: float = 1.0
-    backoff_cap_seconds: float = 60.0
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.backoff_cap_seconds * 5)
-        ceiling = min(self.backoff_cap_seconds, self.backoff_base_seconds * 2**attempt)
-        return random.uniform(ceiling / 2, ceiling)
-
-
-class _TransientError(Exception):
-    def __init__(self, cause: str, retry_after: float | None = None) -> None:
-        super().__init__(cause)
-        self.retry_after = retry_after
-
-
-class _UntrustedCertificate(Exception):
-    """No retry helps: the server's certificate does not verify."""
 
 
 class EkvioClient:
@@ -176,7 +151,7 @@ class EkvioClient:
                 continue
             self._raise_for_answer(spec, "create the task", response, errors)
             task_id = str(_data(response).get("integration", ""))
-            if not _TASK_ID.fullmatch(task_id):
+            if not TASK_ID.fullmatch(task_id):
                 raise EkvioApiError(f"The {spec.title} report task was created but the answer carried no valid task id")
             self._log.info(f"{spec.name}: created Ekvio task {task_id} ({window.describe()})")
             return task_id
@@ -216,11 +191,11 @@ class EkvioClient:
         name = raw_file_name(requested_at, task_id)
         final_path = destination_dir / name
         partial_path = destination_dir / f"{name}.part"
-        client = self._api if _same_origin(url, self._base_url) else self._files
+        client = self._api if same_origin(url, self._base_url) else self._files
 
         def fetch() -> int:
             with client.stream("GET", url, follow_redirects=True) as response:
-                _raise_if_transient(response)
+                raise_if_transient(response)
                 if not response.is_success:
                     response.read()
                     self._raise_for_answer(spec, f"download the file of task {task_id}", response, [])
@@ -244,17 +219,17 @@ class EkvioClient:
         attempt = 0
         while True:
             try:
-                with _transient_faults():
+                with transient_faults():
                     result = send()
                 if isinstance(result, httpx.Response):
-                    _raise_if_transient(result)
+                    raise_if_transient(result)
                 return result
-            except _UntrustedCertificate as error:
+            except UntrustedCertificate as error:
                 raise EkvioApiError(
                     f"Could not {action} of the {spec.title} report: the server's TLS certificate did not "
                     f"verify ({error}); certificates are always verified, fix the server's certificate or the URL"
                 ) from None
-            except _TransientError as fault:
+            except TransientError as fault:
                 attempt += 1
                 if attempt >= self._retry.max_attempts:
                     raise EkvioApiError(
@@ -282,56 +257,6 @@ class EkvioClient:
         raise EkvioApiError(f"Could not {action} of the {spec.title} report: {detail}")
 
 
-def raw_file_name(requested_at: datetime, task_id: str) -> str:
-    """The archive's name for a result file: made here, never taken from the server."""
-    return f"{requested_at.astimezone(timezone.utc).strftime(_RAW_FILE_STAMP)}_task-{task_id}.json"
-
-
-def parse_raw_file_name(name: str) -> tuple[datetime, str] | None:
-    """(requested_at, task_id) of an archived file's name, or None for a name the archive did not make."""
-    match = _RAW_FILE_NAME.fullmatch(name)
-    if match is None:
-        return None
-    requested_at = datetime.strptime(match["stamp"], _RAW_FILE_STAMP).replace(tzinfo=timezone.utc)
-    return requested_at, match["task_id"]
-
-
-@contextmanager
-def _transient_faults() -> Iterator[None]:
-    try:
-        yield
-    except (httpx.TransportError, httpx.DecodingError) as error:
-        untrusted = _certificate_error(error)
-        if untrusted is not None:
-            raise _UntrustedCertificate(untrusted.verify_message or str(untrusted)) from None
-        raise _TransientError(f"{type(error).__name__}: {error}") from None
-
-
-def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | None:
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return cause
-        cause = cause.__cause__ or cause.__context__
-    return None
-
-
-def _raise_if_transient(response: httpx.Response) -> None:
-    if response.status_code in TRANSIENT_STATUSES:
-        raise _TransientError(f"HTTP {response.status_code}", _retry_after(response))
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        moment = email.utils.parsedate_to_datetime(value)
-        return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds()) if moment else None
-
-
 def _body(response: httpx.Response) -> Any:
     try:
         return response.json()
@@ -357,12 +282,3 @@ def _has_error(errors: list[dict[str, Any]], code: int, field: str) -> bool:
 
 def _messages(errors: list[dict[str, Any]]) -> str:
     return "; ".join(f"Ekvio error {error.get('code')}: {error.get('message', '')}".strip() for error in errors)
-
-
-def _same_origin(url: str, other: str) -> bool:
-    return _origin(url) == _origin(other)
-
-
-def _origin(url: str) -> tuple[str, str | None, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)

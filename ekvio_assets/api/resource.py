@@ -9,7 +9,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from ekvio_assets.api.client import TASK_STATUS_PATH, EkvioClient, ExportedFile, ExportWindow, RetryPolicy
+from ekvio_assets.api.client import TASK_STATUS_PATH, EkvioClient, ExportedFile, ExportWindow
+from ekvio_assets.api.retries import RetryPolicy
 from ekvio_assets.reports.specs import ReportSpec
 from ekvio_assets.simulator import Dataset, DatasetConfig, generate, running_simulator
 

@@ -1,0 +1,79 @@
+"""Transient faults of an HTTP call, and how long to wait before its next attempt.
+
+Connection errors, timeouts and HTTP 429/500/502/503/504 are transient. The wait doubles per attempt,
+with jitter, or follows the server's `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import httpx
+
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    backoff_base_seconds: float = 1.0
+    backoff_cap_seconds: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.backoff_cap_seconds * 5)
+        ceiling = min(self.backoff_cap_seconds, self.backoff_base_seconds * 2**attempt)
+        return random.uniform(ceiling / 2, ceiling)
+
+
+class TransientError(Exception):
+    def __init__(self, cause: str, retry_after: float | None = None) -> None:
+        super().__init__(cause)
+        self.retry_after = retry_after
+
+
+class UntrustedCertificate(Exception):
+    """No retry helps: the server's certificate does not verify."""
+
+
+@contextmanager
+def transient_faults() -> Iterator[None]:
+    """httpx's transport errors as `TransientError`, but for a certificate that does not verify."""
+    try:
+        yield
+    except (httpx.TransportError, httpx.DecodingError) as error:
+        untrusted = _certificate_error(error)
+        if untrusted is not None:
+            raise UntrustedCertificate(untrusted.verify_message or str(untrusted)) from None
+        raise TransientError(f"{type(error).__name__}: {error}") from None
+
+
+def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | None:
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def raise_if_transient(response: httpx.Response) -> None:
+    if response.status_code in TRANSIENT_STATUSES:
+        raise TransientError(f"HTTP {response.status_code}", _retry_after(response))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        moment = email.utils.parsedate_to_datetime(value)
+        return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds()) if moment else None
