@@ -1,12 +1,15 @@
 """Transient faults of an HTTP call, and how long to wait before its next attempt.
 
 Connection errors, timeouts and HTTP 429/500/502/503/504 are transient. The wait doubles per attempt,
-with jitter, or follows the server's `Retry-After`.
+with jitter, unless the server asks for a positive `Retry-After`: the vendor's material never
+mentions the header, and a server may send `0`, a date gone by or something unreadable, none of
+which may make the client hammer it with attempts at the same instant.
 """
 
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import ssl
 from collections.abc import Iterator
@@ -65,15 +68,22 @@ def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | N
 
 def raise_if_transient(response: httpx.Response) -> None:
     if response.status_code in TRANSIENT_STATUSES:
-        raise TransientError(f"HTTP {response.status_code}", _retry_after(response))
+        raise TransientError(f"HTTP {response.status_code}", _retry_after(response.headers.get("Retry-After")))
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
+def _retry_after(value: str | None) -> float | None:
+    """The seconds a `Retry-After` value asks for (a number, or an HTTP date with its zone), if positive;
+    None for anything else, which leaves the wait to the backoff."""
+    if not value or not value.strip():
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        moment = email.utils.parsedate_to_datetime(value)
-        return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds()) if moment else None
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if moment.tzinfo is None:  # a date without a zone names no instant
+            return None
+        seconds = (moment - datetime.now(timezone.utc)).total_seconds()
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
