@@ -1,9 +1,11 @@
 """The Ekvio report-task protocol over httpx: create a task, poll it, stream its file to disk.
 
+Error answers are read whatever the HTTP status, as the vendor's SDK reads them (`errors.py`).
 Transient faults (connection errors, timeouts, 429/500/502/503/504) are retried with exponential
-backoff and jitter, honouring `Retry-After` (`retries.py`); every other failure raises
-`EkvioApiError` with a message that names the report, the task and the cause. The token is a header of the API client
-only: it is sent to the API's own origin and to nothing else, and no message ever contains it.
+backoff and jitter, honouring a positive `Retry-After` (`retries.py`); every other failure raises
+`EkvioApiError` with a message that names the report, the task and the cause. The token is a header
+of the API client only: it is sent to the API's own origin and to nothing else, and no message ever
+contains it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,15 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from ekvio_assets.api.errors import (
+    MODULE_UNAVAILABLE,
+    TASK_RUNNING,
+    EkvioApiError,
+    describe_errors,
+    ekvio_errors,
+    has_1007_on,
+    module_unavailable,
+)
 from ekvio_assets.api.result_files import TASK_ID, raw_file_name, same_origin
 from ekvio_assets.api.retries import (
     RetryPolicy,
@@ -29,13 +40,7 @@ from ekvio_assets.api.retries import (
 )
 from ekvio_assets.reports.specs import ReportSpec
 
-TASK_RUNNING, MODULE_UNAVAILABLE = ("integration", "company_id")
-ERROR_ANOTHER_TASK = 1007
 TASK_STATUS_PATH = "/v3/integration/{task_id}"
-
-
-class EkvioApiError(RuntimeError):
-    """A failure of the Ekvio API that retrying will not fix; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -127,19 +132,13 @@ class EkvioClient:
         busy_attempt = 0
         while True:
             response = self._call(spec, "create the task", spec.method, path, params=params, json=body)
-            errors = _api_errors(response)
-            if _has_error(errors, ERROR_ANOTHER_TASK, MODULE_UNAVAILABLE):
-                raise EkvioApiError(
-                    f"The {spec.title} report is not available for this company (Ekvio error 1007 on "
-                    f"company_id: {_messages(errors)}). Ask Ekvio to enable the module for the company's "
-                    f"API account, or leave the {spec.name} asset out of the job."
-                )
-            if _has_error(errors, ERROR_ANOTHER_TASK, TASK_RUNNING):
+            errors = ekvio_errors(_body(response))
+            if has_1007_on(errors, TASK_RUNNING):
                 waited = self._clock() - started
                 if waited >= self._busy_wait_timeout:
                     raise EkvioApiError(
                         f"The {spec.title} report could not start: another task of this report kept "
-                        f"running for {waited:.0f} s ({_messages(errors)}). Try again later."
+                        f"running for {waited:.0f} s ({describe_errors(errors)}). Try again later."
                     )
                 delay = self._retry.delay(busy_attempt)
                 busy_attempt += 1
@@ -162,7 +161,7 @@ class EkvioClient:
         started = self._clock()
         while True:
             response = self._call(spec, f"poll task {task_id}", "GET", self._task_status_path.format(task_id=task_id))
-            self._raise_for_answer(spec, f"poll task {task_id}", response, _api_errors(response))
+            self._raise_for_answer(spec, f"poll task {task_id}", response, ekvio_errors(_body(response)))
             answer = _data(response)
             status = str(answer.get("status", "unknown"))
             file_url = answer.get("file")
@@ -192,13 +191,14 @@ class EkvioClient:
         final_path = destination_dir / name
         partial_path = destination_dir / f"{name}.part"
         client = self._api if same_origin(url, self._base_url) else self._files
+        action = f"download the file of task {task_id}"
 
         def fetch() -> int:
             with client.stream("GET", url, follow_redirects=True) as response:
                 raise_if_transient(response)
                 if not response.is_success:
                     response.read()
-                    self._raise_for_answer(spec, f"download the file of task {task_id}", response, [])
+                    self._raise_for_answer(spec, action, response, ekvio_errors(_body(response)))
                 written = 0
                 with partial_path.open("wb") as out:
                     # Pieces as they arrive: re-cutting them to a fixed size would copy every byte again.
@@ -207,7 +207,7 @@ class EkvioClient:
                         written += len(chunk)
                 return written
 
-        size = self._with_retries(spec, f"download the file of task {task_id}", fetch)
+        size = self._with_retries(spec, action, fetch)
         partial_path.replace(final_path)
         self._log.info(f"{spec.name}: task {task_id} file saved to {final_path} ({size:,} bytes)")
         return ExportedFile(spec.name, task_id, final_path, size, requested_at)
@@ -243,17 +243,23 @@ class EkvioClient:
                 self._sleep(delay)
 
     def _raise_for_answer(
-        self, spec: ReportSpec, action: str, response: httpx.Response, errors: list[dict[str, Any]]
+        self, spec: ReportSpec, action: str, response: httpx.Response, errors: list[Any]
     ) -> None:
+        """Raise for an answer that is an error: by its HTTP status, or by its `errors`, even after a 200."""
         status = response.status_code
         if response.is_success and not errors:
             return
+        if has_1007_on(errors, MODULE_UNAVAILABLE):
+            raise module_unavailable(spec.title, spec.name, errors)
         hint = {
             401: "the API token was refused: check EKVIO_API_TOKEN",
             403: "the API token lacks permission for this report",
             404: "not found: check EKVIO_API_URL and the report path",
         }.get(status, "")
-        detail = "; ".join(part for part in (f"HTTP {status}", hint, _messages(errors)) if part)
+        # Any other error is final, 1007 on a parameter too (the vendor's validation error): reported
+        # with its field and its message as the server wrote it.
+        http_status = "" if response.is_success else f"HTTP {status}"
+        detail = "; ".join(part for part in (http_status, hint, describe_errors(errors)) if part)
         raise EkvioApiError(f"Could not {action} of the {spec.title} report: {detail}")
 
 
@@ -268,17 +274,3 @@ def _data(response: httpx.Response) -> dict[str, Any]:
     body = _body(response)
     data = body.get("data") if isinstance(body, dict) else None
     return data if isinstance(data, dict) else {}
-
-
-def _api_errors(response: httpx.Response) -> list[dict[str, Any]]:
-    body = _body(response)
-    errors = body.get("errors") if isinstance(body, dict) else None
-    return [error for error in errors if isinstance(error, dict)] if isinstance(errors, list) else []
-
-
-def _has_error(errors: list[dict[str, Any]], code: int, field: str) -> bool:
-    return any(str(error.get("code")) == str(code) and error.get("field") == field for error in errors)
-
-
-def _messages(errors: list[dict[str, Any]]) -> str:
-    return "; ".join(f"Ekvio error {error.get('code')}: {error.get('message', '')}".strip() for error in errors)
