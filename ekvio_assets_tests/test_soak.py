@@ -80,6 +80,9 @@ RUNS_PER_DAY = 10
 EXHAUSTED_RETRIES = re.compile(r"Could not .+ of the (?P<title>.+) report: .+ after (?P<attempts>\d+) attempts$")
 # Every way a run fails for good, a report each per run (one report's first permanent fault
 # would hide a second one on a later call).
+# An HTML page for good is downloaded again every poll interval (it may be a file not in storage
+# yet) until the poll timeout: two seconds of that here, not the product's hour.
+PERMANENT_FAULT_SETTINGS = {**FAST_RETRIES, "EKVIO_POLL_TIMEOUT_SECONDS": "2"}
 PERMANENT_FAULT_RUNS = [
     [
         FaultRule(Call.CREATE, FaultKind.MODULE_UNAVAILABLE, count=None, report=REPORTS[0].name),
@@ -248,7 +251,8 @@ def test_the_token_appears_nowhere_after_the_soak_and_after_permanent_faults(
             dataset, token=soak.token, faults=FaultPlan(rules), file_host=FILE_HOST, protocol=ZERO_RETRY_AFTER
         ) as running:
             running.set_now(_end_of_day(running, SOAK_DAYS - 1))
-            defs = build_definitions(_settings(monkeypatch, soak.settings.data_dir, running, **FAST_RETRIES))
+            settings = _settings(monkeypatch, soak.settings.data_dir, running, **PERMANENT_FAULT_SETTINGS)
+            defs = build_definitions(settings)
             result = defs.resolve_job_def(REFRESH_JOB).execute_in_process(
                 instance=soak.instance, partition_key=_day(running, SOAK_DAYS - 1), raise_on_error=False
             )

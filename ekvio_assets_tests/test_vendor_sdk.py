@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ekvio_assets.api.client import FULL_EXPORT, EkvioApiError, EkvioClient, ExportWindow
+from ekvio_assets.api.result_files import inspect_result_file, parse_raw_file_name, raw_file_name
 from ekvio_assets.api.retries import RetryPolicy
-from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS
+from ekvio_assets.reports.replay import replay_raw_file
+from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS
 from ekvio_assets.simulator import Call, CannedAnswer, FaultPlan, FaultRule, ProtocolOptions
+from ekvio_assets.storage.warehouse import DuckDBWarehouse
 from ekvio_assets_tests.test_api_client import FAST_RETRIES, _records
+from ekvio_assets_tests.test_load import _attempt
 
 POLL_INTERVAL = 10.0
 UNREADABLE_DATE_TIME = r"Invalid value format. Valid Y-m-d\TH:i:sP"
@@ -56,6 +60,140 @@ def _client(running: Any, time: FakeTime | None = None, **options: Any) -> Ekvio
 
 def _canned(call: Call, body: bytes, **options: Any) -> ProtocolOptions:
     return ProtocolOptions(answers=(CannedAnswer(call, body, **options),))
+
+
+# --- 1. statuses ----------------------------------------------------------------------------------
+
+
+def test_every_status_but_completed_and_fail_means_not_yet(simulator_factory: Any, tmp_path: Path, caplog: Any) -> None:
+    statuses = ("queued", "progress", "processing", "Completed", "in_work", None)
+    protocol = ProtocolOptions(pending_statuses=statuses)
+    time = FakeTime()
+    with (
+        simulator_factory(protocol=protocol, polls_to_complete=7) as running,
+        caplog.at_level(logging.INFO, "ekvio-test"),
+    ):
+        exported = _client(running, time).export(ATTEMPTS, FULL_EXPORT, tmp_path)
+    assert _records(exported.path) == list(running.dataset.payload_records(ATTEMPTS.name))
+    polled = [message.split(" is ")[1].split(" (")[0] for message in caplog.messages if " is " in message]
+    assert polled == ["queued", "progress", "processing", "Completed", "in_work", "without a status", "completed"]
+    assert time.sleeps == [POLL_INTERVAL] * 6
+
+
+def test_the_simulators_default_polling_answers_progress(simulator: Any, tmp_path: Path, caplog: Any) -> None:
+    with caplog.at_level(logging.INFO, "ekvio-test"):
+        _client(simulator).export(ATTEMPTS, FULL_EXPORT, tmp_path)
+    assert [message for message in caplog.messages if " is progress " in message]
+
+
+# --- 2. a completed task whose file holds neither data nor errors -------------------------------
+
+MAINTENANCE_PAGE = "<html><body>Технические работы</body></html>".encode()
+NOT_YET_IN_STORAGE = [b"", b"{}", b'{"include": []}', MAINTENANCE_PAGE]
+
+
+@pytest.mark.parametrize("body", NOT_YET_IN_STORAGE, ids=["empty", "empty-object", "include-only", "html"])
+def test_a_file_without_data_or_errors_is_polled_and_downloaded_again(
+    simulator_factory: Any, tmp_path: Path, caplog: Any, body: bytes
+) -> None:
+    time = FakeTime()
+    protocol = _canned(Call.DOWNLOAD, body, count=2)
+    with simulator_factory(protocol=protocol) as running, caplog.at_level(logging.INFO, "ekvio-test"):
+        exported = _client(running, time).export(MATERIAL_STATISTICS, FULL_EXPORT, tmp_path)
+        polls = running.state.requests[Call.POLL]
+    assert _records(exported.path) == list(running.dataset.payload_records(MATERIAL_STATISTICS.name))
+    # The archive keeps every download, each under a name of its own that replay reads.
+    downloads = [tmp_path / raw_file_name(exported.requested_at, exported.task_id, number) for number in (1, 2, 3)]
+    assert sorted(tmp_path.iterdir()) == sorted(downloads) and downloads[2] == exported.path
+    assert [path.read_bytes() for path in downloads[:2]] == [body, body]
+    assert {parse_raw_file_name(path.name) for path in downloads} == {(exported.requested_at, exported.task_id)}
+    assert polls == 3 + 2  # the task polled again before each new download
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    for warning, path in zip(warnings, downloads, strict=False):
+        assert f"task {exported.task_id}" in warning and f"{len(body):,} bytes" in warning and str(path) in warning
+        assert f"downloading its file again in {POLL_INTERVAL:.1f} s" in warning
+    assert time.sleeps == [POLL_INTERVAL] * 4  # two polls before completion, two waits before downloading again
+
+
+def test_a_file_that_stays_without_data_fails_at_the_poll_timeout_naming_report_and_task(
+    simulator_factory: Any, tmp_path: Path
+) -> None:
+    time = FakeTime()
+    with simulator_factory(protocol=_canned(Call.DOWNLOAD, b"", count=None)) as running:
+        with pytest.raises(EkvioApiError) as raised:
+            _client(running, time, poll_timeout_seconds=60).export(COURSE_STATISTICS, FULL_EXPORT, tmp_path)
+    (task,) = running.state.tasks
+    message = str(raised.value)
+    # Polls at 0, 10 and 20 s (completed), then a poll and a download at 20, 30, 40, 50 and 60 s: the
+    # next would come after the 60 s the polling may take.
+    assert message.startswith(f"Course (training) statistics task {task.task_id} completed, but its result file")
+    assert "held neither data nor errors in 5 downloads over 60 s (EKVIO_POLL_TIMEOUT_SECONDS)" in message
+    assert "nothing (an empty file), 0 bytes" in message
+    (last,) = [path for path in tmp_path.iterdir() if str(path) in message]
+    assert last.name.endswith(f"_task-{task.task_id}.download-5.json") and len(list(tmp_path.iterdir())) == 5
+
+
+def test_a_file_cut_short_after_its_data_key_counts_as_data(simulator_factory: Any, tmp_path: Path) -> None:
+    cut = b'{"data": [{"id": "1", "login": "ivan'
+    with simulator_factory(protocol=_canned(Call.DOWNLOAD, cut)) as running:
+        exported = _client(running).export(ATTEMPTS, FULL_EXPORT, tmp_path)
+    assert exported.path.read_bytes() == cut and list(tmp_path.iterdir()) == [exported.path]
+
+
+def test_errors_in_the_file_are_final_each_listed_and_the_file_stays(simulator_factory: Any, tmp_path: Path) -> None:
+    errors = [
+        {"code": 500, "field": "report", "message": "Report generation failed"},
+        {"code": 1007, "field": "to_date", "message": "Неверный формат даты"},
+    ]
+    with simulator_factory(protocol=_canned(Call.DOWNLOAD, json.dumps({"errors": errors}).encode())) as running:
+        with pytest.raises(EkvioApiError) as raised:
+            _client(running).export(ATTEMPTS, FULL_EXPORT, tmp_path)
+    (archived,) = tmp_path.iterdir()
+    assert str(raised.value) == (
+        f"Test attempts task {running.state.tasks[0].task_id}: the result file holds an error answer instead of "
+        'data (Ekvio error 500 on report: "Report generation failed"; Ekvio error 1007 on to_date: '
+        f'"Неверный формат даты"). The raw file stays at {archived}'
+    )
+
+
+def test_the_check_reads_the_top_level_keys_only(tmp_path: Path) -> None:
+    """Nothing after `data` is read: the rest of this file is no JSON at all."""
+    path = tmp_path / "big.json"
+    path.write_bytes(b'{"include": [{"a": [1, 2]}], "data": [' + b"\x00" * (8 << 20))
+    assert inspect_result_file(path).has_data
+    path.write_bytes(b'{"include": [], "errors": [{"code": 1}], "data": [' + b"\x00" * 1000)
+    assert inspect_result_file(path).errors == [{"code": 1}]
+
+
+@pytest.mark.parametrize(
+    ("body", "held"),
+    [
+        (b"", "nothing (an empty file)"),
+        (b" \n", "only white space"),
+        (b"{}", "a JSON object without data or errors (no keys)"),
+        (b'{"include": [], "errors": []}', "a JSON object without data or errors (keys: 'include', 'errors')"),
+        (b'{"include": [1, ', "a JSON object that breaks off (keys: 'include')"),
+        (b"[]", "a JSON array, not an object"),
+        (b"<html><h1>502</h1></html>", "no JSON (it begins '<html><h1>502</h1></html>')"),
+    ],
+)
+def test_what_a_file_without_data_or_errors_held_is_said(tmp_path: Path, body: bytes, held: str) -> None:
+    path = tmp_path / "file.json"
+    path.write_bytes(body)
+    content = inspect_result_file(path)
+    assert (content.has_data, content.errors, content.description) == (False, [], held)
+
+
+def test_replay_reads_a_later_download_of_a_task(tmp_path: Path) -> None:
+    warehouse = DuckDBWarehouse(data_dir=str(tmp_path / "data"), timezone="Europe/Moscow")
+    fetched = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+    archived = warehouse.raw_dir(ATTEMPTS.name) / raw_file_name(fetched, "4711", download=3)
+    archived.parent.mkdir(parents=True)
+    archived.write_text(json.dumps({"data": [_attempt("a1", "2026-11-26T10:00:00+03:00")]}), encoding="utf-8")
+    _, exported, loaded = replay_raw_file(warehouse, archived)
+    assert (exported.task_id, exported.requested_at, exported.path) == ("4711", fetched, archived)
+    assert loaded.outcome.inserted == 1
 
 
 # --- 4. error answers whatever the HTTP status --------------------------------------------------
@@ -102,7 +240,8 @@ def test_1007_on_a_parameter_is_final_and_quotes_the_servers_message(simulator_f
         creates = running.state.requests[Call.CREATE]
     assert creates == 1  # not retried
     assert str(raised.value) == (
-        f'Could not create the task of the Test attempts report: Ekvio error 1007 on after_date: "{UNREADABLE_DATE_TIME}"'
+        "Could not create the task of the Test attempts report: "
+        f'Ekvio error 1007 on after_date: "{UNREADABLE_DATE_TIME}"'
     )
 
 

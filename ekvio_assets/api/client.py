@@ -1,11 +1,13 @@
 """The Ekvio report-task protocol over httpx: create a task, poll it, stream its file to disk.
 
-Error answers are read whatever the HTTP status, as the vendor's SDK reads them (`errors.py`).
-Transient faults (connection errors, timeouts, 429/500/502/503/504) are retried with exponential
-backoff and jitter, honouring a positive `Retry-After` (`retries.py`); every other failure raises
-`EkvioApiError` with a message that names the report, the task and the cause. The token is a header
-of the API client only: it is sent to the API's own origin and to nothing else, and no message ever
-contains it.
+It follows the protocol as the vendor's own SDK knows it (PROTOCOL.md): only `completed` and `fail`
+end a task; a completed task whose file holds neither `data` nor `errors` (not in storage yet) is
+polled and downloaded again (`result_files.py`); error answers are read whatever the HTTP status
+(`errors.py`). Transient faults (connection errors, timeouts, 429/500/502/503/504) are retried with
+exponential backoff and jitter, honouring a positive `Retry-After` (`retries.py`); every other
+failure raises `EkvioApiError` with a message that names the report, the task and the cause. The
+token is a header of the API client only: it is sent to the API's own origin and to nothing else,
+and no message ever contains it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,13 @@ from ekvio_assets.api.errors import (
     has_1007_on,
     module_unavailable,
 )
-from ekvio_assets.api.result_files import TASK_ID, raw_file_name, same_origin
+from ekvio_assets.api.result_files import (
+    TASK_ID,
+    ResultContent,
+    inspect_result_file,
+    raw_file_name,
+    same_origin,
+)
 from ekvio_assets.api.retries import (
     RetryPolicy,
     TransientError,
@@ -119,10 +127,31 @@ class EkvioClient:
         self._files.close()
 
     def export(self, spec: ReportSpec, window: ExportWindow, destination_dir: Path) -> ExportedFile:
+        """Create the task, then poll it and download its file until the file holds data.
+
+        A file with neither `data` nor `errors` is not written to storage yet (the vendor's SDK reads
+        it so): the task is polled and its file downloaded again, every poll interval, within the
+        poll timeout counted from the first poll. The archive keeps every download.
+        """
         requested_at = datetime.now(timezone.utc)
         task_id = self.create_task(spec, window)
-        file_url = self.wait_for_file(spec, task_id)
-        return self.download(spec, task_id, file_url, destination_dir, requested_at)
+        polling_since = self._clock()
+        number = 1
+        while True:
+            file_url = self.wait_for_file(spec, task_id, polling_since)
+            exported = self.download(spec, task_id, file_url, destination_dir, requested_at, number)
+            content = inspect_result_file(exported.path)
+            if content.has_data:
+                return exported
+            if content.errors:
+                if has_1007_on(content.errors, MODULE_UNAVAILABLE):
+                    raise module_unavailable(spec.title, spec.name, content.errors)
+                raise EkvioApiError(
+                    f"{spec.title} task {task_id}: the result file holds an error answer instead of data "
+                    f"({describe_errors(content.errors)}). The raw file stays at {exported.path}"
+                )
+            self._wait_to_download_again(spec, exported, content, polling_since, number)
+            number += 1
 
     def create_task(self, spec: ReportSpec, window: ExportWindow) -> str:
         path = self._report_paths.get(spec.name, spec.path)
@@ -155,17 +184,18 @@ class EkvioClient:
             self._log.info(f"{spec.name}: created Ekvio task {task_id} ({window.describe()})")
             return task_id
 
-    def wait_for_file(self, spec: ReportSpec, task_id: str) -> str:
+    def wait_for_file(self, spec: ReportSpec, task_id: str, polling_since: float) -> str:
         """Poll the task until its file is ready: at once (a day's export may be ready by then),
-        then every poll interval."""
-        started = self._clock()
+        then every poll interval, until the poll timeout counted from `polling_since`."""
         while True:
             response = self._call(spec, f"poll task {task_id}", "GET", self._task_status_path.format(task_id=task_id))
             self._raise_for_answer(spec, f"poll task {task_id}", response, ekvio_errors(_body(response)))
             answer = _data(response)
-            status = str(answer.get("status", "unknown"))
+            status = answer.get("status")
             file_url = answer.get("file")
-            self._log.info(f"{spec.name}: task {task_id} is {status} ({self._clock() - started:.0f} s elapsed)")
+            elapsed = self._clock() - polling_since
+            shown = status if isinstance(status, str) else "without a status"
+            self._log.info(f"{spec.name}: task {task_id} is {shown} ({elapsed:.0f} s elapsed)")
             if status == "fail":
                 log_hint = f"; its log is at {file_url}" if file_url else ""
                 raise EkvioApiError(f"{spec.title} task {task_id} failed on the Ekvio side{log_hint}")
@@ -173,7 +203,8 @@ class EkvioClient:
                 if not isinstance(file_url, str) or not file_url.strip():
                     raise EkvioApiError(f"{spec.title} task {task_id} completed without a result file URL")
                 return file_url
-            if self._clock() - started + self._poll_interval > self._poll_timeout:
+            # Any other status (queued, progress, processing, one Ekvio adds later, none) means not yet.
+            if elapsed + self._poll_interval > self._poll_timeout:
                 raise EkvioApiError(
                     f"{spec.title} task {task_id} did not complete within {self._poll_timeout:.0f} s "
                     f"(EKVIO_POLL_TIMEOUT_SECONDS); it may still finish on the Ekvio side, run again later"
@@ -181,13 +212,20 @@ class EkvioClient:
             self._sleep(self._poll_interval)
 
     def download(
-        self, spec: ReportSpec, task_id: str, file_url: str, destination_dir: Path, requested_at: datetime
+        self,
+        spec: ReportSpec,
+        task_id: str,
+        file_url: str,
+        destination_dir: Path,
+        requested_at: datetime,
+        number: int = 1,
     ) -> ExportedFile:
+        """Stream the task's file into the archive as the task's `number`-th download."""
         url = urljoin(self._base_url + "/", file_url.strip())
         if urlsplit(url).scheme not in ("http", "https"):
             raise EkvioApiError(f"{spec.title} task {task_id} points to a result file that is not http(s)")
         destination_dir.mkdir(parents=True, exist_ok=True)
-        name = raw_file_name(requested_at, task_id)
+        name = raw_file_name(requested_at, task_id, number)
         final_path = destination_dir / name
         partial_path = destination_dir / f"{name}.part"
         client = self._api if same_origin(url, self._base_url) else self._files
@@ -211,6 +249,24 @@ class EkvioClient:
         partial_path.replace(final_path)
         self._log.info(f"{spec.name}: task {task_id} file saved to {final_path} ({size:,} bytes)")
         return ExportedFile(spec.name, task_id, final_path, size, requested_at)
+
+    def _wait_to_download_again(
+        self, spec: ReportSpec, exported: ExportedFile, content: ResultContent, polling_since: float, downloads: int
+    ) -> None:
+        elapsed = self._clock() - polling_since
+        held = f"{content.description}, {exported.size_bytes:,} bytes"
+        if elapsed + self._poll_interval > self._poll_timeout:
+            raise EkvioApiError(
+                f"{spec.title} task {exported.task_id} completed, but its result file held neither data nor "
+                f"errors in {downloads} downloads over {elapsed:.0f} s (EKVIO_POLL_TIMEOUT_SECONDS); the last "
+                f"held {held} and stays at {exported.path}"
+            )
+        self._log.warning(
+            f"{spec.name}: the result file of task {exported.task_id} holds neither data nor errors ({held}; "
+            f"kept at {exported.path}), as a file not yet written to storage does; polling the task and "
+            f"downloading its file again in {self._poll_interval:.1f} s"
+        )
+        self._sleep(self._poll_interval)
 
     def _call(self, spec: ReportSpec, action: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return self._with_retries(spec, action, lambda: self._api.request(method, path, **kwargs))
