@@ -22,6 +22,7 @@ from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STA
 from ekvio_assets.simulator import Call, CannedAnswer, FaultPlan, FaultRule, ProtocolOptions
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 from ekvio_assets_tests.test_api_client import FAST_RETRIES, _records
+from ekvio_assets_tests.test_incremental import _assert_tables_equal_truth, _end_of_day, _refresh_days, _settings
 from ekvio_assets_tests.test_load import _attempt
 
 POLL_INTERVAL = 10.0
@@ -194,6 +195,59 @@ def test_replay_reads_a_later_download_of_a_task(tmp_path: Path) -> None:
     _, exported, loaded = replay_raw_file(warehouse, archived)
     assert (exported.task_id, exported.requested_at, exported.path) == ("4711", fetched, archived)
     assert loaded.outcome.inserted == 1
+
+
+# --- 3. EKVIO_FILE_HOST ---------------------------------------------------------------------------
+
+
+def test_a_file_url_on_a_host_nobody_reaches_fails_clearly_without_a_file_host(
+    simulator_factory: Any, tmp_path: Path
+) -> None:
+    # `.invalid` never resolves (RFC 6761), and resolvers say so at once.
+    with simulator_factory(protocol=ProtocolOptions(file_url_host="http://files.invalid")) as running:
+        with pytest.raises(EkvioApiError) as raised:
+            _client(running).export(ATTEMPTS, FULL_EXPORT, tmp_path)
+        file_requests = running.state.file_requests
+    message = str(raised.value)
+    assert message.startswith(f"Could not download the file of task {running.state.tasks[0].task_id} of the Test")
+    assert "ConnectError" in message and f"after {FAST_RETRIES.max_attempts} attempts" in message
+    assert "the file is on files.invalid, not on the API's host" in message and "set EKVIO_FILE_HOST" in message
+    assert file_requests == [] and not list(tmp_path.glob("*.json"))
+
+
+def test_with_the_file_host_a_refresh_loads_everything_and_no_file_host_sees_the_token(
+    simulator_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    protocol = ProtocolOptions(file_url_host="http://nginx")
+    with simulator_factory(file_host="127.0.0.2", protocol=protocol) as running:
+        running.set_now(_end_of_day(running, 1))
+        settings = _settings(monkeypatch, tmp_path / "data", running, EKVIO_FILE_HOST=running.file_url)
+        _refresh_days(settings, running, 0, 1)
+        _assert_tables_equal_truth(settings, running, _end_of_day(running, 1))
+        file_requests = running.state.file_requests
+    assert len(file_requests) == 4  # a file per report, each fetched once
+    assert {(request.host, request.had_authorization) for request in file_requests} == {("127.0.0.2", False)}
+
+
+@pytest.mark.parametrize(("file_host", "gets_the_token"), [("{api}", True), ("http://localhost:{port}", False)])
+def test_the_token_goes_to_the_file_host_only_when_it_is_the_apis_origin(
+    simulator_factory: Any, tmp_path: Path, file_host: str, gets_the_token: bool
+) -> None:
+    with simulator_factory(protocol=ProtocolOptions(file_url_host="http://nginx")) as running:
+        port = running.url.rsplit(":", 1)[1]
+        client = _client(running, file_host=file_host.format(api=running.url, port=port))
+        exported = client.export(ATTEMPTS, FULL_EXPORT, tmp_path)
+        (request,) = running.state.file_requests
+    assert _records(exported.path) == list(running.dataset.payload_records(ATTEMPTS.name))
+    assert request.had_authorization is gets_the_token
+
+
+def test_a_failed_tasks_log_url_is_shown_on_the_file_host(simulator_factory: Any, tmp_path: Path) -> None:
+    faults = FaultPlan([FaultRule("poll", "task_fail")])
+    with simulator_factory(faults=faults, protocol=ProtocolOptions(file_url_host="http://nginx")) as running:
+        log_on_the_file_host = rf"failed on the Ekvio side; its log is at {running.url}/files/\S+\.log$"
+        with pytest.raises(EkvioApiError, match=log_on_the_file_host):
+            _client(running, file_host=running.url).export(ATTEMPTS, FULL_EXPORT, tmp_path)
 
 
 # --- 4. error answers whatever the HTTP status --------------------------------------------------

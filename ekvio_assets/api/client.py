@@ -2,12 +2,12 @@
 
 It follows the protocol as the vendor's own SDK knows it (PROTOCOL.md): only `completed` and `fail`
 end a task; a completed task whose file holds neither `data` nor `errors` (not in storage yet) is
-polled and downloaded again (`result_files.py`); error answers are read whatever the HTTP status
-(`errors.py`). Transient faults (connection errors, timeouts, 429/500/502/503/504) are retried with
-exponential backoff and jitter, honouring a positive `Retry-After` (`retries.py`); every other
-failure raises `EkvioApiError` with a message that names the report, the task and the cause. The
-token is a header of the API client only: it is sent to the API's own origin and to nothing else,
-and no message ever contains it.
+polled and downloaded again; error answers are read whatever the HTTP status (`errors.py`); result
+file URLs may be moved to a configured file host (`result_files.py`). Transient faults (connection
+errors, timeouts, 429/500/502/503/504) are retried with exponential backoff and jitter, honouring a
+positive `Retry-After` (`retries.py`); every other failure raises `EkvioApiError` with a message
+that names the report, the task and the cause. The token is a header of the API client only: it is
+sent to the API's own origin and to nothing else, and no message ever contains it.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from ekvio_assets.api.result_files import (
     inspect_result_file,
     raw_file_name,
     same_origin,
+    with_file_host,
 )
 from ekvio_assets.api.retries import (
     RetryPolicy,
@@ -46,6 +47,7 @@ from ekvio_assets.api.retries import (
     raise_if_transient,
     transient_faults,
 )
+from ekvio_assets.config import FILE_HOST
 from ekvio_assets.reports.specs import ReportSpec
 
 TASK_STATUS_PATH = "/v3/integration/{task_id}"
@@ -93,6 +95,7 @@ class EkvioClient:
         retry: RetryPolicy = RetryPolicy(),
         report_paths: Mapping[str, str] | None = None,
         task_status_path: str = TASK_STATUS_PATH,
+        file_host: str | None = None,
         log: logging.Logger | Any = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -104,6 +107,7 @@ class EkvioClient:
         self._retry = retry
         self._report_paths = dict(report_paths or {})
         self._task_status_path = task_status_path
+        self._file_host = file_host
         self._log = log or logging.getLogger(__name__)
         self._sleep = sleep
         self._clock = clock
@@ -197,7 +201,8 @@ class EkvioClient:
             shown = status if isinstance(status, str) else "without a status"
             self._log.info(f"{spec.name}: task {task_id} is {shown} ({elapsed:.0f} s elapsed)")
             if status == "fail":
-                log_hint = f"; its log is at {file_url}" if file_url else ""
+                has_log = isinstance(file_url, str) and file_url.strip()
+                log_hint = f"; its log is at {self._file_url(file_url)}" if has_log else ""
                 raise EkvioApiError(f"{spec.title} task {task_id} failed on the Ekvio side{log_hint}")
             if status == "completed":
                 if not isinstance(file_url, str) or not file_url.strip():
@@ -221,14 +226,15 @@ class EkvioClient:
         number: int = 1,
     ) -> ExportedFile:
         """Stream the task's file into the archive as the task's `number`-th download."""
-        url = urljoin(self._base_url + "/", file_url.strip())
+        url = self._file_url(file_url)
         if urlsplit(url).scheme not in ("http", "https"):
             raise EkvioApiError(f"{spec.title} task {task_id} points to a result file that is not http(s)")
         destination_dir.mkdir(parents=True, exist_ok=True)
         name = raw_file_name(requested_at, task_id, number)
         final_path = destination_dir / name
         partial_path = destination_dir / f"{name}.part"
-        client = self._api if same_origin(url, self._base_url) else self._files
+        on_api_origin = same_origin(url, self._base_url)
+        client = self._api if on_api_origin else self._files
         action = f"download the file of task {task_id}"
 
         def fetch() -> int:
@@ -245,10 +251,20 @@ class EkvioClient:
                         written += len(chunk)
                 return written
 
-        size = self._with_retries(spec, action, fetch)
+        unreachable_hint = ""
+        if not on_api_origin and self._file_host is None:
+            unreachable_hint = (
+                f"; the file is on {urlsplit(url).hostname}, not on the API's host: if that is a name only "
+                f"Ekvio's own servers reach, set {FILE_HOST} to the address that serves the files"
+            )
+        size = self._with_retries(spec, action, fetch, unreachable_hint)
         partial_path.replace(final_path)
         self._log.info(f"{spec.name}: task {task_id} file saved to {final_path} ({size:,} bytes)")
         return ExportedFile(spec.name, task_id, final_path, size, requested_at)
+
+    def _file_url(self, file_url: str) -> str:
+        """A file URL of a poll answer as it is fetched: absolute, on the file host if one is set."""
+        return with_file_host(urljoin(self._base_url + "/", file_url.strip()), self._file_host)
 
     def _wait_to_download_again(
         self, spec: ReportSpec, exported: ExportedFile, content: ResultContent, polling_since: float, downloads: int
@@ -271,7 +287,7 @@ class EkvioClient:
     def _call(self, spec: ReportSpec, action: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return self._with_retries(spec, action, lambda: self._api.request(method, path, **kwargs))
 
-    def _with_retries(self, spec: ReportSpec, action: str, send: Callable[[], Any]) -> Any:
+    def _with_retries(self, spec: ReportSpec, action: str, send: Callable[[], Any], unreachable_hint: str = "") -> Any:
         attempt = 0
         while True:
             try:
@@ -288,8 +304,9 @@ class EkvioClient:
             except TransientError as fault:
                 attempt += 1
                 if attempt >= self._retry.max_attempts:
+                    hint = unreachable_hint if fault.unreachable else ""
                     raise EkvioApiError(
-                        f"Could not {action} of the {spec.title} report: {fault} after {attempt} attempts"
+                        f"Could not {action} of the {spec.title} report: {fault} after {attempt} attempts{hint}"
                     ) from None
                 delay = self._retry.delay(attempt - 1, fault.retry_after)
                 self._log.warning(

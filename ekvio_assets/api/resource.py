@@ -39,6 +39,7 @@ class EkvioApiResource(dg.ConfigurableResource):
     backoff_base_seconds: float = Field(default=1.0, description="First retry delay; doubles per attempt, with jitter")
     report_paths: dict[str, str] = Field(default_factory=dict, description="Per-report path overrides, e.g. {\"attempts\": \"/v2/materials/tests/attempts\"}")
     task_status_path: str = Field(default=TASK_STATUS_PATH, description="Path of the task status poll; /v2/integration/{task_id} works the same")
+    file_host: str | None = Field(default=None, description="scheme://host[:port] that replaces those of every result file URL (EKVIO_FILE_HOST); unset: the URLs as given")
 
     _client: EkvioClient | None = PrivateAttr(default=None)
     _resources: ExitStack | None = PrivateAttr(default=None)
@@ -65,6 +66,7 @@ class EkvioApiResource(dg.ConfigurableResource):
             retry=RetryPolicy(max_attempts=self.max_attempts, backoff_base_seconds=self.backoff_base_seconds),
             report_paths=self.report_paths,
             task_status_path=self.task_status_path,
+            file_host=self.file_host,
             log=log,
         )
         self._resources.callback(self._client.close)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import ijson
 
@@ -38,6 +38,19 @@ def parse_raw_file_name(name: str) -> tuple[datetime, str] | None:
         return None
     requested_at = datetime.strptime(match["stamp"], _RAW_FILE_STAMP).replace(tzinfo=timezone.utc)
     return requested_at, match["task_id"]
+
+
+def with_file_host(url: str, file_host: str | None) -> str:
+    """An http(s) `url` moved to `file_host` (`scheme://host[:port]`), keeping its path and query.
+
+    Some installations answer with file URLs on a host name only their own servers reach (the
+    vendor's SDK rewrites them the same way). Any other URL is left as it is, to be refused.
+    """
+    parts = urlsplit(url)
+    if file_host is None or parts.scheme not in ("http", "https"):
+        return url
+    host = urlsplit(file_host)
+    return urlunsplit((host.scheme, host.netloc, parts.path, parts.query, ""))
 
 
 def same_origin(url: str, other: str) -> bool:

@@ -36,9 +36,10 @@ class RetryPolicy:
 
 
 class TransientError(Exception):
-    def __init__(self, cause: str, retry_after: float | None = None) -> None:
+    def __init__(self, cause: str, retry_after: float | None = None, unreachable: bool = False) -> None:
         super().__init__(cause)
         self.retry_after = retry_after
+        self.unreachable = unreachable  # no connection to the host at all (a name it cannot resolve, say)
 
 
 class UntrustedCertificate(Exception):
@@ -54,7 +55,8 @@ def transient_faults() -> Iterator[None]:
         untrusted = _certificate_error(error)
         if untrusted is not None:
             raise UntrustedCertificate(untrusted.verify_message or str(untrusted)) from None
-        raise TransientError(f"{type(error).__name__}: {error}") from None
+        unreachable = isinstance(error, httpx.ConnectError)
+        raise TransientError(f"{type(error).__name__}: {error}", unreachable=unreachable) from None
 
 
 def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | None:
