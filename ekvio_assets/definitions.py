@@ -35,6 +35,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 poll_timeout_seconds=settings.poll_timeout_seconds,
                 max_attempts=settings.max_attempts,
                 backoff_base_seconds=settings.retry_backoff_seconds,
+                report_paths=dict(settings.report_paths),
+                report_methods=dict(settings.report_methods),
                 file_host=settings.file_host,
             ),
             "warehouse": DuckDBWarehouse(data_dir=str(settings.data_dir), timezone=settings.timezone),

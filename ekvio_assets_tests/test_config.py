@@ -73,3 +73,34 @@ def test_a_file_host_with_user_info_is_refused_without_echoing_it() -> None:
     with pytest.raises(ConfigError, match="EKVIO_FILE_HOST must not hold user info") as raised:
         Settings.from_env({"EKVIO_FILE_HOST": "https://robot:s3cret-pass@files.example.test"})
     assert "s3cret-pass" not in str(raised.value)
+
+
+def test_the_report_routes_are_read_and_unset_by_default() -> None:
+    settings = Settings.from_env({
+        "EKVIO_ATTEMPTS_PATH": "/v1/custom/attempts",
+        "EKVIO_ATTEMPTS_METHOD": "post",
+        "EKVIO_PROGRAM_STATISTICS_METHOD": "Get",
+    })
+    assert settings.report_paths == {"attempts": "/v1/custom/attempts"}
+    assert settings.report_methods == {"attempts": "POST", "program_statistics": "GET"}
+    defaults = Settings.from_env({})
+    assert (defaults.report_paths, defaults.report_methods) == ({}, {})
+
+
+def test_every_bad_route_is_named_at_once_with_the_other_problems() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({
+            "EKVIO_TIMEZONE": "Mars/Olympus",
+            "EKVIO_FILE_HOST": "nginx",
+            "EKVIO_ATTEMPTS_PATH": "v1/attempts",
+            "EKVIO_ATTEMPTS_METHOD": "PUT",
+            "EKVIO_MATERIAL_STATISTICS_PATH": "https://api.example.test/v3/materials/statistic",
+            "EKVIO_COURSE_STATISTICS_PATH": "//api.example.test/v2/trainings/statistic",
+            "EKVIO_PROGRAM_STATISTICS_PATH": "/v3/learning-programmes/statistic?include=materials",
+        })
+    problems = str(raised.value).splitlines()[1:]
+    assert len(problems) == 7, problems
+    for name in ("EKVIO_TIMEZONE", "EKVIO_FILE_HOST", "EKVIO_ATTEMPTS_PATH must be a path that starts with /",
+                 "EKVIO_ATTEMPTS_METHOD must be GET or POST, got 'PUT'", "EKVIO_MATERIAL_STATISTICS_PATH",
+                 "EKVIO_COURSE_STATISTICS_PATH", "EKVIO_PROGRAM_STATISTICS_PATH"):
+        assert any(problem.startswith(f"- {name}") for problem in problems), name

@@ -362,3 +362,43 @@ def test_a_positive_retry_after_is_honoured_up_to_the_cap(
     with simulator_factory(faults=faults, protocol=ProtocolOptions(retry_after=retry_after)) as running:
         _client(running, time, retry=PATIENT_RETRIES).export(ATTEMPTS, FULL_EXPORT, tmp_path)
     assert time.sleeps[:2] == [expected, expected]
+
+
+# --- 6. report paths and methods ------------------------------------------------------------------
+
+CUSTOM_ATTEMPTS = ProtocolOptions(report_routes={ATTEMPTS.name: ("POST", "/v1/custom/attempts")})
+
+
+def test_a_report_at_a_configured_path_and_method_is_loaded(
+    simulator_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with simulator_factory(protocol=CUSTOM_ATTEMPTS) as running:
+        running.set_now(_end_of_day(running, 2))
+        route = {"EKVIO_ATTEMPTS_PATH": "/v1/custom/attempts", "EKVIO_ATTEMPTS_METHOD": "post"}
+        settings = _settings(monkeypatch, tmp_path / "data", running, **route)
+        _refresh_days(settings, running, 0, 2)
+        tasks = [task for task in running.state.tasks if task.report == ATTEMPTS.name]
+        _assert_tables_equal_truth(settings, running, _end_of_day(running, 2))
+    # A POST carries its filters in the query string, with an empty JSON object as its body.
+    (task,) = tasks
+    assert (task.after, task.to) == (running.dataset.day_window(0)[0], _end_of_day(running, 2))
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, "HTTP 404; not found: check EKVIO_API_URL and the report's path /v2/materials/tests/attempts "
+             "(EKVIO_ATTEMPTS_PATH)"),
+        ({"report_paths": {ATTEMPTS.name: "/v1/custom/attempts"}},
+         "HTTP 405; the server does not take GET at /v1/custom/attempts: set EKVIO_ATTEMPTS_METHOD (GET or POST), "
+         "or EKVIO_ATTEMPTS_PATH"),
+    ],
+    ids=["path", "method"],
+)
+def test_a_report_elsewhere_fails_pointing_at_the_variable_to_set(
+    simulator_factory: Any, tmp_path: Path, options: dict[str, Any], expected: str
+) -> None:
+    with simulator_factory(protocol=CUSTOM_ATTEMPTS) as running:
+        with pytest.raises(EkvioApiError) as raised:
+            _client(running, **options).export(ATTEMPTS, FULL_EXPORT, tmp_path)
+    assert str(raised.value) == f"Could not create the task of the Test attempts report: {expected}"

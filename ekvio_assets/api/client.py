@@ -47,7 +47,7 @@ from ekvio_assets.api.retries import (
     raise_if_transient,
     transient_faults,
 )
-from ekvio_assets.config import FILE_HOST
+from ekvio_assets.config import FILE_HOST, report_method_variable, report_path_variable
 from ekvio_assets.reports.specs import ReportSpec
 
 TASK_STATUS_PATH = "/v3/integration/{task_id}"
@@ -94,6 +94,7 @@ class EkvioClient:
         request_timeout_seconds: float = 120.0,
         retry: RetryPolicy = RetryPolicy(),
         report_paths: Mapping[str, str] | None = None,
+        report_methods: Mapping[str, str] | None = None,
         task_status_path: str = TASK_STATUS_PATH,
         file_host: str | None = None,
         log: logging.Logger | Any = None,
@@ -106,6 +107,7 @@ class EkvioClient:
         self._busy_wait_timeout = busy_wait_timeout_seconds
         self._retry = retry
         self._report_paths = dict(report_paths or {})
+        self._report_methods = {report: method.upper() for report, method in (report_methods or {}).items()}
         self._task_status_path = task_status_path
         self._file_host = file_host
         self._log = log or logging.getLogger(__name__)
@@ -159,12 +161,19 @@ class EkvioClient:
 
     def create_task(self, spec: ReportSpec, window: ExportWindow) -> str:
         path = self._report_paths.get(spec.name, spec.path)
+        method = self._report_methods.get(spec.name, spec.method)
         params = window.query_params()
-        body = {} if spec.method == "POST" else None
+        # The materials report's way, which the vendor's SDK follows: filters in the query string.
+        body = {} if method == "POST" else None
+        route_hints = {
+            404: f"not found: check EKVIO_API_URL and the report's path {path} ({report_path_variable(spec.name)})",
+            405: f"the server does not take {method} at {path}: set {report_method_variable(spec.name)} "
+            f"(GET or POST), or {report_path_variable(spec.name)}",
+        }
         started = self._clock()
         busy_attempt = 0
         while True:
-            response = self._call(spec, "create the task", spec.method, path, params=params, json=body)
+            response = self._call(spec, "create the task", method, path, params=params, json=body)
             errors = ekvio_errors(_body(response))
             if has_1007_on(errors, TASK_RUNNING):
                 waited = self._clock() - started
@@ -181,7 +190,7 @@ class EkvioClient:
                 )
                 self._sleep(delay)
                 continue
-            self._raise_for_answer(spec, "create the task", response, errors)
+            self._raise_for_answer(spec, "create the task", response, errors, route_hints)
             task_id = str(_data(response).get("integration", ""))
             if not TASK_ID.fullmatch(task_id):
                 raise EkvioApiError(f"The {spec.title} report task was created but the answer carried no valid task id")
@@ -316,7 +325,12 @@ class EkvioClient:
                 self._sleep(delay)
 
     def _raise_for_answer(
-        self, spec: ReportSpec, action: str, response: httpx.Response, errors: list[Any]
+        self,
+        spec: ReportSpec,
+        action: str,
+        response: httpx.Response,
+        errors: list[Any],
+        hints: Mapping[int, str] | None = None,
     ) -> None:
         """Raise for an answer that is an error: by its HTTP status, or by its `errors`, even after a 200."""
         status = response.status_code
@@ -324,7 +338,7 @@ class EkvioClient:
             return
         if has_1007_on(errors, MODULE_UNAVAILABLE):
             raise module_unavailable(spec.title, spec.name, errors)
-        hint = {
+        hint = (hints or {}).get(status) or {
             401: "the API token was refused: check EKVIO_API_TOKEN",
             403: "the API token lacks permission for this report",
             404: "not found: check EKVIO_API_URL and the report path",
