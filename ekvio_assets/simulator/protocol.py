@@ -18,8 +18,8 @@ from ekvio_assets.simulator.faults import Call
 
 FINAL_STATUSES = frozenset({"completed", "fail"})
 # The vendor SDK's own tests poll a task that answers `progress`; other installations say `queued`
-# or `processing`. Every default run meets all three (a task completes at its third poll by default;
-# `processing` is what a later poll answers while a big file is still being written).
+# or `processing`. Every default run meets `queued` and `progress` (a task completes at its third
+# poll by default); later polls answer `processing`, while a big file is still being written, say.
 DEFAULT_PENDING_STATUSES = ("queued", "progress", "processing")
 
 
