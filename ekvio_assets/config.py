@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ekvio_assets.reports.specs import REPORTS
 
 API_URL = "EKVIO_API_URL"
 API_TOKEN = "EKVIO_API_TOKEN"
@@ -27,6 +29,18 @@ LOOKBACK_DAYS = "EKVIO_LOOKBACK_DAYS"
 FRESHNESS_HOURS = "EKVIO_FRESHNESS_HOURS"
 MAX_ATTEMPTS = "EKVIO_MAX_ATTEMPTS"
 RETRY_BACKOFF = "EKVIO_RETRY_BACKOFF_SECONDS"
+FILE_HOST = "EKVIO_FILE_HOST"
+
+
+def report_path_variable(report: str) -> str:
+    """EKVIO_<REPORT>_PATH: the report's path, for an installation that serves it elsewhere."""
+    return f"EKVIO_{report.upper()}_PATH"
+
+
+def report_method_variable(report: str) -> str:
+    """EKVIO_<REPORT>_METHOD: GET or POST (the attempts report's real method is not public)."""
+    return f"EKVIO_{report.upper()}_METHOD"
+
 
 DEFAULT_DATA_DIR = "data"
 DEFAULT_TIMEZONE = "Europe/Moscow"
@@ -61,6 +75,11 @@ class Settings:
     freshness_hours: float = DEFAULT_FRESHNESS_HOURS
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     retry_backoff_seconds: float = DEFAULT_RETRY_BACKOFF_SECONDS
+    # scheme://host[:port] that replaces those of every result file URL; None: the URLs as given.
+    file_host: str | None = None
+    # Per report name, where set: its path and its method (upper case), instead of the spec's.
+    report_paths: Mapping[str, str] = field(default_factory=dict)
+    report_methods: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def uses_embedded_simulator(self) -> bool:
@@ -109,6 +128,8 @@ class Settings:
         freshness_hours = _positive_number(env, FRESHNESS_HOURS, DEFAULT_FRESHNESS_HOURS, problems)
         max_attempts = _positive_whole(env, MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS, "attempts", problems)
         retry_backoff = _positive_number(env, RETRY_BACKOFF, DEFAULT_RETRY_BACKOFF_SECONDS, problems)
+        file_host = _file_host(env, problems)
+        report_paths, report_methods = _report_routes(env, problems)
 
         if problems:
             raise ConfigError("Invalid Ekvio configuration:\n- " + "\n- ".join(problems))
@@ -124,6 +145,9 @@ class Settings:
             freshness_hours=freshness_hours,
             max_attempts=max_attempts,
             retry_backoff_seconds=retry_backoff,
+            file_host=file_host,
+            report_paths=report_paths,
+            report_methods=report_methods,
         )
 
 
@@ -164,3 +188,55 @@ def _date(env: Mapping[str, str], name: str, default: date, problems: list[str])
     except ValueError:
         problems.append(f"{name} must be a date as YYYY-MM-DD, got {raw!r}")
         return default
+
+
+def _file_host(env: Mapping[str, str], problems: list[str]) -> str | None:
+    raw = _optional(env, FILE_HOST)
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if "@" in parts.netloc:
+        # Not echoed: user info may hold a password.
+        problems.append(f"{FILE_HOST} must not hold user info (user:password@); give scheme://host[:port]")
+        return None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or not _port_readable(parts)
+        or parts.path not in ("", "/")
+        or "?" in raw
+        or "#" in raw
+    ):
+        problems.append(
+            f"{FILE_HOST} must be scheme://host[:port], http or https with no path, query or fragment, "
+            f"such as https://files.example.com:8443, got {raw!r}"
+        )
+        return None
+    return raw.rstrip("/")
+
+
+def _port_readable(parts: SplitResult) -> bool:
+    try:
+        return parts.port is None or parts.port > 0
+    except ValueError:  # not a number, or out of range
+        return False
+
+
+def _report_routes(env: Mapping[str, str], problems: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The reports' paths and methods set by EKVIO_<REPORT>_PATH and EKVIO_<REPORT>_METHOD."""
+    paths, methods = {}, {}
+    for spec in REPORTS:
+        path = _optional(env, report_path_variable(spec.name))
+        if path is not None:
+            if not path.startswith("/") or path.startswith("//") or any(c in path for c in "?# \t"):
+                problems.append(
+                    f"{report_path_variable(spec.name)} must be a path that starts with /, with no scheme, "
+                    f"host or query, such as {spec.path}, got {path!r}"
+                )
+            paths[spec.name] = path
+        method = _optional(env, report_method_variable(spec.name))
+        if method is not None:
+            if method.upper() not in ("GET", "POST"):
+                problems.append(f"{report_method_variable(spec.name)} must be GET or POST, got {method!r}")
+            methods[spec.name] = method.upper()
+    return paths, methods

@@ -1,5 +1,6 @@
 """EKVIO_* settings: defaults, and one clear error that names every bad value."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,58 @@ def test_a_token_value_is_never_echoed() -> None:
     with pytest.raises(ConfigError) as raised:
         Settings.from_env({"EKVIO_API_URL": "not a url", "EKVIO_API_TOKEN": "tok-SECRET-123"})
     assert "tok-SECRET-123" not in str(raised.value)
+
+
+def test_the_file_host_is_read_and_unset_by_default() -> None:
+    assert Settings.from_env({"EKVIO_FILE_HOST": "https://files.example.test:8443/"}).file_host == (
+        "https://files.example.test:8443"
+    )
+    assert Settings.from_env({}).file_host is None
+
+
+@pytest.mark.parametrize(
+    "file_host",
+    ["ftp://files.example.test", "files.example.test", "http://", "https://files.example.test/content",
+     "http://files.example.test?x=1", "http://files.example.test/#top", "http://files.example.test:http"],
+)
+def test_a_file_host_that_is_not_scheme_host_and_port_is_refused(file_host: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape("EKVIO_FILE_HOST must be scheme://host[:port]")) as raised:
+        Settings.from_env({"EKVIO_FILE_HOST": file_host})
+    assert str(raised.value).endswith(f"got {file_host!r}")
+
+
+def test_a_file_host_with_user_info_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ConfigError, match="EKVIO_FILE_HOST must not hold user info") as raised:
+        Settings.from_env({"EKVIO_FILE_HOST": "https://robot:s3cret-pass@files.example.test"})
+    assert "s3cret-pass" not in str(raised.value)
+
+
+def test_the_report_routes_are_read_and_unset_by_default() -> None:
+    settings = Settings.from_env({
+        "EKVIO_ATTEMPTS_PATH": "/v1/custom/attempts",
+        "EKVIO_ATTEMPTS_METHOD": "post",
+        "EKVIO_PROGRAM_STATISTICS_METHOD": "Get",
+    })
+    assert settings.report_paths == {"attempts": "/v1/custom/attempts"}
+    assert settings.report_methods == {"attempts": "POST", "program_statistics": "GET"}
+    defaults = Settings.from_env({})
+    assert (defaults.report_paths, defaults.report_methods) == ({}, {})
+
+
+def test_every_bad_route_is_named_at_once_with_the_other_problems() -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({
+            "EKVIO_TIMEZONE": "Mars/Olympus",
+            "EKVIO_FILE_HOST": "nginx",
+            "EKVIO_ATTEMPTS_PATH": "v1/attempts",
+            "EKVIO_ATTEMPTS_METHOD": "PUT",
+            "EKVIO_MATERIAL_STATISTICS_PATH": "https://api.example.test/v3/materials/statistic",
+            "EKVIO_COURSE_STATISTICS_PATH": "//api.example.test/v2/trainings/statistic",
+            "EKVIO_PROGRAM_STATISTICS_PATH": "/v3/learning-programmes/statistic?include=materials",
+        })
+    problems = str(raised.value).splitlines()[1:]
+    assert len(problems) == 7, problems
+    for name in ("EKVIO_TIMEZONE", "EKVIO_FILE_HOST", "EKVIO_ATTEMPTS_PATH must be a path that starts with /",
+                 "EKVIO_ATTEMPTS_METHOD must be GET or POST, got 'PUT'", "EKVIO_MATERIAL_STATISTICS_PATH",
+                 "EKVIO_COURSE_STATISTICS_PATH", "EKVIO_PROGRAM_STATISTICS_PATH"):
+        assert any(problem.startswith(f"- {name}") for problem in problems), name

@@ -14,13 +14,13 @@ import dagster as dg
 import duckdb
 import pytest
 
-from ekvio_assets.api.client import parse_raw_file_name
+from ekvio_assets.api.result_files import parse_raw_file_name
 from ekvio_assets.api.resource import EkvioApiResource
 from ekvio_assets.automation.partitions import daily_partitions, partition_range_tags
 from ekvio_assets.config import Settings
 from ekvio_assets.reports.assets import build_report_assets
 from ekvio_assets.reports.specs import REPORTS, REPORTS_BY_NAME, ReportSpec
-from ekvio_assets.simulator import Dataset, FaultKind, FaultPlan, FaultRule, running_simulator
+from ekvio_assets.simulator import Dataset, FaultKind, FaultPlan, FaultRule, ProtocolOptions, running_simulator
 from ekvio_assets.simulator.faults import KINDS_BY_CALL, Call
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 from ekvio_assets_tests.conftest import TEST_TOKEN
@@ -53,6 +53,8 @@ def _reports_in_turn(cases: list[tuple[Any, ...]]) -> list[Case]:
 SURVIVED = _reports_in_turn(
     [(call, kind) for call in Call for kind in TRANSIENT]
     + [(Call.CREATE, FaultKind.TASK_RUNNING, 2), (Call.POLL, FaultKind.FILE_NAME_TRAVERSAL)]
+    # A completed task's file without data or errors: polled and downloaded again (the vendor SDK's way).
+    + [(Call.DOWNLOAD, FaultKind.FILE_HTML)]
 )
 REPORTED = _reports_in_turn([
     (Call.CREATE, FaultKind.MODULE_UNAVAILABLE, None, "is not available for this company"),
@@ -66,8 +68,8 @@ REPORTED = _reports_in_turn([
     (Call.POLL, FaultKind.FILE_URL_NOT_HTTP, None, "points to a result file that is not http(s)"),
     (Call.DOWNLOAD, FaultKind.FILE_404, None, "HTTP 404"),
     (Call.DOWNLOAD, FaultKind.FILE_TRUNCATED, None, "is not valid JSON"),
-    (Call.DOWNLOAD, FaultKind.FILE_HTML, None, "is not valid JSON"),
-    (Call.DOWNLOAD, FaultKind.FILE_ERRORS, None, "the file holds an error answer instead of data"),
+    (Call.DOWNLOAD, FaultKind.FILE_HTML, None, "its result file held neither data nor errors in"),
+    (Call.DOWNLOAD, FaultKind.FILE_ERRORS, None, "the result file holds an error answer instead of data"),
 ])
 # Records the load sets aside (rejected) or resolves (duplicates), counted in the metadata.
 SPOILED_RECORDS = _reports_in_turn([
@@ -129,7 +131,9 @@ def run_with_fault(baseline: Path, dataset: Dataset, tmp_path: Path) -> Iterator
         working.parent.mkdir(parents=True)
         shutil.copyfile(baseline, working)
         rule = FaultRule(case.call, case.kind, count=case.count, report=case.report)
-        with running_simulator(dataset, token=TEST_TOKEN, faults=FaultPlan([rule]), retry_after_seconds=0) as running:
+        # Retry-After: 0, as the vendor's servers may send: the client backs off all the same.
+        protocol = ProtocolOptions(retry_after="0")
+        with running_simulator(dataset, token=TEST_TOKEN, faults=FaultPlan([rule]), protocol=protocol) as running:
             running.set_now(_end_of_day(running, FAULTY_DAYS[-1]))
             result = _refresh(running, data_dir, FAULTY_DAYS, [case.report])
             injected = [fault.kind for fault in running.state.faults_injected]
@@ -180,8 +184,10 @@ def test_a_transient_fault_is_survived_and_the_table_equals_the_truth(case: Case
     assert outcome.result.success, outcome.failure_messages()
     _assert_equals_truth(outcome)
     archived = list((outcome.data_dir / "raw" / case.report).iterdir())
-    # Named here, from the task id: never from the server's URL or Content-Disposition.
-    assert [parse_raw_file_name(path.name)[1] for path in archived] == outcome.task_ids()[-1:]
+    # Named here, from the task id: never from the server's URL or Content-Disposition. Every
+    # download is kept, the page that came instead of the file too.
+    assert {parse_raw_file_name(path.name)[1] for path in archived} == set(outcome.task_ids()[-1:])
+    assert len(archived) == (2 if case.kind is FaultKind.FILE_HTML else 1)
     assert not list(outcome.data_dir.parent.rglob("evil.json"))
 
 
@@ -198,8 +204,9 @@ def test_a_permanent_fault_fails_the_run_clearly_and_leaves_the_table_as_it_was(
     assert "Traceback" not in message and message.count("\n") <= 1, message
     assert _data_rows(outcome.working_path, outcome.spec) == _data_rows(baseline, outcome.spec)
     if case.call is Call.DOWNLOAD and case.kind is not FaultKind.DROP_CONNECTION and case.kind is not FaultKind.FILE_404:
-        archived = list((outcome.data_dir / "raw" / case.report).glob(f"*_task-{outcome.task_ids()[-1]}.json"))
-        assert len(archived) == 1 and str(archived[0]) in message
+        archived = list((outcome.data_dir / "raw" / case.report).iterdir())
+        assert {parse_raw_file_name(path.name)[1] for path in archived} == {outcome.task_ids()[-1]}
+        assert [path for path in archived if str(path) in message], message
 
 
 @pytest.mark.parametrize("case", SPOILED_RECORDS, ids=lambda case: case.id)

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ekvio_assets.api.client import raw_file_name
+from ekvio_assets.api.result_files import raw_file_name
 from ekvio_assets.reports.replay import FOREIGN_TASK_ID, ReplayError, replay_raw_file
 from ekvio_assets.reports.specs import ATTEMPTS
 from ekvio_assets.reports.staging import ReportFileError

@@ -50,6 +50,7 @@ from ekvio_assets.simulator import (
     FaultPlan,
     FaultRule,
     FileRequest,
+    ProtocolOptions,
     RunningSimulator,
     running_simulator,
 )
@@ -71,12 +72,17 @@ FILE_HOST = "127.0.0.2"
 # happen, and the soak must also see faults exhaust the retries and their runs fail and be re-run.
 # The product backs off for seconds; the simulator recovers at once, so milliseconds do here.
 FAST_RETRIES = {"EKVIO_MAX_ATTEMPTS": "3", "EKVIO_RETRY_BACKOFF_SECONDS": "0.005"}
+# What the vendor's servers may send with a 429: the client backs off all the same.
+ZERO_RETRY_AFTER = ProtocolOptions(retry_after="0")
 # The sensor would keep requesting a failed day; the soak gives up after this many runs.
 RUNS_PER_DAY = 10
 # Dagster prefixes the message with the exception's class: "dagster...Failure: Could not ...".
 EXHAUSTED_RETRIES = re.compile(r"Could not .+ of the (?P<title>.+) report: .+ after (?P<attempts>\d+) attempts$")
 # Every way a run fails for good, a report each per run (one report's first permanent fault
 # would hide a second one on a later call).
+# An HTML page for good is downloaded again every poll interval (it may be a file not in storage
+# yet) until the poll timeout: two seconds of that here, not the product's hour.
+PERMANENT_FAULT_SETTINGS = {**FAST_RETRIES, "EKVIO_POLL_TIMEOUT_SECONDS": "2"}
 PERMANENT_FAULT_RUNS = [
     [
         FaultRule(Call.CREATE, FaultKind.MODULE_UNAVAILABLE, count=None, report=REPORTS[0].name),
@@ -158,7 +164,7 @@ def soak(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         with (
             pytest.MonkeyPatch.context() as environment,
             running_simulator(
-                dataset, token=token, faults=faults, file_host=FILE_HOST, retry_after_seconds=0
+                dataset, token=token, faults=faults, file_host=FILE_HOST, protocol=ZERO_RETRY_AFTER
             ) as running,
             _everything_logged_or_printed() as output,
         ):
@@ -242,10 +248,11 @@ def test_the_token_appears_nowhere_after_the_soak_and_after_permanent_faults(
     failed_steps = list(soak.failed_steps)
     for rules in PERMANENT_FAULT_RUNS:
         with running_simulator(
-            dataset, token=soak.token, faults=FaultPlan(rules), file_host=FILE_HOST, retry_after_seconds=0
+            dataset, token=soak.token, faults=FaultPlan(rules), file_host=FILE_HOST, protocol=ZERO_RETRY_AFTER
         ) as running:
             running.set_now(_end_of_day(running, SOAK_DAYS - 1))
-            defs = build_definitions(_settings(monkeypatch, soak.settings.data_dir, running, **FAST_RETRIES))
+            settings = _settings(monkeypatch, soak.settings.data_dir, running, **PERMANENT_FAULT_SETTINGS)
+            defs = build_definitions(settings)
             result = defs.resolve_job_def(REFRESH_JOB).execute_in_process(
                 instance=soak.instance, partition_key=_day(running, SOAK_DAYS - 1), raise_on_error=False
             )

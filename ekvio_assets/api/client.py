@@ -1,21 +1,20 @@
 """The Ekvio report-task protocol over httpx: create a task, poll it, stream its file to disk.
 
-Transient faults (connection errors, timeouts, 429/500/502/503/504) are retried with exponential
-backoff and jitter, honouring `Retry-After`; every other failure raises `EkvioApiError` with a
-message that names the report, the task and the cause. The token is a header of the API client
-only: it is sent to the API's own origin and to nothing else, and no message ever contains it.
+It follows the protocol as the vendor's own SDK knows it (PROTOCOL.md): only `completed` and `fail`
+end a task; a completed task whose file holds neither `data` nor `errors` (not in storage yet) is
+polled and downloaded again; error answers are read whatever the HTTP status (`errors.py`); result
+file URLs may be moved to a configured file host (`result_files.py`). Transient faults (connection
+errors, timeouts, 429/500/502/503/504) are retried with exponential backoff and jitter, honouring a
+positive `Retry-After` (`retries.py`); every other failure raises `EkvioApiError` with a message
+that names the report, the task and the cause. The token is a header of the API client only: it is
+sent to the API's own origin and to nothing else, and no message ever contains it.
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import random
-import re
-import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,20 +23,34 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from ekvio_assets.api.errors import (
+    MODULE_UNAVAILABLE,
+    TASK_RUNNING,
+    EkvioApiError,
+    describe_errors,
+    ekvio_errors,
+    has_1007_on,
+    module_unavailable,
+)
+from ekvio_assets.api.result_files import (
+    TASK_ID,
+    ResultContent,
+    inspect_result_file,
+    raw_file_name,
+    same_origin,
+    with_file_host,
+)
+from ekvio_assets.api.retries import (
+    RetryPolicy,
+    TransientError,
+    UntrustedCertificate,
+    raise_if_transient,
+    transient_faults,
+)
+from ekvio_assets.config import FILE_HOST, report_method_variable, report_path_variable
 from ekvio_assets.reports.specs import ReportSpec
 
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
-TASK_RUNNING, MODULE_UNAVAILABLE = ("integration", "company_id")
-ERROR_ANOTHER_TASK = 1007
 TASK_STATUS_PATH = "/v3/integration/{task_id}"
-_TASK_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
-_RAW_FILE_STAMP = "%Y%m%dT%H%M%S%fZ"
-_RAW_FILE_NAME = re.compile(r"(?P<stamp>[0-9]{8}T[0-9]{12}Z)_task-(?P<task_id>" + _TASK_ID.pattern + r")\.json")
-_DONE_STATUSES = ("completed", "fail")
-
-
-class EkvioApiError(RuntimeError):
-    """A failure of the Ekvio API that retrying will not fix; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -69,29 +82,6 @@ class ExportedFile:
     requested_at: datetime
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 6
-    backoff_base_seconds: float = 1.0
-    backoff_cap_seconds: float = 60.0
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.backoff_cap_seconds * 5)
-        ceiling = min(self.backoff_cap_seconds, self.backoff_base_seconds * 2**attempt)
-        return random.uniform(ceiling / 2, ceiling)
-
-
-class _TransientError(Exception):
-    def __init__(self, cause: str, retry_after: float | None = None) -> None:
-        super().__init__(cause)
-        self.retry_after = retry_after
-
-
-class _UntrustedCertificate(Exception):
-    """No retry helps: the server's certificate does not verify."""
-
-
 class EkvioClient:
     def __init__(
         self,
@@ -104,7 +94,9 @@ class EkvioClient:
         request_timeout_seconds: float = 120.0,
         retry: RetryPolicy = RetryPolicy(),
         report_paths: Mapping[str, str] | None = None,
+        report_methods: Mapping[str, str] | None = None,
         task_status_path: str = TASK_STATUS_PATH,
+        file_host: str | None = None,
         log: logging.Logger | Any = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -115,7 +107,9 @@ class EkvioClient:
         self._busy_wait_timeout = busy_wait_timeout_seconds
         self._retry = retry
         self._report_paths = dict(report_paths or {})
+        self._report_methods = {report: method.upper() for report, method in (report_methods or {}).items()}
         self._task_status_path = task_status_path
+        self._file_host = file_host
         self._log = log or logging.getLogger(__name__)
         self._sleep = sleep
         self._clock = clock
@@ -139,32 +133,54 @@ class EkvioClient:
         self._files.close()
 
     def export(self, spec: ReportSpec, window: ExportWindow, destination_dir: Path) -> ExportedFile:
+        """Create the task, then poll it and download its file until the file holds data.
+
+        A file with neither `data` nor `errors` is not written to storage yet (the vendor's SDK reads
+        it so): the task is polled and its file downloaded again, every poll interval, within the
+        poll timeout counted from the first poll. The archive keeps every download.
+        """
         requested_at = datetime.now(timezone.utc)
         task_id = self.create_task(spec, window)
-        file_url = self.wait_for_file(spec, task_id)
-        return self.download(spec, task_id, file_url, destination_dir, requested_at)
+        polling_since = self._clock()
+        number = 1
+        while True:
+            file_url = self.wait_for_file(spec, task_id, polling_since)
+            exported = self.download(spec, task_id, file_url, destination_dir, requested_at, number)
+            content = inspect_result_file(exported.path)
+            if content.has_data:
+                return exported
+            if content.errors:
+                if has_1007_on(content.errors, MODULE_UNAVAILABLE):
+                    raise module_unavailable(spec.title, spec.name, content.errors)
+                raise EkvioApiError(
+                    f"{spec.title} task {task_id}: the result file holds an error answer instead of data "
+                    f"({describe_errors(content.errors)}). The raw file stays at {exported.path}"
+                )
+            self._wait_to_download_again(spec, exported, content, polling_since, number)
+            number += 1
 
     def create_task(self, spec: ReportSpec, window: ExportWindow) -> str:
         path = self._report_paths.get(spec.name, spec.path)
+        method = self._report_methods.get(spec.name, spec.method)
         params = window.query_params()
-        body = {} if spec.method == "POST" else None
+        # The materials report's way, which the vendor's SDK follows: filters in the query string.
+        body = {} if method == "POST" else None
+        route_hints = {
+            404: f"not found: check EKVIO_API_URL and the report's path {path} ({report_path_variable(spec.name)})",
+            405: f"the server does not take {method} at {path}: set {report_method_variable(spec.name)} "
+            f"(GET or POST), or {report_path_variable(spec.name)}",
+        }
         started = self._clock()
         busy_attempt = 0
         while True:
-            response = self._call(spec, "create the task", spec.method, path, params=params, json=body)
-            errors = _api_errors(response)
-            if _has_error(errors, ERROR_ANOTHER_TASK, MODULE_UNAVAILABLE):
-                raise EkvioApiError(
-                    f"The {spec.title} report is not available for this company (Ekvio error 1007 on "
-                    f"company_id: {_messages(errors)}). Ask Ekvio to enable the module for the company's "
-                    f"API account, or leave the {spec.name} asset out of the job."
-                )
-            if _has_error(errors, ERROR_ANOTHER_TASK, TASK_RUNNING):
+            response = self._call(spec, "create the task", method, path, params=params, json=body)
+            errors = ekvio_errors(_body(response))
+            if has_1007_on(errors, TASK_RUNNING):
                 waited = self._clock() - started
                 if waited >= self._busy_wait_timeout:
                     raise EkvioApiError(
                         f"The {spec.title} report could not start: another task of this report kept "
-                        f"running for {waited:.0f} s ({_messages(errors)}). Try again later."
+                        f"running for {waited:.0f} s ({describe_errors(errors)}). Try again later."
                     )
                 delay = self._retry.delay(busy_attempt)
                 busy_attempt += 1
@@ -174,32 +190,35 @@ class EkvioClient:
                 )
                 self._sleep(delay)
                 continue
-            self._raise_for_answer(spec, "create the task", response, errors)
+            self._raise_for_answer(spec, "create the task", response, errors, route_hints)
             task_id = str(_data(response).get("integration", ""))
-            if not _TASK_ID.fullmatch(task_id):
+            if not TASK_ID.fullmatch(task_id):
                 raise EkvioApiError(f"The {spec.title} report task was created but the answer carried no valid task id")
             self._log.info(f"{spec.name}: created Ekvio task {task_id} ({window.describe()})")
             return task_id
 
-    def wait_for_file(self, spec: ReportSpec, task_id: str) -> str:
+    def wait_for_file(self, spec: ReportSpec, task_id: str, polling_since: float) -> str:
         """Poll the task until its file is ready: at once (a day's export may be ready by then),
-        then every poll interval."""
-        started = self._clock()
+        then every poll interval, until the poll timeout counted from `polling_since`."""
         while True:
             response = self._call(spec, f"poll task {task_id}", "GET", self._task_status_path.format(task_id=task_id))
-            self._raise_for_answer(spec, f"poll task {task_id}", response, _api_errors(response))
+            self._raise_for_answer(spec, f"poll task {task_id}", response, ekvio_errors(_body(response)))
             answer = _data(response)
-            status = str(answer.get("status", "unknown"))
+            status = answer.get("status")
             file_url = answer.get("file")
-            self._log.info(f"{spec.name}: task {task_id} is {status} ({self._clock() - started:.0f} s elapsed)")
+            elapsed = self._clock() - polling_since
+            shown = status if isinstance(status, str) else "without a status"
+            self._log.info(f"{spec.name}: task {task_id} is {shown} ({elapsed:.0f} s elapsed)")
             if status == "fail":
-                log_hint = f"; its log is at {file_url}" if file_url else ""
+                has_log = isinstance(file_url, str) and file_url.strip()
+                log_hint = f"; its log is at {self._file_url(file_url)}" if has_log else ""
                 raise EkvioApiError(f"{spec.title} task {task_id} failed on the Ekvio side{log_hint}")
             if status == "completed":
                 if not isinstance(file_url, str) or not file_url.strip():
                     raise EkvioApiError(f"{spec.title} task {task_id} completed without a result file URL")
                 return file_url
-            if self._clock() - started + self._poll_interval > self._poll_timeout:
+            # Any other status (queued, progress, processing, one Ekvio adds later, none) means not yet.
+            if elapsed + self._poll_interval > self._poll_timeout:
                 raise EkvioApiError(
                     f"{spec.title} task {task_id} did not complete within {self._poll_timeout:.0f} s "
                     f"(EKVIO_POLL_TIMEOUT_SECONDS); it may still finish on the Ekvio side, run again later"
@@ -207,23 +226,32 @@ class EkvioClient:
             self._sleep(self._poll_interval)
 
     def download(
-        self, spec: ReportSpec, task_id: str, file_url: str, destination_dir: Path, requested_at: datetime
+        self,
+        spec: ReportSpec,
+        task_id: str,
+        file_url: str,
+        destination_dir: Path,
+        requested_at: datetime,
+        number: int = 1,
     ) -> ExportedFile:
-        url = urljoin(self._base_url + "/", file_url.strip())
+        """Stream the task's file into the archive as the task's `number`-th download."""
+        url = self._file_url(file_url)
         if urlsplit(url).scheme not in ("http", "https"):
             raise EkvioApiError(f"{spec.title} task {task_id} points to a result file that is not http(s)")
         destination_dir.mkdir(parents=True, exist_ok=True)
-        name = raw_file_name(requested_at, task_id)
+        name = raw_file_name(requested_at, task_id, number)
         final_path = destination_dir / name
         partial_path = destination_dir / f"{name}.part"
-        client = self._api if _same_origin(url, self._base_url) else self._files
+        on_api_origin = same_origin(url, self._base_url)
+        client = self._api if on_api_origin else self._files
+        action = f"download the file of task {task_id}"
 
         def fetch() -> int:
             with client.stream("GET", url, follow_redirects=True) as response:
-                _raise_if_transient(response)
+                raise_if_transient(response)
                 if not response.is_success:
                     response.read()
-                    self._raise_for_answer(spec, f"download the file of task {task_id}", response, [])
+                    self._raise_for_answer(spec, action, response, ekvio_errors(_body(response)))
                 written = 0
                 with partial_path.open("wb") as out:
                     # Pieces as they arrive: re-cutting them to a fixed size would copy every byte again.
@@ -232,33 +260,62 @@ class EkvioClient:
                         written += len(chunk)
                 return written
 
-        size = self._with_retries(spec, f"download the file of task {task_id}", fetch)
+        unreachable_hint = ""
+        if not on_api_origin and self._file_host is None:
+            unreachable_hint = (
+                f"; the file is on {urlsplit(url).hostname}, not on the API's host: if that is a name only "
+                f"Ekvio's own servers reach, set {FILE_HOST} to the address that serves the files"
+            )
+        size = self._with_retries(spec, action, fetch, unreachable_hint)
         partial_path.replace(final_path)
         self._log.info(f"{spec.name}: task {task_id} file saved to {final_path} ({size:,} bytes)")
         return ExportedFile(spec.name, task_id, final_path, size, requested_at)
 
+    def _file_url(self, file_url: str) -> str:
+        """A file URL of a poll answer as it is fetched: absolute, on the file host if one is set."""
+        return with_file_host(urljoin(self._base_url + "/", file_url.strip()), self._file_host)
+
+    def _wait_to_download_again(
+        self, spec: ReportSpec, exported: ExportedFile, content: ResultContent, polling_since: float, downloads: int
+    ) -> None:
+        elapsed = self._clock() - polling_since
+        held = f"{content.description}, {exported.size_bytes:,} bytes"
+        if elapsed + self._poll_interval > self._poll_timeout:
+            raise EkvioApiError(
+                f"{spec.title} task {exported.task_id} completed, but its result file held neither data nor "
+                f"errors in {downloads} downloads over {elapsed:.0f} s (EKVIO_POLL_TIMEOUT_SECONDS); the last "
+                f"held {held} and stays at {exported.path}"
+            )
+        self._log.warning(
+            f"{spec.name}: the result file of task {exported.task_id} holds neither data nor errors ({held}; "
+            f"kept at {exported.path}), as a file not yet written to storage does; polling the task and "
+            f"downloading its file again in {self._poll_interval:.1f} s"
+        )
+        self._sleep(self._poll_interval)
+
     def _call(self, spec: ReportSpec, action: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return self._with_retries(spec, action, lambda: self._api.request(method, path, **kwargs))
 
-    def _with_retries(self, spec: ReportSpec, action: str, send: Callable[[], Any]) -> Any:
+    def _with_retries(self, spec: ReportSpec, action: str, send: Callable[[], Any], unreachable_hint: str = "") -> Any:
         attempt = 0
         while True:
             try:
-                with _transient_faults():
+                with transient_faults():
                     result = send()
                 if isinstance(result, httpx.Response):
-                    _raise_if_transient(result)
+                    raise_if_transient(result)
                 return result
-            except _UntrustedCertificate as error:
+            except UntrustedCertificate as error:
                 raise EkvioApiError(
                     f"Could not {action} of the {spec.title} report: the server's TLS certificate did not "
                     f"verify ({error}); certificates are always verified, fix the server's certificate or the URL"
                 ) from None
-            except _TransientError as fault:
+            except TransientError as fault:
                 attempt += 1
                 if attempt >= self._retry.max_attempts:
+                    hint = unreachable_hint if fault.unreachable else ""
                     raise EkvioApiError(
-                        f"Could not {action} of the {spec.title} report: {fault} after {attempt} attempts"
+                        f"Could not {action} of the {spec.title} report: {fault} after {attempt} attempts{hint}"
                     ) from None
                 delay = self._retry.delay(attempt - 1, fault.retry_after)
                 self._log.warning(
@@ -268,68 +325,29 @@ class EkvioClient:
                 self._sleep(delay)
 
     def _raise_for_answer(
-        self, spec: ReportSpec, action: str, response: httpx.Response, errors: list[dict[str, Any]]
+        self,
+        spec: ReportSpec,
+        action: str,
+        response: httpx.Response,
+        errors: list[Any],
+        hints: Mapping[int, str] | None = None,
     ) -> None:
+        """Raise for an answer that is an error: by its HTTP status, or by its `errors`, even after a 200."""
         status = response.status_code
         if response.is_success and not errors:
             return
-        hint = {
+        if has_1007_on(errors, MODULE_UNAVAILABLE):
+            raise module_unavailable(spec.title, spec.name, errors)
+        hint = (hints or {}).get(status) or {
             401: "the API token was refused: check EKVIO_API_TOKEN",
             403: "the API token lacks permission for this report",
             404: "not found: check EKVIO_API_URL and the report path",
         }.get(status, "")
-        detail = "; ".join(part for part in (f"HTTP {status}", hint, _messages(errors)) if part)
+        # Any other error is final, 1007 on a parameter too (the vendor's validation error): reported
+        # with its field and its message as the server wrote it.
+        http_status = "" if response.is_success else f"HTTP {status}"
+        detail = "; ".join(part for part in (http_status, hint, describe_errors(errors)) if part)
         raise EkvioApiError(f"Could not {action} of the {spec.title} report: {detail}")
-
-
-def raw_file_name(requested_at: datetime, task_id: str) -> str:
-    """The archive's name for a result file: made here, never taken from the server."""
-    return f"{requested_at.astimezone(timezone.utc).strftime(_RAW_FILE_STAMP)}_task-{task_id}.json"
-
-
-def parse_raw_file_name(name: str) -> tuple[datetime, str] | None:
-    """(requested_at, task_id) of an archived file's name, or None for a name the archive did not make."""
-    match = _RAW_FILE_NAME.fullmatch(name)
-    if match is None:
-        return None
-    requested_at = datetime.strptime(match["stamp"], _RAW_FILE_STAMP).replace(tzinfo=timezone.utc)
-    return requested_at, match["task_id"]
-
-
-@contextmanager
-def _transient_faults() -> Iterator[None]:
-    try:
-        yield
-    except (httpx.TransportError, httpx.DecodingError) as error:
-        untrusted = _certificate_error(error)
-        if untrusted is not None:
-            raise _UntrustedCertificate(untrusted.verify_message or str(untrusted)) from None
-        raise _TransientError(f"{type(error).__name__}: {error}") from None
-
-
-def _certificate_error(error: BaseException) -> ssl.SSLCertVerificationError | None:
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return cause
-        cause = cause.__cause__ or cause.__context__
-    return None
-
-
-def _raise_if_transient(response: httpx.Response) -> None:
-    if response.status_code in TRANSIENT_STATUSES:
-        raise _TransientError(f"HTTP {response.status_code}", _retry_after(response))
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        moment = email.utils.parsedate_to_datetime(value)
-        return max(0.0, (moment - datetime.now(timezone.utc)).total_seconds()) if moment else None
 
 
 def _body(response: httpx.Response) -> Any:
@@ -343,26 +361,3 @@ def _data(response: httpx.Response) -> dict[str, Any]:
     body = _body(response)
     data = body.get("data") if isinstance(body, dict) else None
     return data if isinstance(data, dict) else {}
-
-
-def _api_errors(response: httpx.Response) -> list[dict[str, Any]]:
-    body = _body(response)
-    errors = body.get("errors") if isinstance(body, dict) else None
-    return [error for error in errors if isinstance(error, dict)] if isinstance(errors, list) else []
-
-
-def _has_error(errors: list[dict[str, Any]], code: int, field: str) -> bool:
-    return any(str(error.get("code")) == str(code) and error.get("field") == field for error in errors)
-
-
-def _messages(errors: list[dict[str, Any]]) -> str:
-    return "; ".join(f"Ekvio error {error.get('code')}: {error.get('message', '')}".strip() for error in errors)
-
-
-def _same_origin(url: str, other: str) -> bool:
-    return _origin(url) == _origin(other)
-
-
-def _origin(url: str) -> tuple[str, str | None, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)

@@ -9,7 +9,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from ekvio_assets.api.client import TASK_STATUS_PATH, EkvioClient, ExportedFile, ExportWindow, RetryPolicy
+from ekvio_assets.api.client import TASK_STATUS_PATH, EkvioClient, ExportedFile, ExportWindow
+from ekvio_assets.api.retries import RetryPolicy
 from ekvio_assets.reports.specs import ReportSpec
 from ekvio_assets.simulator import Dataset, DatasetConfig, generate, running_simulator
 
@@ -36,8 +37,10 @@ class EkvioApiResource(dg.ConfigurableResource):
     request_timeout_seconds: float = Field(default=120.0, description="Timeout of one HTTP request")
     max_attempts: int = Field(default=6, description="Attempts per HTTP call on transient faults")
     backoff_base_seconds: float = Field(default=1.0, description="First retry delay; doubles per attempt, with jitter")
-    report_paths: dict[str, str] = Field(default_factory=dict, description="Per-report path overrides, e.g. {\"attempts\": \"/v2/materials/tests/attempts\"}")
+    report_paths: dict[str, str] = Field(default_factory=dict, description="Per-report path overrides (EKVIO_<REPORT>_PATH), e.g. {\"attempts\": \"/v2/materials/tests/attempts\"}")
+    report_methods: dict[str, str] = Field(default_factory=dict, description="Per-report method overrides, GET or POST (EKVIO_<REPORT>_METHOD)")
     task_status_path: str = Field(default=TASK_STATUS_PATH, description="Path of the task status poll; /v2/integration/{task_id} works the same")
+    file_host: str | None = Field(default=None, description="scheme://host[:port] that replaces those of every result file URL (EKVIO_FILE_HOST); unset: the URLs as given")
 
     _client: EkvioClient | None = PrivateAttr(default=None)
     _resources: ExitStack | None = PrivateAttr(default=None)
@@ -63,7 +66,9 @@ class EkvioApiResource(dg.ConfigurableResource):
             request_timeout_seconds=self.request_timeout_seconds,
             retry=RetryPolicy(max_attempts=self.max_attempts, backoff_base_seconds=self.backoff_base_seconds),
             report_paths=self.report_paths,
+            report_methods=self.report_methods,
             task_status_path=self.task_status_path,
+            file_host=self.file_host,
             log=log,
         )
         self._resources.callback(self._client.close)

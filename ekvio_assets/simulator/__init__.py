@@ -13,6 +13,7 @@ from ekvio_assets.simulator.faults import (
     parse_fault_rules,
 )
 from ekvio_assets.simulator.generator import Dataset, DatasetConfig, RecordFilter, RowVersion, generate
+from ekvio_assets.simulator.protocol import CannedAnswer, ProtocolOptions
 from ekvio_assets.simulator.server import (
     NOT_HTTP_FILE_URL,
     TRAVERSAL_FILE_NAME,
@@ -32,6 +33,7 @@ __all__ = [
     "TRANSIENT_KINDS",
     "TRAVERSAL_FILE_NAME",
     "Call",
+    "CannedAnswer",
     "CreatedTask",
     "Dataset",
     "DatasetConfig",
@@ -40,6 +42,7 @@ __all__ = [
     "FaultRule",
     "FileRequest",
     "InjectedFault",
+    "ProtocolOptions",
     "RecordFilter",
     "RowVersion",
     "RunningSimulator",

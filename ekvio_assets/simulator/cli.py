@@ -10,6 +10,7 @@ from datetime import date, datetime
 
 from ekvio_assets.simulator.faults import KINDS_BY_CALL, Call, FaultPlan, FaultRule, parse_fault_rules
 from ekvio_assets.simulator.generator import DatasetConfig, generate
+from ekvio_assets.simulator.protocol import ProtocolOptions
 from ekvio_assets.simulator.server import running_simulator
 
 _DEFAULTS = DatasetConfig()
@@ -44,6 +45,16 @@ def _aware_datetime(text: str) -> datetime:
     return moment
 
 
+def _report_route(text: str) -> tuple[str, tuple[str, str]]:
+    report, _, route = text.partition("=")
+    method, _, path = route.partition(":")
+    try:
+        ProtocolOptions(report_routes={report: (method, path)})
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error}; expected NAME=METHOD:/path") from None
+    return report, (method.upper(), path)
+
+
 def _probability(text: str) -> float:
     try:
         rate = float(text)
@@ -71,7 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--programs", type=int, default=_DEFAULTS.programs)
     parser.add_argument("--start", type=date.fromisoformat, default=_DEFAULTS.start, help="first day, YYYY-MM-DD")
     parser.add_argument("--days", type=int, default=_DEFAULTS.days, help="days of activity from --start")
-    parser.add_argument("--polls-to-complete", type=int, default=2, help="polls after which a task completes")
+    parser.add_argument(
+        "--polls-to-complete", type=int, default=3, help="polls after which a task completes (default: %(default)s)"
+    )
     parser.add_argument(
         "--now",
         type=_aware_datetime,
@@ -101,6 +114,34 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ADDR",
         help="serve the result files from this other address, e.g. 127.0.0.2 (default: the API's)",
     )
+    parser.add_argument(
+        "--file-url-host",
+        metavar="URL",
+        help="answer polls with file URLs on this scheme://host[:port], e.g. http://nginx, while the files "
+        "are still served where they are (a client then needs EKVIO_FILE_HOST)",
+    )
+    parser.add_argument(
+        "--report-route",
+        dest="report_routes",
+        metavar="NAME=METHOD:/path",
+        type=_report_route,
+        action="append",
+        default=[],
+        help="serve a report at this method and path only, e.g. attempts=POST:/v1/custom/attempts",
+    )
+    parser.add_argument(
+        "--retry-after",
+        default="1",
+        metavar="VALUE",
+        help="the Retry-After header of a 429, verbatim, e.g. 0 or an HTTP date (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--error-status",
+        type=int,
+        default=400,
+        metavar="STATUS",
+        help="HTTP status of the simulator's error answers (code 1007), e.g. 200 (default: %(default)s)",
+    )
     return parser
 
 
@@ -118,6 +159,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     dataset = generate(config)
     rules = [rule for rules in args.fault_rules for rule in rules]
     faults = FaultPlan(rules, rate=args.fault_rate, seed=args.fault_seed)
+    try:
+        protocol = ProtocolOptions(
+            retry_after=args.retry_after,
+            error_status=args.error_status,
+            file_url_host=args.file_url_host,
+            report_routes=dict(args.report_routes),
+        )
+    except ValueError as error:
+        _parser().error(str(error))
     with running_simulator(
         dataset,
         token=args.token,
@@ -127,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         faults=faults,
         now=args.now,
         file_host=args.file_host,
+        protocol=protocol,
     ) as simulator:
         # The simulator's token guards demo data only: printing it is the point.
         print(f"Ekvio simulator listening on {simulator.url}", flush=True)

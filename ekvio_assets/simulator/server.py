@@ -5,7 +5,8 @@ Every report of `ekvio_assets.reports.specs.REPORTS` gets its create route; a ta
 absolute URL of its result file, served under `/files/<random name>` without a token, as a storage
 host would: by the API's own host, or by a host of its own (`file_url`), as large companies' files
 are. A `FaultPlan` makes chosen calls fail the ways the real API and its network do; the state
-records every fault injected and every file request.
+records every fault injected and every file request. `ProtocolOptions` choose among the answers
+that real installations give where they differ (see `protocol.py`).
 
 The simulator has a settable clock: a task takes its data as of the clock's "now" when it is
 created (no "now": the final state of the data set), so tests can play days of a company's life.
@@ -19,6 +20,7 @@ import functools
 import http
 import itertools
 import json
+import re
 import secrets
 import socket
 import tempfile
@@ -32,7 +34,7 @@ from dataclasses import field as dataclass_field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import anyio
 import ijson
@@ -47,11 +49,16 @@ from starlette.types import Receive, Scope, Send
 from ekvio_assets.reports.specs import PROGRAM_STATISTICS, REPORTS, REPORTS_BY_NAME, ReportSpec
 from ekvio_assets.simulator.faults import CONTENT_FAULTS, Call, FaultKind, FaultPlan, corrupt_records
 from ekvio_assets.simulator.generator import Dataset, RecordFilter, write_report_file
+from ekvio_assets.simulator.protocol import FINAL_STATUSES, CannedAnswers, ProtocolOptions
 
-ERROR_ANOTHER_TASK = 1007
+# The vendor's code for a request it does not take: another task running, the module unavailable,
+# a parameter it cannot read; the `field` says which.
+ERROR_1007 = 1007
+# What the vendor answers for a date-time it cannot read (PHP's format: no fractions, an offset).
+INVALID_DATETIME = r"Invalid value format. Valid Y-m-d\TH:i:sP"
+_VENDOR_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[+-][0-9]{2}:[0-9]{2}")
 MAX_FILTER_VALUES = 500
 POLL_PATHS = ("/v3/integration/{task_id:int}", "/v2/integration/{task_id:int}")
-FINAL_STATUSES = frozenset({"completed", "fail"})
 # How long a completing poll waits for its result file before answering "processing" after all.
 _COMPLETION_WAIT_SECONDS = 5.0
 # Result files go out in pieces this big: each piece costs a trip to a worker thread, and a
@@ -170,7 +177,7 @@ class _Task:
     result: Future[Any]  # writing the result file
     result_file: _ServedFile
     last_seen: float
-    status: str = "queued"
+    status: str | None = None  # None until its first poll, or while polls answer without a status
     polls: int = 0
     stuck: bool = False  # never completes (a NEVER_COMPLETE fault)
     answer_file: str | None = None  # name of the file the poll answer points to
@@ -198,7 +205,7 @@ class _Simulator:
         task_idle_timeout: float,
         clock: SimulatorClock,
         file_url: str | None,
-        retry_after_seconds: int,
+        protocol: ProtocolOptions,
     ) -> None:
         unknown = set(payload_files) - set(REPORTS_BY_NAME)
         if unknown:
@@ -213,7 +220,8 @@ class _Simulator:
         self._payload_files = {report: Path(path) for report, path in payload_files.items()}
         self._task_idle_timeout = task_idle_timeout
         self._file_url = file_url
-        self._retry_after_seconds = retry_after_seconds
+        self._protocol = protocol
+        self._canned = CannedAnswers(protocol.answers)
         self._task_ids = itertools.count(_FIRST_TASK_ID)
         self._tasks: dict[int, _Task] = {}
         self._latest_tasks: dict[str, _Task] = {}
@@ -222,16 +230,7 @@ class _Simulator:
         self._stop_writing = threading.Event()
 
     def routes(self) -> list[BaseRoute]:
-        routes: list[BaseRoute] = [
-            Route(
-                spec.path,
-                functools.partial(self.create, spec),
-                # The programme report switches to POST to carry filters in a body.
-                methods=sorted({spec.method, "POST"}),
-                name=f"create_{spec.name}",
-            )
-            for spec in REPORTS
-        ]
+        routes: list[BaseRoute] = [self._create_route(spec) for spec in REPORTS]
         routes += [Route(path, self.poll, methods=["GET"]) for path in POLL_PATHS]
         file_routes = [
             Route("/files/{name}", self.download, methods=["GET"], name="download"),
@@ -243,6 +242,14 @@ class _Simulator:
         # The file host serves files only, and the API's host none.
         return [Host(_hostname(self._file_url), Router(file_routes)), *routes]
 
+    def _create_route(self, spec: ReportSpec) -> Route:
+        create = functools.partial(self.create, spec)
+        if spec.name in self._protocol.report_routes:
+            method, path = self._protocol.report_routes[spec.name]
+            return Route(path, create, methods=[method], name=f"create_{spec.name}")
+        # The programme report switches to POST to carry filters in a body.
+        return Route(spec.path, create, methods=sorted({spec.method, "POST"}), name=f"create_{spec.name}")
+
     def close(self) -> None:
         self._stop_writing.set()
         self._writers.shutdown(wait=True, cancel_futures=True)
@@ -251,21 +258,23 @@ class _Simulator:
         self._observe(request, Call.CREATE)
         if not self._authorized(request):
             return _unauthorized()
+        if canned := self._take_canned(Call.CREATE, spec.name):
+            return canned
         fault = self._take_fault(Call.CREATE, spec.name, None)
         if fault is FaultKind.TASK_RUNNING:
             running = self._running_task(spec.name)
-            return _another_task_answer(running.task_id if running else next(self._task_ids))
+            return self._another_task_answer(running.task_id if running else next(self._task_ids))
         if fault is FaultKind.MODULE_UNAVAILABLE:
-            return _errors(400, ERROR_ANOTHER_TASK, "company_id", f"Module {spec.title} not available for company")
+            return self._refusal("company_id", f"Module {spec.title} not available for company")
         if fault is not None:
             return self._transport_fault(fault)
         try:
             after, to, record_filter = _selection(spec, request.query_params, await request.body())
         except _InvalidRequest as error:
-            return _errors(400, 400, error.field, error.message)
+            return self._refusal(error.field, error.message)
         running = self._running_task(spec.name)
         if running is not None:
-            return _another_task_answer(running.task_id)
+            return self._another_task_answer(running.task_id)
         task = self._start_task(spec, after, to, record_filter)
         return JSONResponse({"data": {"integration": task.task_id}})
 
@@ -277,6 +286,8 @@ class _Simulator:
         if task is None:
             return _errors(404, 404, "integration", f"Task {request.path_params['task_id']} not found")
         task.last_seen = time.monotonic()
+        if canned := self._take_canned(Call.POLL, task.report):
+            return canned
         fault = self._take_fault(Call.POLL, task.report, task.task_id)
         if fault is FaultKind.TASK_FAIL:
             self._fail(task, "the report could not be built (simulated failure)")
@@ -291,7 +302,8 @@ class _Simulator:
         if task.status not in FINAL_STATUSES:
             await self._advance(task)
         file_url = None if task.answer_file is None else self._answer_url(request, task)
-        return JSONResponse({"data": {"status": task.status, "file": file_url}})
+        status = {} if task.status is None else {"status": task.status}
+        return JSONResponse({"data": {**status, "file": file_url}})
 
     async def download(self, request: Request) -> Response:
         self._observe(request, Call.DOWNLOAD)
@@ -301,6 +313,8 @@ class _Simulator:
         served = self._files.get(request.path_params["name"])
         if served is None:
             return _errors(404, 404, "file", "File not found")
+        if canned := self._take_canned(Call.DOWNLOAD, served.report):
+            return canned
         fault = self._take_fault(Call.DOWNLOAD, served.report, served.task_id)
         if fault is None:
             return _ResultFile(served.path, media_type=served.media_type, filename=request.path_params.get("file_name"))
@@ -333,6 +347,9 @@ class _Simulator:
         if task.file_url_fault is FaultKind.FILE_NAME_TRAVERSAL:
             # Quoted whole, so that clients do not resolve the dots away before sending the request.
             url += "/" + quote(TRAVERSAL_FILE_NAME, safe="")
+        if self._protocol.file_url_host is not None:
+            # The address the storage host knows itself by, which the client may not reach.
+            url = urlunsplit(urlsplit(self._protocol.file_url_host)[:2] + urlsplit(url)[2:])
         return url
 
     def _observe(self, request: Request, call: Call) -> None:
@@ -347,7 +364,24 @@ class _Simulator:
         assert status is not None, f"{kind} is not a transport fault"
         title = f"{status} {http.HTTPStatus(status).phrase}"
         page = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center></body></html>"
-        return HTMLResponse(page, status, {"Retry-After": str(self._retry_after_seconds)} if status == 429 else None)
+        retry_after = self._protocol.retry_after
+        headers = {"Retry-After": retry_after} if status == 429 and retry_after is not None else None
+        return HTMLResponse(page, status, headers)
+
+    def _refusal(self, field: str, message: str) -> Response:
+        """The vendor's answer to a request it does not take: code 1007 and the field it is about."""
+        return _errors(self._protocol.error_status, ERROR_1007, field, message)
+
+    def _another_task_answer(self, running_task_id: int) -> Response:
+        return self._refusal(
+            "integration",
+            "The integration task cannot be taken on because another asynchronous task associated with this "
+            f"module is running. Running task ID: {running_task_id}",
+        )
+
+    def _take_canned(self, call: Call, report: str) -> Response | None:
+        answer = self._canned.take(call, report)
+        return None if answer is None else Response(answer.body, answer.status, media_type=answer.media_type)
 
     def _authorized(self, request: Request) -> bool:
         presented = request.headers.get("authorization", "").encode()
@@ -415,7 +449,8 @@ class _Simulator:
             else:
                 task.status, task.answer_file = "completed", self._serve(task.result_file)
                 return
-        task.status = "queued" if task.polls == 1 else "processing"
+        statuses = self._protocol.pending_statuses
+        task.status = statuses[min(task.polls, len(statuses)) - 1]
 
     def _fail(self, task: _Task, reason: str) -> None:
         log = self._files_dir / f"{secrets.token_urlsafe(16)}.log"
@@ -466,13 +501,12 @@ def _query_datetime(query: Mapping[str, str], name: str) -> datetime | None:
     value = query.get(name)
     if value is None:
         return None
+    if not _VENDOR_DATETIME.fullmatch(value):
+        raise _InvalidRequest(name, INVALID_DATETIME)
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise _InvalidRequest(name, f"{name} is not an ISO 8601 date-time: {value!r}") from None
-    if moment.utcoffset() is None:
-        raise _InvalidRequest(name, f"{name} has no UTC offset: {value!r}")
-    return moment
+        return datetime.fromisoformat(value)
+    except ValueError:  # the right shape, but no such day or time
+        raise _InvalidRequest(name, INVALID_DATETIME) from None
 
 
 _BODY_FILTER_TYPES = {"login": str, "program": int, "category": int}
@@ -513,14 +547,6 @@ def _errors(status: int, code: int, field: str, message: str, headers: Mapping[s
 
 def _unauthorized() -> Response:
     return _errors(401, 401, "authorization", "Unauthorized", {"WWW-Authenticate": "Bearer"})
-
-
-def _another_task_answer(running_task_id: int) -> Response:
-    message = (
-        "The integration task cannot be taken on because another asynchronous task associated with this "
-        f"module is running. Running task ID: {running_task_id}"
-    )
-    return _errors(400, ERROR_ANOTHER_TASK, "integration", message)
 
 
 class _ResultFile(FileResponse):
@@ -572,14 +598,14 @@ def create_app(
     dataset: Dataset,
     *,
     token: str,
-    polls_to_complete: int = 2,
+    polls_to_complete: int = 3,
     files_dir: Path,
     faults: FaultPlan | None = None,
     payload_files: Mapping[str, Path] | None = None,
     task_idle_timeout: float = 30.0,
     now: datetime | None = None,
     file_url: str | None = None,
-    retry_after_seconds: int = 1,
+    protocol: ProtocolOptions | None = None,
 ) -> Starlette:
     """The simulator as a Starlette app; `app.state.simulator` is its `SimulatorState`, `app.state.clock`
     its `SimulatorClock`, starting at `now` (None: tasks see the final state of the data set).
@@ -588,7 +614,8 @@ def create_app(
     result of a report (any window). A task nobody polls for `task_idle_timeout` seconds no longer
     blocks a new task of its report. Given `file_url` (e.g. `http://127.0.0.2:8001`), poll answers
     point there, requests addressed to its host get the files and nothing else, and the API's host
-    serves no files. A 429 answer asks to retry after `retry_after_seconds`.
+    serves no files. `protocol` chooses among the answers real installations give (statuses,
+    `Retry-After`, error statuses, file URL hosts, report routes, canned answers).
     """
     simulator = _Simulator(
         dataset,
@@ -600,7 +627,7 @@ def create_app(
         task_idle_timeout,
         SimulatorClock(now),
         file_url,
-        retry_after_seconds,
+        protocol or ProtocolOptions(),
     )
 
     @contextlib.asynccontextmanager
@@ -641,13 +668,13 @@ def running_simulator(
     token: str | None = None,
     port: int = 0,
     host: str = "127.0.0.1",
-    polls_to_complete: int = 2,
+    polls_to_complete: int = 3,
     faults: FaultPlan | None = None,
     payload_files: Mapping[str, Path] | None = None,
     task_idle_timeout: float = 30.0,
     now: datetime | None = None,
     file_host: str | None = None,
-    retry_after_seconds: int = 1,
+    protocol: ProtocolOptions | None = None,
 ) -> Iterator[RunningSimulator]:
     """Run the simulator on `host:port` (0: a free port) in a background thread until the block ends.
 
@@ -674,7 +701,7 @@ def running_simulator(
             task_idle_timeout=task_idle_timeout,
             now=now,
             file_url=file_url,
-            retry_after_seconds=retry_after_seconds,
+            protocol=protocol,
         )
         config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
         server = uvicorn.Server(config)
