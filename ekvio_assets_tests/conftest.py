@@ -1,7 +1,13 @@
-"""Shared fixtures: a small simulated company and the simulator serving it on loopback."""
+"""Shared fixtures and helpers: a small simulated company, the simulator serving it on loopback, the
+real Definitions configured against it, and the ways tests read what a refresh loaded."""
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
@@ -10,12 +16,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import duckdb
 import pytest
 
-from ekvio_assets.automation.jobs import RECONCILE_JOB
-from ekvio_assets.automation.partitions import daily_partitions, full_export_tags
+from ekvio_assets.api.retries import RetryPolicy
+from ekvio_assets.automation.jobs import RECONCILE_JOB, REFRESH_JOB
+from ekvio_assets.automation.partitions import daily_partitions, full_export_tags, partition_range_tags
 from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
+from ekvio_assets.reports.specs import REPORTS, ReportSpec
 from ekvio_assets.simulator import Dataset, DatasetConfig, generate, running_simulator
 
 SHARED_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "ekvio-api" / "examples"
@@ -57,41 +66,128 @@ def vendor_examples() -> Path:
     return SHARED_EXAMPLES
 
 
+# --- the API client and crafted payloads -----------------------------------------------------------
+
+# Retries in milliseconds: the simulator recovers at once.
+FAST_RETRIES = RetryPolicy(max_attempts=4, backoff_base_seconds=0.01, backoff_cap_seconds=0.05)
+
+
+def result_records(path: Path) -> list[Any]:
+    """The `data` array of a (small) result file."""
+    return json.loads(path.read_text(encoding="utf-8"))["data"]
+
+
+def attempt_record(attempt_id: str, updated_at: str, **fields: Any) -> dict[str, Any]:
+    """A test attempt as the API sends it, changed at `updated_at`; `fields` add or replace fields."""
+    return {
+        "id": attempt_id, "material_id": 742, "login": "ivanov", "status": "completed", "number": 1,
+        "points": 10, "percent": 100, "q_count": 5, "q_success": 5, "q_fail": 0, "q_checking": 0,
+        "started_at": "2024-03-01T10:00:00+03:00", "ended_at": "2024-03-01T10:05:00+03:00",
+        "created_at": "2024-03-01T10:05:00+03:00", "updated_at": updated_at, **fields,
+    }
+
+
+# --- the real Definitions against a running simulator ---------------------------------------------
+
+
+def settings_for(monkeypatch: pytest.MonkeyPatch, running: Any, data_dir: Path, **extra: str) -> Settings:
+    """Points the EKVIO_* settings at a running simulator, with `data_dir`, and reads them."""
+    values = {
+        "EKVIO_API_URL": running.url,
+        "EKVIO_API_TOKEN": running.token,
+        "EKVIO_DATA_DIR": str(data_dir),
+        "EKVIO_POLL_INTERVAL_SECONDS": "0.02",
+        "EKVIO_START_DATE": running.dataset.config.start.isoformat(),
+        **extra,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return Settings.from_env()
+
+
 @pytest.fixture
 def configure_api(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
-    """Points the EKVIO_* settings at a running simulator, with `data_dir`, and reads them."""
-
-    def settings_for(running: Any, data_dir: Path, **extra: str) -> Settings:
-        values = {
-            "EKVIO_API_URL": running.url,
-            "EKVIO_API_TOKEN": running.token,
-            "EKVIO_DATA_DIR": str(data_dir),
-            "EKVIO_POLL_INTERVAL_SECONDS": "0.02",
-            "EKVIO_START_DATE": running.dataset.config.start.isoformat(),
-            **extra,
-        }
-        for name, value in values.items():
-            monkeypatch.setenv(name, value)
-        return Settings.from_env()
-
-    return settings_for
+    """`settings_for` with this test's monkeypatch."""
+    return functools.partial(settings_for, monkeypatch)
 
 
-@pytest.fixture
-def run_full_export() -> Callable[..., dg.ExecuteInProcessResult]:
-    """Runs reconcile_job (every report in full) of the real Definitions, or only the assets of
-    the steps named in `reports`."""
+def full_export(
+    settings: Settings, reports: tuple[str, ...] = (), instance: dg.DagsterInstance | None = None
+) -> dg.ExecuteInProcessResult:
+    """reconcile_job (every report in full) of the real Definitions, or only the assets of the
+    steps named in `reports`."""
+    definitions = build_definitions(settings)
+    selection = [key for report in reports for key in definitions.resolve_assets_def(report).keys]
+    return definitions.resolve_job_def(RECONCILE_JOB).execute_in_process(
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        tags=full_export_tags(daily_partitions(settings), settings.lookback_days),
+        asset_selection=selection or None,
+        raise_on_error=False,
+    )
 
-    def run(
-        settings: Settings, reports: tuple[str, ...] = (), instance: dg.DagsterInstance | None = None
-    ) -> dg.ExecuteInProcessResult:
-        definitions = build_definitions(settings)
-        selection = [key for report in reports for key in definitions.resolve_assets_def(report).keys]
-        return definitions.resolve_job_def(RECONCILE_JOB).execute_in_process(
-            instance=instance or dg.DagsterInstance.ephemeral(),
-            tags=full_export_tags(daily_partitions(settings), settings.lookback_days),
-            asset_selection=selection or None,
-            raise_on_error=False,
-        )
 
-    return run
+def day_key(running: Any, index: int) -> str:
+    return running.dataset.day_window(index)[0].date().isoformat()
+
+
+def run_job(settings: Settings, job_name: str, tags: dict[str, str], instance: dg.DagsterInstance | None = None):
+    job = build_definitions(settings).resolve_job_def(job_name)
+    result = job.execute_in_process(instance=instance or dg.DagsterInstance.ephemeral(), tags=tags, raise_on_error=False)
+    assert result.success
+    return result
+
+
+def refresh_days(settings: Settings, running: Any, first: int, last: int | None = None, **kwargs: Any):
+    return run_job(settings, REFRESH_JOB, partition_range_tags(day_key(running, first), day_key(running, last or first)), **kwargs)
+
+
+def table_by_key(database: Path, spec: ReportSpec) -> dict[tuple[Any, ...], dict[str, Any]]:
+    with duckdb.connect(str(database), read_only=True) as con:
+        cursor = con.execute(f'SELECT * FROM "{spec.name}"')
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+    table = {}
+    for row in rows:
+        data = {name: value for name, value in row.items() if not name.startswith("_")}
+        data["extra_fields"] = json.loads(data["extra_fields"]) if data["extra_fields"] else None
+        table[tuple(row[column] for column in spec.key)] = data
+    return table
+
+
+def truth_by_key(running: Any, spec: ReportSpec, as_of: datetime | None) -> dict[tuple[Any, ...], dict[str, Any]]:
+    return {tuple(row[c] for c in spec.key): row for row in running.dataset.truth(spec.name, as_of=as_of)}
+
+
+def assert_tables_equal_truth(settings: Settings, running: Any, as_of: datetime | None) -> None:
+    for spec in REPORTS:
+        table, truth = table_by_key(settings.working_database_path, spec), truth_by_key(running, spec, as_of)
+        assert table.keys() == truth.keys(), spec.name
+        for key, expected in truth.items():
+            assert {name: table[key].get(name) for name in expected} == expected, (spec.name, key)
+        if spec.parents is not None:
+            parents = table_by_key(settings.working_database_path, spec.parents)
+            expected_parents = running.dataset.parents_truth(spec.name, as_of=as_of)
+            assert parents == {tuple(row[c] for c in spec.parents.key): row for row in expected_parents}
+
+
+def end_of_day(running: Any, index: int) -> datetime:
+    return running.dataset.day_window(index)[1]
+
+
+def cli_refresh(data_dir: Path, running: Any, output: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EKVIO_", "DAGSTER_"))}
+    env.update(
+        EKVIO_API_URL=running.url,
+        EKVIO_API_TOKEN=running.token,
+        EKVIO_DATA_DIR=str(data_dir),
+        EKVIO_POLL_INTERVAL_SECONDS="0.05",
+        EKVIO_START_DATE=running.dataset.config.start.isoformat(),
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "ekvio_assets.cli", "refresh", *args],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        # Files, not pipes: a full pipe would stall one run while it holds a pool slot.
+        stdout=output.with_suffix(".out").open("w"),
+        stderr=output.with_suffix(".err").open("w"),
+    )

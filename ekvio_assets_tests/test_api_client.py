@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -11,13 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ekvio_assets.api.client import FULL_EXPORT, EkvioApiError, EkvioClient, ExportWindow, RetryPolicy
+from ekvio_assets.api.client import FULL_EXPORT, EkvioApiError, EkvioClient, ExportWindow
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS, REPORTS
 from ekvio_assets.simulator import FaultPlan, FaultRule
-from ekvio_assets_tests.conftest import TEST_TOKEN
-
-FAST_RETRIES = RetryPolicy(max_attempts=4, backoff_base_seconds=0.01, backoff_cap_seconds=0.05)
-
+from ekvio_assets_tests.conftest import FAST_RETRIES, TEST_TOKEN, result_records
 
 def _client(running: Any, **options: Any) -> EkvioClient:
     options.setdefault("poll_interval_seconds", 0.01)
@@ -27,10 +23,6 @@ def _client(running: Any, **options: Any) -> EkvioClient:
     return EkvioClient(running.url, options.pop("token", running.token), log=logging.getLogger("ekvio-test"), **options)
 
 
-def _records(path: Path) -> list[Any]:
-    return json.loads(path.read_text(encoding="utf-8"))["data"]
-
-
 @pytest.mark.parametrize("spec", REPORTS, ids=lambda spec: spec.name)
 def test_every_report_round_trips_to_the_raw_archive(simulator: Any, tmp_path: Path, spec: Any) -> None:
     client = _client(simulator)
@@ -38,7 +30,7 @@ def test_every_report_round_trips_to_the_raw_archive(simulator: Any, tmp_path: P
     assert exported.path.parent == tmp_path / spec.name and exported.path.stat().st_size == exported.size_bytes
     assert exported.path.name.endswith(f"_task-{exported.task_id}.json")
     assert not list(exported.path.parent.glob("*.part"))
-    assert _records(exported.path) == list(simulator.dataset.payload_records(spec.name))
+    assert result_records(exported.path) == list(simulator.dataset.payload_records(spec.name))
 
 
 def test_a_window_is_sent_as_after_date_and_to_date(simulator: Any, tmp_path: Path) -> None:
@@ -48,7 +40,7 @@ def test_a_window_is_sent_as_after_date_and_to_date(simulator: Any, tmp_path: Pa
     window = ExportWindow(after, after + timedelta(days=5))
     exported = _client(simulator).export(ATTEMPTS, window, tmp_path)
     expected = list(dataset.payload_records(ATTEMPTS.name, after=window.after, to=window.to))
-    assert _records(exported.path) == expected
+    assert result_records(exported.path) == expected
     assert 0 < len(expected) < len(list(dataset.payload_records(ATTEMPTS.name)))
 
 
@@ -56,7 +48,7 @@ def test_another_running_task_is_waited_out(simulator_factory: Any, tmp_path: Pa
     faults = FaultPlan([FaultRule("create", "task_running", count=2)])
     with simulator_factory(faults=faults) as running, caplog.at_level(logging.INFO, "ekvio-test"):
         exported = _client(running).export(COURSE_STATISTICS, FULL_EXPORT, tmp_path)
-    assert _records(exported.path)
+    assert result_records(exported.path)
     assert sum("another Course (training) statistics task is running" in m for m in caplog.messages) == 2
 
 
@@ -88,7 +80,7 @@ def test_a_task_that_never_completes_times_out(simulator_factory: Any, tmp_path:
 def test_gateway_errors_are_retried(simulator_factory: Any, tmp_path: Path, call: str) -> None:
     with simulator_factory(faults=FaultPlan([FaultRule(call, "http_502")])) as running:
         exported = _client(running).export(MATERIAL_STATISTICS, FULL_EXPORT, tmp_path)
-        assert _records(exported.path) == list(running.dataset.payload_records(MATERIAL_STATISTICS.name))
+        assert result_records(exported.path) == list(running.dataset.payload_records(MATERIAL_STATISTICS.name))
 
 
 def test_retries_are_bounded(simulator_factory: Any, tmp_path: Path) -> None:
@@ -110,10 +102,10 @@ def test_an_unavailable_module_says_what_to_do(simulator_factory: Any, tmp_path:
     with simulator_factory(faults=faults) as running:
         with pytest.raises(EkvioApiError, match="Course .* report is not available for this company .*enable the module"):
             _client(running).export(COURSE_STATISTICS, FULL_EXPORT, tmp_path)
-        assert _records(_client(running).export(ATTEMPTS, FULL_EXPORT, tmp_path / "a").path)
+        assert result_records(_client(running).export(ATTEMPTS, FULL_EXPORT, tmp_path / "a").path)
 
 
 def test_the_v2_task_status_path_can_be_configured(simulator: Any, tmp_path: Path) -> None:
     client = _client(simulator, task_status_path="/v2/integration/{task_id}")
     exported = client.export(ATTEMPTS, FULL_EXPORT, tmp_path)
-    assert _records(exported.path) == list(simulator.dataset.payload_records(ATTEMPTS.name))
+    assert result_records(exported.path) == list(simulator.dataset.payload_records(ATTEMPTS.name))

@@ -20,6 +20,7 @@ from ekvio_assets.models.publish import PUBLISH_ASSET
 from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, REPORT_TABLES, REPORTS, ReportSpec
 from ekvio_assets.simulator import FaultPlan, FaultRule
+from ekvio_assets_tests.conftest import full_export
 
 
 def _table(settings: Settings, spec: ReportSpec) -> dict[tuple[Any, ...], dict[str, Any]]:
@@ -62,10 +63,10 @@ def test_definitions_hold_every_asset_resource_and_job() -> None:
 
 
 def test_a_refresh_loads_every_report_exactly_as_the_simulator_holds_it(
-    tmp_path: Path, simulator: Any, configure_api: Callable[..., Settings], run_full_export: Callable[..., Any]
+    tmp_path: Path, simulator: Any, configure_api: Callable[..., Settings]
 ) -> None:
     settings = configure_api(simulator, tmp_path / "data")
-    result = run_full_export(settings)
+    result = full_export(settings)
     assert result.success
 
     for spec in REPORTS:
@@ -97,12 +98,12 @@ def test_a_refresh_loads_every_report_exactly_as_the_simulator_holds_it(
 
 
 def test_refreshing_again_changes_nothing(
-    tmp_path: Path, simulator: Any, configure_api: Callable[..., Settings], run_full_export: Callable[..., Any]
+    tmp_path: Path, simulator: Any, configure_api: Callable[..., Settings]
 ) -> None:
     settings = configure_api(simulator, tmp_path / "data")
-    assert run_full_export(settings).success
+    assert full_export(settings).success
     before = {spec.name: _table(settings, spec) for spec in REPORTS}
-    second = run_full_export(settings)
+    second = full_export(settings)
     assert second.success
     assert {spec.name: _table(settings, spec) for spec in REPORTS} == before
     for event in second.get_asset_materialization_events():
@@ -116,12 +117,11 @@ def test_an_unavailable_module_fails_its_asset_clearly_and_the_others_load(
     tmp_path: Path,
     simulator_factory: Any,
     configure_api: Callable[..., Settings],
-    run_full_export: Callable[..., Any],
 ) -> None:
     faults = FaultPlan([FaultRule("create", "module_unavailable", count=None, report=COURSE_STATISTICS.name)])
     with simulator_factory(faults=faults) as running:
         settings = configure_api(running, tmp_path / "data")
-        result = run_full_export(settings)
+        result = full_export(settings)
     assert not result.success
     failure = result.failure_data_for_node(COURSE_STATISTICS.name)
     assert failure is not None and "not available for this company" in failure.error.message
@@ -131,14 +131,14 @@ def test_an_unavailable_module_fails_its_asset_clearly_and_the_others_load(
 
 
 def test_without_an_api_url_the_embedded_simulator_is_used_and_said(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, run_full_export: Callable[..., Any]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     for name in ("EKVIO_API_URL", "EKVIO_API_TOKEN", "EKVIO_POLL_INTERVAL_SECONDS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("EKVIO_DATA_DIR", str(tmp_path / "data"))
     settings = Settings.from_env()
     instance = dg.DagsterInstance.ephemeral()
-    result = run_full_export(settings, (ATTEMPTS.name,), instance)
+    result = full_export(settings, (ATTEMPTS.name,), instance)
     assert result.success
     assert len(_table(settings, ATTEMPTS)) > 0
     messages = [entry.user_message for entry in instance.all_logs(result.run_id)]

@@ -23,8 +23,7 @@ from ekvio_assets.reports.specs import REPORTS, REPORTS_BY_NAME, ReportSpec
 from ekvio_assets.simulator import Dataset, FaultKind, FaultPlan, FaultRule, ProtocolOptions, running_simulator
 from ekvio_assets.simulator.faults import KINDS_BY_CALL, Call
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
-from ekvio_assets_tests.conftest import TEST_TOKEN
-from ekvio_assets_tests.test_incremental import _data_rows, _day, _end_of_day, _truth
+from ekvio_assets_tests.conftest import TEST_TOKEN, day_key, end_of_day, table_by_key, truth_by_key
 
 BASELINE_DAYS = range(0, 5)  # loaded cleanly before every case
 FAULTY_DAYS = range(5, 7)  # the run the fault hits
@@ -91,7 +90,7 @@ def baseline(tmp_path_factory: pytest.TempPathFactory, dataset: Dataset) -> Path
     """A working database holding the first days of every report, loaded without faults."""
     data_dir = tmp_path_factory.mktemp("baseline")
     with running_simulator(dataset, token=TEST_TOKEN) as clean:
-        clean.set_now(_end_of_day(clean, BASELINE_DAYS[-1]))
+        clean.set_now(end_of_day(clean, BASELINE_DAYS[-1]))
         result = _refresh(clean, data_dir, BASELINE_DAYS, [spec.name for spec in REPORTS])
     assert result.success
     working = DuckDBWarehouse(data_dir=str(data_dir), timezone="Europe/Moscow").working_path
@@ -134,7 +133,7 @@ def run_with_fault(baseline: Path, dataset: Dataset, tmp_path: Path) -> Iterator
         # Retry-After: 0, as the vendor's servers may send: the client backs off all the same.
         protocol = ProtocolOptions(retry_after="0")
         with running_simulator(dataset, token=TEST_TOKEN, faults=FaultPlan([rule]), protocol=protocol) as running:
-            running.set_now(_end_of_day(running, FAULTY_DAYS[-1]))
+            running.set_now(end_of_day(running, FAULTY_DAYS[-1]))
             result = _refresh(running, data_dir, FAULTY_DAYS, [case.report])
             injected = [fault.kind for fault in running.state.faults_injected]
         assert injected and set(injected) == {case.kind}, injected
@@ -161,15 +160,15 @@ def _refresh(running: Any, data_dir: Path, days: range, reports: list[str]) -> d
     return dg.materialize(
         [asset for asset in assets if asset.op.name in reports],
         resources={"ekvio_api": fast, "warehouse": DuckDBWarehouse(data_dir=str(data_dir), timezone=settings.timezone)},
-        tags=partition_range_tags(_day(running, days[0]), _day(running, days[-1])),
+        tags=partition_range_tags(day_key(running, days[0]), day_key(running, days[-1])),
         raise_on_error=False,
     )
 
 
 def _assert_equals_truth(outcome: Outcome, rejected: int = 0) -> None:
     """The table holds the truth, except for at most `rejected` keys whose newest version was set aside."""
-    table = _data_rows(outcome.working_path, outcome.spec)
-    truth = _truth(outcome.running, outcome.spec, _end_of_day(outcome.running, FAULTY_DAYS[-1]))
+    table = table_by_key(outcome.working_path, outcome.spec)
+    truth = truth_by_key(outcome.running, outcome.spec, end_of_day(outcome.running, FAULTY_DAYS[-1]))
     assert table.keys() <= truth.keys(), outcome.spec.name
     differing = [
         key for key, expected in truth.items()
@@ -202,7 +201,7 @@ def test_a_permanent_fault_fails_the_run_clearly_and_leaves_the_table_as_it_was(
     if case.call is not Call.CREATE:
         assert f"task {outcome.task_ids()[-1]}" in message, message
     assert "Traceback" not in message and message.count("\n") <= 1, message
-    assert _data_rows(outcome.working_path, outcome.spec) == _data_rows(baseline, outcome.spec)
+    assert table_by_key(outcome.working_path, outcome.spec) == table_by_key(baseline, outcome.spec)
     if case.call is Call.DOWNLOAD and case.kind is not FaultKind.DROP_CONNECTION and case.kind is not FaultKind.FILE_404:
         archived = list((outcome.data_dir / "raw" / case.report).iterdir())
         assert {parse_raw_file_name(path.name)[1] for path in archived} == {outcome.task_ids()[-1]}

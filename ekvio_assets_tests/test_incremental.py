@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -22,6 +18,16 @@ from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
 from ekvio_assets.reports.specs import ATTEMPTS, REPORT_TABLES, REPORTS, ReportSpec
 from ekvio_assets.simulator import FaultPlan, FaultRule
+from ekvio_assets_tests.conftest import (
+    assert_tables_equal_truth,
+    cli_refresh,
+    day_key,
+    end_of_day,
+    refresh_days,
+    run_job,
+    table_by_key,
+    truth_by_key,
+)
 
 
 @pytest.fixture
@@ -29,91 +35,43 @@ def settings(tmp_path: Path, simulator: Any, configure_api: Callable[..., Settin
     return configure_api(simulator, tmp_path / "data")
 
 
-def _day(running: Any, index: int) -> str:
-    return running.dataset.day_window(index)[0].date().isoformat()
-
-
-def _run(settings: Settings, job_name: str, tags: dict[str, str], instance: dg.DagsterInstance | None = None):
-    job = build_definitions(settings).resolve_job_def(job_name)
-    result = job.execute_in_process(instance=instance or dg.DagsterInstance.ephemeral(), tags=tags, raise_on_error=False)
-    assert result.success
-    return result
-
-
-def _refresh_days(settings: Settings, running: Any, first: int, last: int | None = None, **kwargs: Any):
-    return _run(settings, REFRESH_JOB, partition_range_tags(_day(running, first), _day(running, last or first)), **kwargs)
-
-
-def _data_rows(database: Path, spec: ReportSpec) -> dict[tuple[Any, ...], dict[str, Any]]:
-    with duckdb.connect(str(database), read_only=True) as con:
-        cursor = con.execute(f'SELECT * FROM "{spec.name}"')
-        names = [column[0] for column in cursor.description]
-        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
-    table = {}
-    for row in rows:
-        data = {name: value for name, value in row.items() if not name.startswith("_")}
-        data["extra_fields"] = json.loads(data["extra_fields"]) if data["extra_fields"] else None
-        table[tuple(row[column] for column in spec.key)] = data
-    return table
-
-
-def _truth(running: Any, spec: ReportSpec, as_of: datetime | None) -> dict[tuple[Any, ...], dict[str, Any]]:
-    return {tuple(row[c] for c in spec.key): row for row in running.dataset.truth(spec.name, as_of=as_of)}
-
-
-def _assert_tables_equal_truth(settings: Settings, running: Any, as_of: datetime | None) -> None:
-    for spec in REPORTS:
-        table, truth = _data_rows(settings.working_database_path, spec), _truth(running, spec, as_of)
-        assert table.keys() == truth.keys(), spec.name
-        for key, expected in truth.items():
-            assert {name: table[key].get(name) for name in expected} == expected, (spec.name, key)
-        if spec.parents is not None:
-            parents = _data_rows(settings.working_database_path, spec.parents)
-            expected_parents = running.dataset.parents_truth(spec.name, as_of=as_of)
-            assert parents == {tuple(row[c] for c in spec.parents.key): row for row in expected_parents}
-
-
-def _end_of_day(running: Any, index: int) -> datetime:
-    return running.dataset.day_window(index)[1]
-
-
 def test_day_by_day_refreshes_follow_the_truth_and_rerunning_is_a_no_op(settings: Settings, simulator: Any) -> None:
-    simulator.set_now(_end_of_day(simulator, 0))
-    _refresh_days(settings, simulator, 0)
-    _assert_tables_equal_truth(settings, simulator, _end_of_day(simulator, 0))
+    simulator.set_now(end_of_day(simulator, 0))
+    refresh_days(settings, simulator, 0)
+    assert_tables_equal_truth(settings, simulator, end_of_day(simulator, 0))
 
-    simulator.set_now(_end_of_day(simulator, 1))
-    second = _refresh_days(settings, simulator, 1)
-    _assert_tables_equal_truth(settings, simulator, _end_of_day(simulator, 1))
+    simulator.set_now(end_of_day(simulator, 1))
+    second = refresh_days(settings, simulator, 1)
+    assert_tables_equal_truth(settings, simulator, end_of_day(simulator, 1))
     assert sum(e.materialization.metadata["rows_updated"].value for e in second.get_asset_materialization_events()) > 0
     assert all(check.passed for check in second.get_asset_check_evaluations())
 
-    before = {spec.name: _data_rows(settings.working_database_path, spec) for spec in REPORTS}
-    again = _refresh_days(settings, simulator, 0)
-    assert {spec.name: _data_rows(settings.working_database_path, spec) for spec in REPORTS} == before
+    before = {spec.name: table_by_key(settings.working_database_path, spec) for spec in REPORTS}
+    again = refresh_days(settings, simulator, 0)
+    assert {spec.name: table_by_key(settings.working_database_path, spec) for spec in REPORTS} == before
     assert all(e.materialization.metadata["rows_changed"].value == 0 for e in again.get_asset_materialization_events())
-    _assert_tables_equal_truth(settings, simulator, _end_of_day(simulator, 1))
+    assert_tables_equal_truth(settings, simulator, end_of_day(simulator, 1))
 
 
 def test_an_older_window_loaded_after_a_newer_one_keeps_the_newer_values(settings: Settings, simulator: Any) -> None:
-    simulator.set_now(_end_of_day(simulator, 3))
-    _refresh_days(settings, simulator, 0, 3)
-    before = {spec.name: _data_rows(settings.working_database_path, spec) for spec in REPORTS}
+    simulator.set_now(end_of_day(simulator, 3))
+    refresh_days(settings, simulator, 0, 3)
+    before = {spec.name: table_by_key(settings.working_database_path, spec) for spec in REPORTS}
 
-    simulator.set_now(_end_of_day(simulator, 0))  # an export taken back then, arriving late
-    late = _refresh_days(settings, simulator, 0)
+    simulator.set_now(end_of_day(simulator, 0))  # an export taken back then, arriving late
+    late = refresh_days(settings, simulator, 0)
     assert sum(e.materialization.metadata["rows_in_files"].value for e in late.get_asset_materialization_events()) > 0
-    assert {spec.name: _data_rows(settings.working_database_path, spec) for spec in REPORTS} == before
-    _assert_tables_equal_truth(settings, simulator, _end_of_day(simulator, 3))
+    assert {spec.name: table_by_key(settings.working_database_path, spec) for spec in REPORTS} == before
+    assert_tables_equal_truth(settings, simulator, end_of_day(simulator, 3))
 
 
 def test_a_range_backfill_is_one_run_with_few_tasks(
     tmp_path: Path, simulator: Any, configure_api: Callable[..., Settings]
 ) -> None:
     settings = configure_api(simulator, tmp_path / "data", EKVIO_MAX_WINDOW_DAYS="4")
-    simulator.set_now(_end_of_day(simulator, 9))
+    simulator.set_now(end_of_day(simulator, 9))
     instance = dg.DagsterInstance.ephemeral()
-    result = _refresh_days(settings, simulator, 0, 9, instance=instance)
+    result = refresh_days(settings, simulator, 0, 9, instance=instance)
     assert len(instance.get_runs()) == 1
     for spec in REPORTS:
         windows = [(task.after, task.to) for task in simulator.state.tasks if task.report == spec.name]
@@ -124,20 +82,20 @@ def test_a_range_backfill_is_one_run_with_few_tasks(
         ], spec.name
         assert result.asset_materializations_for_node(spec.name)[0].metadata["export_tasks"].value == 3
         events = [e for e in result.get_asset_materialization_events() if e.asset_key.path == [spec.name]]
-        assert {e.partition for e in events} == {_day(simulator, index) for index in range(10)}
+        assert {e.partition for e in events} == {day_key(simulator, index) for index in range(10)}
         per_day = {e.partition: e.materialization.metadata["dagster/row_count"].value for e in events}
         assert per_day == _rows_changed_per_day(settings, spec, simulator, 10), spec.name
         assert len(set(per_day.values())) > 1, spec.name
         assert {e.materialization.metadata["table_rows"].value for e in events} == {
-            len(_data_rows(settings.working_database_path, spec))
+            len(table_by_key(settings.working_database_path, spec))
         }
-    _assert_tables_equal_truth(settings, simulator, _end_of_day(simulator, 9))
+    assert_tables_equal_truth(settings, simulator, end_of_day(simulator, 9))
 
 
 def _rows_changed_per_day(settings: Settings, spec: ReportSpec, running: Any, days: int) -> dict[str, int]:
     with duckdb.connect(str(settings.working_database_path), read_only=True) as con:
         return {
-            _day(running, index): con.execute(
+            day_key(running, index): con.execute(
                 f'SELECT count(*) FROM "{spec.name}" WHERE _changed_at >= ? AND _changed_at < ?',
                 list(running.dataset.day_window(index)),
             ).fetchone()[0]
@@ -152,56 +110,37 @@ def test_thirty_days_day_by_day_equal_one_full_load_and_reconcile_changes_nothin
     daily = configure_api(simulator, tmp_path / "daily")
     instance = dg.DagsterInstance.ephemeral()
     for index in range(days):
-        simulator.set_now(_end_of_day(simulator, index))
-        _refresh_days(daily, simulator, index, instance=instance)
+        simulator.set_now(end_of_day(simulator, index))
+        refresh_days(daily, simulator, index, instance=instance)
 
     full = configure_api(simulator, tmp_path / "full")
-    _run(full, RECONCILE_JOB, full_export_tags(daily_partitions(full), full.lookback_days))
+    run_job(full, RECONCILE_JOB, full_export_tags(daily_partitions(full), full.lookback_days))
     for table in REPORT_TABLES:
-        assert _data_rows(daily.working_database_path, table) == _data_rows(full.working_database_path, table), table.name
-    _assert_tables_equal_truth(daily, simulator, None)
+        assert table_by_key(daily.working_database_path, table) == table_by_key(full.working_database_path, table), table.name
+    assert_tables_equal_truth(daily, simulator, None)
 
     daily = configure_api(simulator, tmp_path / "daily")
-    reconcile = _run(daily, RECONCILE_JOB, full_export_tags(daily_partitions(daily), daily.lookback_days), instance=instance)
+    reconcile = run_job(daily, RECONCILE_JOB, full_export_tags(daily_partitions(daily), daily.lookback_days), instance=instance)
     changed = {e.asset_key.path[-1]: e.materialization.metadata["rows_changed"].value for e in reconcile.get_asset_materialization_events()}
     assert changed == {table.name: 0 for table in REPORT_TABLES}
 
 
 def test_reconcile_counts_the_rows_the_daily_runs_missed(settings: Settings, simulator: Any) -> None:
-    simulator.set_now(_end_of_day(simulator, 4))
-    _refresh_days(settings, simulator, 0, 1)
+    simulator.set_now(end_of_day(simulator, 4))
+    refresh_days(settings, simulator, 0, 1)
     simulator.set_now(None)
-    reconcile = _run(settings, RECONCILE_JOB, full_export_tags(daily_partitions(settings), settings.lookback_days))
+    reconcile = run_job(settings, RECONCILE_JOB, full_export_tags(daily_partitions(settings), settings.lookback_days))
     changed = {e.asset_key.path[-1]: e.materialization.metadata["rows_changed"].value for e in reconcile.get_asset_materialization_events()}
     assert all(count > 0 for count in changed.values()), changed
-    _assert_tables_equal_truth(settings, simulator, None)
-
-
-def _cli(data_dir: Path, running: Any, output: Path, *args: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EKVIO_", "DAGSTER_"))}
-    env.update(
-        EKVIO_API_URL=running.url,
-        EKVIO_API_TOKEN=running.token,
-        EKVIO_DATA_DIR=str(data_dir),
-        EKVIO_POLL_INTERVAL_SECONDS="0.05",
-        EKVIO_START_DATE=running.dataset.config.start.isoformat(),
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "ekvio_assets.cli", "refresh", *args],
-        cwd=Path(__file__).resolve().parents[1],
-        env=env,
-        # Files, not pipes: a full pipe would stall one run while it holds a pool slot.
-        stdout=output.with_suffix(".out").open("w"),
-        stderr=output.with_suffix(".err").open("w"),
-    )
+    assert_tables_equal_truth(settings, simulator, None)
 
 
 def test_two_runs_started_at_once_both_succeed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: Any) -> None:
     data_dir = tmp_path / "data"
-    simulator.set_now(_end_of_day(simulator, 7))
-    days = [_day(simulator, index) for index in range(8)]
+    simulator.set_now(end_of_day(simulator, 7))
+    days = [day_key(simulator, index) for index in range(8)]
     ranges = [(days[0], days[5]), (days[3], days[7])]
-    runs = [_cli(data_dir, simulator, tmp_path / f"run{n}", "--from", first, "--to", last) for n, (first, last) in enumerate(ranges)]
+    runs = [cli_refresh(data_dir, simulator, tmp_path / f"run{n}", "--from", first, "--to", last) for n, (first, last) in enumerate(ranges)]
     for n, process in enumerate(runs):
         assert process.wait(timeout=300) == 0, (tmp_path / f"run{n}.err").read_text()[-3000:]
         assert "could not set lock" not in (tmp_path / f"run{n}.err").read_text().lower()
@@ -212,7 +151,7 @@ def test_two_runs_started_at_once_both_succeed(monkeypatch: pytest.MonkeyPatch, 
         assert sorted(run.job_name for run in runs) == [ANALYTICS_JOB, ANALYTICS_JOB, REFRESH_JOB, REFRESH_JOB]
         assert {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
     for spec in REPORTS:
-        assert _data_rows(data_dir / "ekvio.duckdb", spec).keys() == _truth(simulator, spec, _end_of_day(simulator, 7)).keys()
+        assert table_by_key(data_dir / "ekvio.duckdb", spec).keys() == truth_by_key(simulator, spec, end_of_day(simulator, 7)).keys()
 
 
 def test_the_daily_schedule_requests_the_day_just_ended(settings: Settings) -> None:

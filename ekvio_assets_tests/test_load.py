@@ -24,6 +24,7 @@ from ekvio_assets.reports.checks import (
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS, PROGRAM_STATISTICS, ReportSpec
 from ekvio_assets.reports.staging import ReportFileError
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
+from ekvio_assets_tests.conftest import attempt_record
 
 MOSCOW_OFFSET_HOURS = 3
 
@@ -51,22 +52,13 @@ def _rows(warehouse: DuckDBWarehouse, sql: str) -> list[dict[str, Any]]:
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
-def _attempt(attempt_id: str, updated_at: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "id": attempt_id, "material_id": 742, "login": "ivanov", "status": "completed", "number": 1,
-        "points": 10, "percent": 100, "q_count": 5, "q_success": 5, "q_fail": 0, "q_checking": 0,
-        "started_at": "2024-03-01T10:00:00+03:00", "ended_at": "2024-03-01T10:05:00+03:00",
-        "created_at": "2024-03-01T10:05:00+03:00", "updated_at": updated_at, **fields,
-    }
-
-
 def test_drifted_values_land_typed_and_nothing_is_dropped(warehouse: DuckDBWarehouse, tmp_path: Path) -> None:
     payload = {"data": [
-        _attempt("a1", "2024-03-01T10:05:00", material_id="742", points="12", tags=["x"], category_id=5),
-        _attempt("a2", "2024-03-01 07:05:00Z", ended_at=None, percent=80.0),
-        {k: v for k, v in _attempt("a3", "2024-03-01T12:05:00+05:00").items() if k != "number"},
-        _attempt("a4", 1709276700),
-        _attempt("a5", "1709276700000"),
+        attempt_record("a1", "2024-03-01T10:05:00", material_id="742", points="12", tags=["x"], category_id=5),
+        attempt_record("a2", "2024-03-01 07:05:00Z", ended_at=None, percent=80.0),
+        {k: v for k, v in attempt_record("a3", "2024-03-01T12:05:00+05:00").items() if k != "number"},
+        attempt_record("a4", 1709276700),
+        attempt_record("a5", "1709276700000"),
     ]}
     loaded = _load(warehouse, ATTEMPTS, _write(tmp_path, "a.json", payload))
     assert (loaded.outcome.inserted, loaded.outcome.rejected) == (5, 0)
@@ -124,11 +116,11 @@ def test_company_specific_course_fields_become_columns(warehouse: DuckDBWarehous
 
 def test_unreadable_records_are_set_aside_with_the_failing_field(warehouse: DuckDBWarehouse, tmp_path: Path) -> None:
     payload = {"data": [
-        _attempt("good", "2024-03-01T10:05:00+03:00"),
-        _attempt("bad-points", "2024-03-01T10:05:00+03:00", points="twelve"),
-        _attempt("bad-date", "31.02.2024", percent=12.5),
-        _attempt("huge-number", "99999999999999999999"),
-        {k: v for k, v in _attempt("x", "2024-03-01T10:05:00+03:00").items() if k != "id"},
+        attempt_record("good", "2024-03-01T10:05:00+03:00"),
+        attempt_record("bad-points", "2024-03-01T10:05:00+03:00", points="twelve"),
+        attempt_record("bad-date", "31.02.2024", percent=12.5),
+        attempt_record("huge-number", "99999999999999999999"),
+        {k: v for k, v in attempt_record("x", "2024-03-01T10:05:00+03:00").items() if k != "id"},
         "not an object",
     ]}
     loaded = _load(warehouse, ATTEMPTS, _write(tmp_path, "a.json", payload))
@@ -150,8 +142,8 @@ def test_unreadable_records_are_set_aside_with_the_failing_field(warehouse: Duck
 
 def test_duplicate_keys_keep_the_newest_version(warehouse: DuckDBWarehouse, tmp_path: Path) -> None:
     payload = {"data": [
-        _attempt("a1", "2024-03-02T10:00:00+03:00", points=20),
-        _attempt("a1", "2024-03-01T10:00:00+03:00", points=10),
+        attempt_record("a1", "2024-03-02T10:00:00+03:00", points=20),
+        attempt_record("a1", "2024-03-01T10:00:00+03:00", points=10),
     ]}
     loaded = _load(warehouse, ATTEMPTS, _write(tmp_path, "a.json", payload))
     assert (loaded.outcome.inserted, loaded.outcome.duplicates) == (1, 1)
@@ -159,8 +151,8 @@ def test_duplicate_keys_keep_the_newest_version(warehouse: DuckDBWarehouse, tmp_
 
 
 def test_reloading_changes_nothing_and_older_files_never_roll_back(warehouse: DuckDBWarehouse, tmp_path: Path) -> None:
-    newer = _write(tmp_path, "newer.json", {"data": [_attempt("a1", "2024-03-02T10:00:00+03:00", points=20)]})
-    older = _write(tmp_path, "older.json", {"data": [_attempt("a1", "2024-03-01T10:00:00+03:00", points=10)]})
+    newer = _write(tmp_path, "newer.json", {"data": [attempt_record("a1", "2024-03-02T10:00:00+03:00", points=20)]})
+    older = _write(tmp_path, "older.json", {"data": [attempt_record("a1", "2024-03-01T10:00:00+03:00", points=10)]})
     _load(warehouse, ATTEMPTS, newer, task_id="new")
     before = _rows(warehouse, "SELECT * FROM attempts")
 
@@ -170,7 +162,7 @@ def test_reloading_changes_nothing_and_older_files_never_roll_back(warehouse: Du
     assert (late.outcome.inserted, late.outcome.updated) == (0, 0)
     assert _rows(warehouse, "SELECT * FROM attempts") == before
 
-    changed = _write(tmp_path, "changed.json", {"data": [_attempt("a1", "2024-03-03T10:00:00+03:00", points=30)]})
+    changed = _write(tmp_path, "changed.json", {"data": [attempt_record("a1", "2024-03-03T10:00:00+03:00", points=30)]})
     assert _load(warehouse, ATTEMPTS, changed, task_id="changed").outcome.updated == 1
     assert _rows(warehouse, "SELECT points, _task_id FROM attempts") == [{"points": 30, "_task_id": "changed"}]
 
@@ -180,10 +172,10 @@ def test_a_version_of_the_same_change_time_is_written_only_if_its_data_differ(
 ) -> None:
     # Without a change time of its own a row takes its window's end, later with each day.
     same_time = "2024-03-01T10:00:00+03:00"
-    first = [_attempt("a1", same_time, points=10), _attempt("a2", None, points=1), _attempt("a3", None, points=1)]
+    first = [attempt_record("a1", same_time, points=10), attempt_record("a2", None, points=1), attempt_record("a3", None, points=1)]
     _load(warehouse, ATTEMPTS, _write(tmp_path, "first.json", {"data": first}), task_id="first",
           start=datetime(2024, 3, 1, tzinfo=timezone.utc), end=datetime(2024, 3, 2, tzinfo=timezone.utc))
-    corrected = [_attempt("a1", same_time, points=11), _attempt("a2", None, points=1), _attempt("a3", None, points=2)]
+    corrected = [attempt_record("a1", same_time, points=11), attempt_record("a2", None, points=1), attempt_record("a3", None, points=2)]
     loaded = _load(warehouse, ATTEMPTS, _write(tmp_path, "corrected.json", {"data": corrected}), task_id="next",
                    start=datetime(2024, 3, 2, tzinfo=timezone.utc), end=datetime(2024, 3, 3, tzinfo=timezone.utc))
     assert (loaded.outcome.inserted, loaded.outcome.updated) == (0, 2)
@@ -310,7 +302,7 @@ def test_a_parent_that_cannot_be_read_is_set_aside_once_in_its_table(warehouse: 
 def test_broken_files_fail_clearly_and_leave_the_table_as_it_was(
     warehouse: DuckDBWarehouse, tmp_path: Path, content: Any, message: str
 ) -> None:
-    _load(warehouse, ATTEMPTS, _write(tmp_path, "ok.json", {"data": [_attempt("a0", "2024-03-01T10:00:00+03:00")]}))
+    _load(warehouse, ATTEMPTS, _write(tmp_path, "ok.json", {"data": [attempt_record("a0", "2024-03-01T10:00:00+03:00")]}))
     before = _rows(warehouse, "SELECT * FROM attempts")
     broken = _write(tmp_path, "broken.json", content)
     with pytest.raises(ReportFileError, match="Test attempts task 9") as raised:
@@ -336,12 +328,12 @@ def _check_results(warehouse: DuckDBWarehouse, spec: ReportSpec) -> dict[str, An
 def test_report_checks_pass_on_clean_data_and_name_what_breaks_them(
     warehouse: DuckDBWarehouse, tmp_path: Path
 ) -> None:
-    _load(warehouse, ATTEMPTS, _write(tmp_path, "clean.json", {"data": [_attempt("a1", "2024-03-01T10:00:00+03:00")]}))
+    _load(warehouse, ATTEMPTS, _write(tmp_path, "clean.json", {"data": [attempt_record("a1", "2024-03-01T10:00:00+03:00")]}))
     assert all(result.passed for result in _check_results(warehouse, ATTEMPTS).values())
 
     broken = {"data": [
-        _attempt("a2", "2024-03-01T10:00:00+03:00", percent=150),
-        _attempt("a3", "2024-03-01T10:00:00+03:00", status="archived", q_success=1),
+        attempt_record("a2", "2024-03-01T10:00:00+03:00", percent=150),
+        attempt_record("a3", "2024-03-01T10:00:00+03:00", status="archived", q_success=1),
     ]}
     _load(warehouse, ATTEMPTS, _write(tmp_path, "broken.json", broken))
     results = _check_results(warehouse, ATTEMPTS)
@@ -366,7 +358,7 @@ def test_an_export_with_less_than_half_the_rows_held_for_its_window_is_a_warning
     warehouse: DuckDBWarehouse, tmp_path: Path
 ) -> None:
     day = {"start": datetime(2024, 3, 1, tzinfo=timezone.utc), "end": datetime(2024, 3, 2, tzinfo=timezone.utc)}
-    attempts = [_attempt(f"a{n}", "2024-03-01T12:00:00+03:00") for n in range(5)]
+    attempts = [attempt_record(f"a{n}", "2024-03-01T12:00:00+03:00") for n in range(5)]
     first = _load(warehouse, ATTEMPTS, _write(tmp_path, "first.json", {"data": attempts}), **day)
     assert (first.outcome.rows_held_for_window, export_size_result(ATTEMPTS, [first.outcome]).passed) == (0, True)
     same = _load(warehouse, ATTEMPTS, _write(tmp_path, "same.json", {"data": attempts[:3]}), **day)
@@ -385,7 +377,7 @@ def test_records_the_reader_cannot_take_as_they_came_are_streamed_with_the_same_
 ) -> None:
     # A key twice in an object (the last one counts, as when the file is parsed record by record)
     # and a record that is not an object make DuckDB's reader give up on the copied array.
-    twice = json.dumps(_attempt("a1", "2024-03-01T10:00:00+03:00", points=10))[:-1] + ', "points": 20}'
+    twice = json.dumps(attempt_record("a1", "2024-03-01T10:00:00+03:00", points=10))[:-1] + ', "points": 20}'
     path = _write(tmp_path, "a.json", '{"data": [' + twice + ', "not an object"]}')
     loaded = _load(warehouse, ATTEMPTS, path)
     assert (loaded.outcome.inserted, loaded.outcome.rejected) == (1, 1)
@@ -418,12 +410,12 @@ DRIFTING_RECORDS = {
         {"id": 4},
     ],
     ATTEMPTS.name: [
-        _attempt("a1", "2024-03-01T10:00:00+03:00", note=None),
-        _attempt("a2", "2024-03-01T10:00:00+03:00", points="lots"),
+        attempt_record("a1", "2024-03-01T10:00:00+03:00", note=None),
+        attempt_record("a2", "2024-03-01T10:00:00+03:00", points="lots"),
         {},
-        _attempt("a3", "2024-03-01T10:00:00+03:00", tags=[1, {"x": None}]),
-        _attempt("a1", "2024-03-02T10:00:00+03:00", points=3),
-        _attempt("a4", "2024-02-01"),
+        attempt_record("a3", "2024-03-01T10:00:00+03:00", tags=[1, {"x": None}]),
+        attempt_record("a1", "2024-03-02T10:00:00+03:00", points=3),
+        attempt_record("a4", "2024-02-01"),
     ],
 }
 

@@ -28,8 +28,7 @@ from ekvio_assets.models.assets import (
 from ekvio_assets.models.specs import LEARNERS, MATERIALS, MODELS, MODELS_BY_NAME, MATERIAL_TYPES
 from ekvio_assets.simulator import Dataset, running_simulator
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
-from ekvio_assets_tests.conftest import TEST_TOKEN
-from ekvio_assets_tests.test_assets import _full_load
+from ekvio_assets_tests.conftest import TEST_TOKEN, full_export
 
 MODEL_KEYS = [dg.AssetKey(spec.name) for spec in MODELS]
 
@@ -63,7 +62,7 @@ def loaded(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         patch.setenv("EKVIO_POLL_INTERVAL_SECONDS", "0.02")
         patch.setenv("EKVIO_START_DATE", dataset.config.start.isoformat())
         settings = Settings.from_env()
-        assert _full_load(settings).success
+        assert full_export(settings).success
         built_from = datetime.now(timezone.utc)
         result = _materialize_models(settings.data_dir, settings.timezone)
         built_to = datetime.now(timezone.utc)

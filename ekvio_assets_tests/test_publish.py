@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from ekvio_assets_tests.test_incremental import _cli, _day, _end_of_day
+from ekvio_assets_tests.conftest import cli_refresh, day_key, end_of_day
 
 # A report table and a model that aggregates it: in one complete refresh they agree.
 CONSISTENCY_QUERY = "SELECT (SELECT count(*) FROM attempts), (SELECT sum(attempts_count) FROM materials)"
@@ -39,15 +39,15 @@ def _state(database: Path) -> tuple[int, int]:
 
 
 def _refresh(data_dir: Path, running: Any, tmp_path: Path, name: str, *args: str) -> None:
-    process = _cli(data_dir, running, tmp_path / name, *args)
+    process = cli_refresh(data_dir, running, tmp_path / name, *args)
     assert process.wait(timeout=300) == 0, (tmp_path / f"{name}.err").read_text()[-3000:]
 
 
 def test_a_reader_holding_the_file_during_a_refresh_sees_old_or_new_never_half(tmp_path: Path, simulator: Any) -> None:
     data_dir = tmp_path / "data"
     database = data_dir / "ekvio.duckdb"
-    simulator.set_now(_end_of_day(simulator, 3))
-    _refresh(data_dir, simulator, tmp_path, "first", "--from", _day(simulator, 0), "--to", _day(simulator, 3))
+    simulator.set_now(end_of_day(simulator, 3))
+    _refresh(data_dir, simulator, tmp_path, "first", "--from", day_key(simulator, 0), "--to", day_key(simulator, 3))
     old = _state(database)
 
     stop = tmp_path / "stop"

@@ -14,7 +14,7 @@ from ekvio_assets.reports.replay import FOREIGN_TASK_ID, ReplayError, replay_raw
 from ekvio_assets.reports.specs import ATTEMPTS
 from ekvio_assets.reports.staging import ReportFileError
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
-from ekvio_assets_tests.test_load import _attempt
+from ekvio_assets_tests.conftest import attempt_record
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_a_file_that_failed_to_load_replays_once_repaired_keeping_its_task_id(
     fetched = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
     archived = warehouse.raw_dir(ATTEMPTS.name) / raw_file_name(fetched, "4711")
     archived.parent.mkdir(parents=True)
-    content = json.dumps({"data": [_attempt("a1", "2026-11-26T10:00:00+03:00")]})
+    content = json.dumps({"data": [attempt_record("a1", "2026-11-26T10:00:00+03:00")]})
     archived.write_text(content[: len(content) // 2], encoding="utf-8")
     with pytest.raises(ReportFileError, match=f"Test attempts task 4711: .*The raw file stays at {archived}"):
         replay_raw_file(warehouse, archived)
@@ -52,7 +52,7 @@ def test_a_file_from_outside_the_archive_is_archived_under_a_name_made_here(
     warehouse: DuckDBWarehouse, tmp_path: Path
 ) -> None:
     outside = tmp_path / "..\\..\\attempts.json"
-    outside.write_text(json.dumps({"data": [_attempt("a2", "2026-11-26T10:00:00+03:00")]}), encoding="utf-8")
+    outside.write_text(json.dumps({"data": [attempt_record("a2", "2026-11-26T10:00:00+03:00")]}), encoding="utf-8")
     with pytest.raises(ReplayError, match="cannot tell the report"):
         replay_raw_file(warehouse, outside)
     _, exported, _ = replay_raw_file(warehouse, outside, report=ATTEMPTS.name)

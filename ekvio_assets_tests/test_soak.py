@@ -54,14 +54,14 @@ from ekvio_assets.simulator import (
     RunningSimulator,
     running_simulator,
 )
-from ekvio_assets_tests.conftest import SIMULATED_DAYS
-from ekvio_assets_tests.test_incremental import (
-    _assert_tables_equal_truth,
-    _data_rows,
-    _day,
-    _end_of_day,
-    _settings,
-    _truth,
+from ekvio_assets_tests.conftest import (
+    SIMULATED_DAYS,
+    assert_tables_equal_truth,
+    day_key,
+    end_of_day,
+    settings_for,
+    table_by_key,
+    truth_by_key,
 )
 
 SOAK_DAYS = int(os.environ.get("EKVIO_SOAK_DAYS", "6"))
@@ -127,11 +127,11 @@ def _refresh_until_it_succeeds(
     failed: list[FailedStep] = []
     job = defs.resolve_job_def(REFRESH_JOB)
     for _ in range(RUNS_PER_DAY):
-        result = job.execute_in_process(instance=instance, partition_key=_day(running, day), raise_on_error=False)
+        result = job.execute_in_process(instance=instance, partition_key=day_key(running, day), raise_on_error=False)
         failed += _failed_steps(result)
         if result.success:
             return failed
-    pytest.fail(f"day {_day(running, day)} still failed after {RUNS_PER_DAY} runs: {[f.message for f in failed]}")
+    pytest.fail(f"day {day_key(running, day)} still failed after {RUNS_PER_DAY} runs: {[f.message for f in failed]}")
 
 
 @contextlib.contextmanager
@@ -168,22 +168,22 @@ def soak(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             ) as running,
             _everything_logged_or_printed() as output,
         ):
-            settings = _settings(environment, root / "data", running, **FAST_RETRIES)
+            settings = settings_for(environment, running, root / "data", **FAST_RETRIES)
             defs = build_definitions(settings)
             failed_steps: list[FailedStep] = []
             for day in range(SOAK_DAYS):
-                running.set_now(_end_of_day(running, day))
+                running.set_now(end_of_day(running, day))
                 failed_steps += _refresh_until_it_succeeds(defs, instance, running, day)
         yield Soak(token, settings, instance, instance_dir, running, failed_steps, output.getvalue())
 
 
 def _rows_lost(soak: Soak) -> int:
     """Rows of the truth that the tables miss or hold with other values."""
-    as_of = _end_of_day(soak.running, SOAK_DAYS - 1)
+    as_of = end_of_day(soak.running, SOAK_DAYS - 1)
     lost = 0
     for spec in REPORTS:
-        table = _data_rows(soak.settings.working_database_path, spec)
-        for key, row in _truth(soak.running, spec, as_of).items():
+        table = table_by_key(soak.settings.working_database_path, spec)
+        for key, row in truth_by_key(soak.running, spec, as_of).items():
             lost += key not in table or {name: table[key].get(name) for name in row} != row
     return lost
 
@@ -210,7 +210,7 @@ def test_a_soak_of_random_transient_faults_loses_no_row(soak: Soak) -> None:
 
     assert injected > 0
     assert rows_lost == 0
-    _assert_tables_equal_truth(soak.settings, soak.running, _end_of_day(soak.running, SOAK_DAYS - 1))
+    assert_tables_equal_truth(soak.settings, soak.running, end_of_day(soak.running, SOAK_DAYS - 1))
     _assert_files_fetched_without_the_token(soak.running.state.file_requests)
 
 
@@ -250,11 +250,11 @@ def test_the_token_appears_nowhere_after_the_soak_and_after_permanent_faults(
         with running_simulator(
             dataset, token=soak.token, faults=FaultPlan(rules), file_host=FILE_HOST, protocol=ZERO_RETRY_AFTER
         ) as running:
-            running.set_now(_end_of_day(running, SOAK_DAYS - 1))
-            settings = _settings(monkeypatch, soak.settings.data_dir, running, **PERMANENT_FAULT_SETTINGS)
+            running.set_now(end_of_day(running, SOAK_DAYS - 1))
+            settings = settings_for(monkeypatch, running, soak.settings.data_dir, **PERMANENT_FAULT_SETTINGS)
             defs = build_definitions(settings)
             result = defs.resolve_job_def(REFRESH_JOB).execute_in_process(
-                instance=soak.instance, partition_key=_day(running, SOAK_DAYS - 1), raise_on_error=False
+                instance=soak.instance, partition_key=day_key(running, SOAK_DAYS - 1), raise_on_error=False
             )
             _assert_files_fetched_without_the_token(running.state.file_requests)
         failed = _failed_steps(result)

@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from ekvio_assets.config import Settings
+from ekvio_assets_tests.conftest import full_export
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 
@@ -156,13 +157,12 @@ def test_a_vendor_file_loads_with_every_record_and_value(
     simulator_factory: Callable[..., Any],
     vendor_examples: Path,
     configure_api: Callable[..., Settings],
-    run_full_export: Callable[..., Any],
     example: str,
 ) -> None:
     report, expected_tables = EXAMPLES[example]
     with simulator_factory(payload_files={report: vendor_examples / example}) as running:
         settings = configure_api(running, tmp_path / "data")
-        result = run_full_export(settings, (report,))
+        result = full_export(settings, (report,))
     assert result.success
     for table, expected in expected_tables.items():
         loaded = _loaded(settings.working_database_path, table)

@@ -21,9 +21,15 @@ from ekvio_assets.reports.replay import replay_raw_file
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS
 from ekvio_assets.simulator import Call, CannedAnswer, FaultPlan, FaultRule, ProtocolOptions
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
-from ekvio_assets_tests.test_api_client import FAST_RETRIES, _records
-from ekvio_assets_tests.test_incremental import _assert_tables_equal_truth, _end_of_day, _refresh_days, _settings
-from ekvio_assets_tests.test_load import _attempt
+from ekvio_assets_tests.conftest import (
+    FAST_RETRIES,
+    assert_tables_equal_truth,
+    attempt_record,
+    end_of_day,
+    refresh_days,
+    result_records,
+    settings_for,
+)
 
 POLL_INTERVAL = 10.0
 UNREADABLE_DATE_TIME = r"Invalid value format. Valid Y-m-d\TH:i:sP"
@@ -75,7 +81,7 @@ def test_every_status_but_completed_and_fail_means_not_yet(simulator_factory: An
         caplog.at_level(logging.INFO, "ekvio-test"),
     ):
         exported = _client(running, time).export(ATTEMPTS, FULL_EXPORT, tmp_path)
-    assert _records(exported.path) == list(running.dataset.payload_records(ATTEMPTS.name))
+    assert result_records(exported.path) == list(running.dataset.payload_records(ATTEMPTS.name))
     polled = [message.split(" is ")[1].split(" (")[0] for message in caplog.messages if " is " in message]
     assert polled == ["queued", "progress", "processing", "Completed", "in_work", "without a status", "completed"]
     assert time.sleeps == [POLL_INTERVAL] * 6
@@ -102,7 +108,7 @@ def test_a_file_without_data_or_errors_is_polled_and_downloaded_again(
     with simulator_factory(protocol=protocol) as running, caplog.at_level(logging.INFO, "ekvio-test"):
         exported = _client(running, time).export(MATERIAL_STATISTICS, FULL_EXPORT, tmp_path)
         polls = running.state.requests[Call.POLL]
-    assert _records(exported.path) == list(running.dataset.payload_records(MATERIAL_STATISTICS.name))
+    assert result_records(exported.path) == list(running.dataset.payload_records(MATERIAL_STATISTICS.name))
     # The archive keeps every download, each under a name of its own that replay reads.
     downloads = [tmp_path / raw_file_name(exported.requested_at, exported.task_id, number) for number in (1, 2, 3)]
     assert sorted(tmp_path.iterdir()) == sorted(downloads) and downloads[2] == exported.path
@@ -191,7 +197,7 @@ def test_replay_reads_a_later_download_of_a_task(tmp_path: Path) -> None:
     fetched = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
     archived = warehouse.raw_dir(ATTEMPTS.name) / raw_file_name(fetched, "4711", download=3)
     archived.parent.mkdir(parents=True)
-    archived.write_text(json.dumps({"data": [_attempt("a1", "2026-11-26T10:00:00+03:00")]}), encoding="utf-8")
+    archived.write_text(json.dumps({"data": [attempt_record("a1", "2026-11-26T10:00:00+03:00")]}), encoding="utf-8")
     _, exported, loaded = replay_raw_file(warehouse, archived)
     assert (exported.task_id, exported.requested_at, exported.path) == ("4711", fetched, archived)
     assert loaded.outcome.inserted == 1
@@ -220,10 +226,10 @@ def test_with_the_file_host_a_refresh_loads_everything_and_no_file_host_sees_the
 ) -> None:
     protocol = ProtocolOptions(file_url_host="http://nginx")
     with simulator_factory(file_host="127.0.0.2", protocol=protocol) as running:
-        running.set_now(_end_of_day(running, 1))
-        settings = _settings(monkeypatch, tmp_path / "data", running, EKVIO_FILE_HOST=running.file_url)
-        _refresh_days(settings, running, 0, 1)
-        _assert_tables_equal_truth(settings, running, _end_of_day(running, 1))
+        running.set_now(end_of_day(running, 1))
+        settings = settings_for(monkeypatch, running, tmp_path / "data", EKVIO_FILE_HOST=running.file_url)
+        refresh_days(settings, running, 0, 1)
+        assert_tables_equal_truth(settings, running, end_of_day(running, 1))
         file_requests = running.state.file_requests
     assert len(file_requests) == 4  # a file per report, each fetched once
     assert {(request.host, request.had_authorization) for request in file_requests} == {("127.0.0.2", False)}
@@ -238,7 +244,7 @@ def test_the_token_goes_to_the_file_host_only_when_it_is_the_apis_origin(
         client = _client(running, file_host=file_host.format(api=running.url, port=port))
         exported = client.export(ATTEMPTS, FULL_EXPORT, tmp_path)
         (request,) = running.state.file_requests
-    assert _records(exported.path) == list(running.dataset.payload_records(ATTEMPTS.name))
+    assert result_records(exported.path) == list(running.dataset.payload_records(ATTEMPTS.name))
     assert request.had_authorization is gets_the_token
 
 
@@ -263,7 +269,7 @@ def test_the_vendors_task_already_running_file_is_waited_out(
     with simulator_factory(protocol=protocol) as running, caplog.at_level(logging.INFO, "ekvio-test"):
         exported = _client(running, time).export(COURSE_STATISTICS, FULL_EXPORT, tmp_path)
         creates = running.state.requests[Call.CREATE]
-    assert _records(exported.path) == list(running.dataset.payload_records(COURSE_STATISTICS.name))
+    assert result_records(exported.path) == list(running.dataset.payload_records(COURSE_STATISTICS.name))
     assert creates == 3
     assert sum("another Course (training) statistics task is running" in m for m in caplog.messages) == 2
 
@@ -373,15 +379,15 @@ def test_a_report_at_a_configured_path_and_method_is_loaded(
     simulator_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with simulator_factory(protocol=CUSTOM_ATTEMPTS) as running:
-        running.set_now(_end_of_day(running, 2))
+        running.set_now(end_of_day(running, 2))
         route = {"EKVIO_ATTEMPTS_PATH": "/v1/custom/attempts", "EKVIO_ATTEMPTS_METHOD": "post"}
-        settings = _settings(monkeypatch, tmp_path / "data", running, **route)
-        _refresh_days(settings, running, 0, 2)
+        settings = settings_for(monkeypatch, running, tmp_path / "data", **route)
+        refresh_days(settings, running, 0, 2)
         tasks = [task for task in running.state.tasks if task.report == ATTEMPTS.name]
-        _assert_tables_equal_truth(settings, running, _end_of_day(running, 2))
+        assert_tables_equal_truth(settings, running, end_of_day(running, 2))
     # A POST carries its filters in the query string, with an empty JSON object as its body.
     (task,) = tasks
-    assert (task.after, task.to) == (running.dataset.day_window(0)[0], _end_of_day(running, 2))
+    assert (task.after, task.to) == (running.dataset.day_window(0)[0], end_of_day(running, 2))
 
 
 @pytest.mark.parametrize(
