@@ -150,7 +150,11 @@ def _print_tables(settings: Settings, changed: Mapping[str, int]) -> None:
     print(f"{settings.database_path}:")
     warehouse = DuckDBWarehouse(data_dir=str(settings.data_dir), timezone=settings.timezone)
     with warehouse.published_connection() as con:
+        loaded = {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         for spec in REPORT_TABLES:
+            if spec.name not in loaded:
+                print(f"  {spec.name:<26} {'not loaded yet':>25}")
+                continue
             rows = row_count(con, spec.name)
             print(f"  {spec.name:<26} {rows:>10,} rows  ({changed.get(spec.name, 0):,} changed by this run)")
         for model in MODELS:

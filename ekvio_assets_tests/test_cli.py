@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from ekvio_assets.models.specs import MODELS
-from ekvio_assets.reports.specs import REPORTS
+from ekvio_assets.reports.specs import REPORT_TABLES, REPORTS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -45,10 +45,12 @@ def test_refresh_on_the_embedded_simulator_fills_the_report_and_analytics_tables
     finished = _run(tmp_path, "refresh")
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "embedded Ekvio simulator" in finished.stdout
+    # A first load brings every row: nothing the daily refreshes should have brought.
+    assert "the full export changed" not in finished.stderr
     database = tmp_path / "data" / "ekvio.duckdb"
     assert str(database) in finished.stdout
     with duckdb.connect(str(database), read_only=True) as con:
-        for name in [spec.name for spec in REPORTS] + [model.name for model in MODELS]:
+        for name in [table.name for table in REPORT_TABLES] + [model.name for model in MODELS]:
             rows = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
             assert rows > 0, name
             assert f"  {name} " in finished.stdout
@@ -64,6 +66,12 @@ def test_refresh_on_the_embedded_simulator_fills_the_report_and_analytics_tables
     assert f"Replayed {archived} into attempts:" in replayed.stdout
     assert "0 inserted, 0 updated, 0 rejected" in replayed.stdout
     assert "(analytics) succeeded" in replayed.stdout
+
+    # Into a database that has no other report yet: the summary says so.
+    fresh = _run(tmp_path, "replay", str(archived), EKVIO_DATA_DIR=str(tmp_path / "fresh"))
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert re.search(r"  attempts +[0-9,]+ rows", fresh.stdout)
+    assert re.search(r"  material_statistics +not loaded yet", fresh.stdout)
 
 
 def test_a_bad_configuration_is_one_clear_message(tmp_path: Path) -> None:

@@ -129,9 +129,17 @@ def test_reconcile_counts_the_rows_the_daily_runs_missed(settings: Settings, sim
     simulator.set_now(end_of_day(simulator, 4))
     refresh_days(settings, simulator, 0, 1)
     simulator.set_now(None)
-    reconcile = run_job(settings, RECONCILE_JOB, full_export_tags(daily_partitions(settings), settings.lookback_days))
+    instance = dg.DagsterInstance.ephemeral()
+    tags = full_export_tags(daily_partitions(settings), settings.lookback_days)
+    reconcile = run_job(settings, RECONCILE_JOB, tags, instance=instance)
     changed = {e.asset_key.path[-1]: e.materialization.metadata["rows_changed"].value for e in reconcile.get_asset_materialization_events()}
     assert all(count > 0 for count in changed.values()), changed
+    warned = {
+        entry.user_message.split(":")[0]
+        for entry in instance.all_logs(reconcile.run_id)
+        if "the full export changed" in entry.user_message
+    }
+    assert warned == set(changed)
     assert_tables_equal_truth(settings, simulator, None)
 
 

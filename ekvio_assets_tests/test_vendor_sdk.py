@@ -136,7 +136,7 @@ def test_a_file_that_stays_without_data_fails_at_the_poll_timeout_naming_report_
     # next would come after the 60 s the polling may take.
     assert message.startswith(f"Course (training) statistics task {task.task_id} completed, but its result file")
     assert "held neither data nor errors in 5 downloads over 60 s (EKVIO_POLL_TIMEOUT_SECONDS)" in message
-    assert "nothing (an empty file), 0 bytes" in message
+    assert "an empty body, 0 bytes" in message
     (last,) = [path for path in tmp_path.iterdir() if str(path) in message]
     assert last.name.endswith(f"_task-{task.task_id}.download-5.json") and len(list(tmp_path.iterdir())) == 5
 
@@ -176,7 +176,7 @@ def test_the_check_reads_the_top_level_keys_only(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "held"),
     [
-        (b"", "nothing (an empty file)"),
+        (b"", "an empty body"),
         (b" \n", "only white space"),
         (b"{}", "a JSON object without data or errors (no keys)"),
         (b'{"include": [], "errors": []}', "a JSON object without data or errors (keys: 'include', 'errors')"),

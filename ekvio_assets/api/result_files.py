@@ -79,7 +79,7 @@ def inspect_result_file(path: Path) -> ResultContent:
     is wrong with it), and only an `errors` member's own value is read.
     """
     if path.stat().st_size == 0:
-        return ResultContent(False, description="nothing (an empty file)")
+        return ResultContent(False, description="an empty body")
     first, keys = "", []
     with path.open("rb") as file:
         events = ijson.parse(file, use_float=True)

@@ -159,12 +159,14 @@ def build_report_asset(
                 loads.append(load_report_file(warehouse, spec, exported[-1], window.after, window.to))
         except (EkvioApiError, ReportFileError) as error:
             raise dg.Failure(description=str(error), allow_retries=False) from None
-        results = [(spec, _run_metadata(label, exported, loads))]
+        tables = [(spec, loads)]
         if spec.parents is not None:
-            parent_loads = [loaded.parents for loaded in loads if loaded.parents is not None]
-            results.append((spec.parents, _run_metadata(label, exported, parent_loads)))
-        for table, metadata in results:
-            if full_export and metadata["rows_changed"]:
+            tables.append((spec.parents, [loaded.parents for loaded in loads if loaded.parents is not None]))
+        results = [(table, _run_metadata(label, exported, table_loads)) for table, table_loads in tables]
+        for (table, table_loads), (_, metadata) in zip(tables, results, strict=True):
+            # A table's first load brings rows no refresh before it could have.
+            first_load = any(loaded.outcome.first_load for loaded in table_loads)
+            if full_export and metadata["rows_changed"] and not first_load:
                 context.log.warning(
                     f"{table.name}: the full export changed {metadata['rows_changed']} rows that the "
                     "incremental refreshes had not brought (or had brought older versions of)"

@@ -13,6 +13,7 @@ updated in place, and the table's columns are altered only when they change.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -105,6 +106,8 @@ class MergeOutcome:
     # Rows the table held for the export's window (by change time) before this load: what the
     # earlier refreshes of that window brought, to compare the export's size against.
     rows_held_for_window: int
+    # No load of the table came before: whatever it brings, no earlier refresh could have.
+    first_load: bool = False
 
 
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
@@ -143,7 +146,11 @@ def merge_staged(
     ensure_table(con, spec, staged.dynamic_columns)
     load = _Load(spec, staged, lineage)
     table_rows = row_count(con, spec.name)
-    outcome = load.into_table(con, table_rows) if table_rows else load.into_empty_table(con)
+    if table_rows:
+        outcome = load.into_table(con, table_rows)
+    else:
+        loaded_before = fetch_count(con, f"SELECT count(*) FROM {LOADS_TABLE} WHERE report = ?", [spec.name])
+        outcome = dataclasses.replace(load.into_empty_table(con), first_load=not loaded_before)
     con.execute(
         f"INSERT INTO {LOADS_TABLE} VALUES (?, ?, ?, ?, ?, ?, now(), ?, ?, ?, ?, ?)",
         [
@@ -202,7 +209,12 @@ class _Load:
         """Merge by key into the table of `table_rows` rows: a row is written only when its data
         differ and its change time is not older than the stored one."""
         lineage = self._lineage
-        rows_held_for_window = rows_changed_between(con, self._spec.name, lineage.window_start, lineage.window_end)
+        # Rows without change times of their own (a report's parents) are held for no window.
+        rows_held_for_window = (
+            rows_changed_between(con, self._spec.name, lineage.window_start, lineage.window_end)
+            if self._spec.change_time
+            else 0
+        )
         with self._staged.reading(con):
             con.execute(f"CREATE OR REPLACE TEMP TABLE ekvio_typed AS {self._typed}")
         rows, rejected = con.execute("SELECT count(*), count(*) FILTER (WHERE _has_problem) FROM ekvio_typed").fetchone()
