@@ -1302,16 +1302,21 @@ def test_the_clock_decides_what_new_tasks_see_and_tasks_record_their_windows(dem
 # --- the command line ---------------------------------------------------------------------------
 
 
-def test_cli_serves_until_interrupted() -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cli_serves_until_interrupted(stop_signal: int) -> None:
     command = [sys.executable, "-m", "ekvio_assets.simulator", "--learners", "10", "--token", "demo"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Started as a shell without job control starts `simulator &`: with SIGINT ignored.
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     try:
         assert process.stdout is not None
         url = process.stdout.readline().split()[-1]
         assert process.stdout.readline().strip() == "API token: demo"
         response = httpx.get(f"{url}{ATTEMPTS.path}", headers={"Authorization": "Bearer demo"})
         assert response.status_code == 200
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         assert process.wait(timeout=10) == 0
     finally:
         process.kill()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import threading
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -145,8 +146,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop the simulator, also where the shell that started it in the background
+    left SIGINT ignored (as a shell without job control does for `&`)."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, stop)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _stop_on_signals()
     config = DatasetConfig(
         seed=args.seed,
         learners=args.learners,
@@ -184,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"API token: {simulator.token}", flush=True)
         if simulator.file_url is not None:
             print(f"Result files served from {simulator.file_url}", flush=True)
-        print("Press Ctrl-C to stop.", flush=True)
+        print("Press Ctrl-C (or send SIGTERM) to stop.", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
     print(f"faults injected {len(simulator.state.faults_injected)}", flush=True)
