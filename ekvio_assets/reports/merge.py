@@ -1,7 +1,7 @@
 """Type staged rows in DuckDB and merge them into a report table, in one transaction.
 
 DuckDB converts each column of the staged rows (`flatten.flatten`, every value as text) to its
-documented type, sets aside the rows it cannot read (table `rejected_records`, with the fields that
+documented type (`conversions`), sets aside the rows it cannot read (table `rejected_records`, with the fields that
 failed and the raw values), keeps the newest version of each key, and merges by key: a row is
 written only when its data differ and its change time is not older than the stored one, so
 re-running a load changes nothing and an older file never rolls a newer row back.
@@ -21,14 +21,9 @@ from pathlib import Path
 
 import duckdb
 
-from ekvio_assets.reports.specs import FieldType, ReportSpec
-from ekvio_assets.reports.flatten import (
-    CHILD_NUMBER,
-    EXTRA_FIELDS,
-    MALFORMED,
-    RECORD_NUMBER,
-    StagedRows,
-)
+from ekvio_assets.reports.conversions import CONVERSION_MACROS, typed_select
+from ekvio_assets.reports.flatten import CHILD_NUMBER, EXTRA_FIELDS, RECORD_NUMBER, StagedRows
+from ekvio_assets.reports.specs import ReportSpec
 from ekvio_assets.storage.sql import fetch_count, literal, quote, row_count
 
 CHANGED_AT = "_changed_at"
@@ -46,18 +41,7 @@ LOADS_TABLE = "report_loads"
 # The row's place among the file's rows, as rejected_records shows it.
 ORDINAL = "_ordinal"
 
-_SETUP_SQL = f"""
-CREATE TEMP MACRO IF NOT EXISTS ekvio_blank(v) AS nullif(trim(v), '');
-CREATE TEMP MACRO IF NOT EXISTS ekvio_integer(v) AS
-    CASE WHEN TRY_CAST(v AS DOUBLE) = TRY_CAST(v AS BIGINT) THEN TRY_CAST(v AS BIGINT) END;
-CREATE TEMP MACRO IF NOT EXISTS ekvio_boolean(v) AS TRY_CAST(ekvio_blank(v) AS BOOLEAN);
-CREATE TEMP MACRO IF NOT EXISTS ekvio_timestamp(v) AS
-    CASE WHEN contains(v, ':') THEN TRY_CAST(v AS TIMESTAMPTZ)
-         WHEN regexp_full_match(trim(v), '-?[0-9]{{1,11}}(\\.[0-9]+)?')
-         THEN to_timestamp(TRY_CAST(trim(v) AS DOUBLE))
-         WHEN regexp_full_match(trim(v), '[0-9]{{12,13}}')
-         THEN to_timestamp(TRY_CAST(trim(v) AS DOUBLE) / 1000)
-         ELSE TRY_CAST(ekvio_blank(v) AS TIMESTAMPTZ) END;
+_TABLES_SQL = f"""
 CREATE TABLE IF NOT EXISTS {REJECTS_TABLE} (
     report VARCHAR, task_id VARCHAR, raw_file VARCHAR, problems VARCHAR[], record JSON, rejected_at TIMESTAMPTZ
 );
@@ -67,24 +51,6 @@ CREATE TABLE IF NOT EXISTS {LOADS_TABLE} (
     rejected BIGINT, duplicates BIGINT
 );
 """
-
-# Unix times come in seconds (up to 11 digits) or milliseconds (12-13 digits); longer numbers are
-# not instants and fall through to a failed cast, i.e. a reject, instead of an out-of-range error.
-# A text with a colon is no number: it skips the patterns, which most date-times would only fail;
-# the casts ignore the white space around a value by themselves.
-_CONVERSIONS = {
-    FieldType.TEXT: "{}",
-    FieldType.INTEGER: "ekvio_integer({})",
-    FieldType.BOOLEAN: "ekvio_boolean({})",
-    FieldType.TIMESTAMP: "ekvio_timestamp({})",
-}
-
-_READABLE_TYPE = {
-    FieldType.INTEGER: "an integer",
-    FieldType.BOOLEAN: "a boolean",
-    FieldType.TIMESTAMP: "a date-time",
-}
-
 
 @dataclass(frozen=True)
 class Lineage:
@@ -111,7 +77,7 @@ class MergeOutcome:
 
 
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(_SETUP_SQL)
+    con.execute(CONVERSION_MACROS + _TABLES_SQL)
 
 
 def ensure_table(con: duckdb.DuckDBPyConnection, spec: ReportSpec, dynamic: tuple[str, ...] = ()) -> None:
@@ -170,7 +136,7 @@ class _Load:
         self._staged = staged
         self._lineage = lineage
         self._table = quote(spec.name)
-        self._typed = _typed_select(spec, staged.dynamic_columns, staged.query)
+        self._typed = typed_select(spec, staged.dynamic_columns, staged.query)
         self._data_columns = [field.column for field in spec.columns] + [*staged.dynamic_columns, EXTRA_FIELDS]
         self._all_columns = [*self._data_columns, *(name for name, _, _ in LINEAGE_COLUMNS)]
 
@@ -373,40 +339,3 @@ def rows_changed_per_window(
         [len(windows), [start for start, _ in windows], [end for _, end in windows]],
     ).fetchall()
     return [count for _, count in counts]
-
-
-def _typed_select(spec: ReportSpec, dynamic: tuple[str, ...], staged_rows: str) -> str:
-    """The staged rows typed; for a row that cannot be read, `_has_problem`, the `_problems` and its
-    raw values as a struct (the staged row as rejected_records shows it), else null.
-
-    Each value is converted once; the problems are spelled out only for the rows that have one.
-    """
-    typed = [(field, f"_typed_{number}") for number, field in enumerate(spec.columns)]
-    conversions = [f"{_CONVERSIONS[field.type].format(quote(field.column))} AS {name}" for field, name in typed]
-    checks = [(f"{MALFORMED} IS NOT NULL", "'record is not a JSON object'")]
-    for field, name in typed:
-        column = quote(field.column)
-        if field.type is not FieldType.TEXT:
-            # A CASE, not an AND: only its branches are evaluated for the rows that reach them.
-            checks.append((
-                f"CASE WHEN {name} IS NOT NULL OR {column} IS NULL THEN false ELSE trim({column}) <> '' END",
-                f"{literal(f'{field.column} is not {_READABLE_TYPE[field.type]}: ')} || {column}",
-            ))
-        if field.column in spec.key and field.column not in spec.nullable_key:
-            checks.append((f"{MALFORMED} IS NULL AND {name} IS NULL", literal(f"key field {field.column} is missing")))
-    problems = ", ".join(f"CASE WHEN {test} THEN {problem} END" for test, problem in checks)
-    raw = [*(field.column for field in spec.columns), *dynamic, MALFORMED, EXTRA_FIELDS]
-    selects = [
-        RECORD_NUMBER,
-        CHILD_NUMBER,
-        *(f"{name} AS {quote(field.column)}" for field, name in typed),
-        *(quote(name) for name in dynamic),
-        EXTRA_FIELDS,
-        "_has_problem",
-        f"CASE WHEN _has_problem THEN list_filter([{problems}], lambda problem: problem IS NOT NULL) END AS _problems",
-        f"CASE WHEN _has_problem THEN {{{', '.join(f'{literal(name)}: {quote(name)}' for name in raw)}}} END AS _raw",
-    ]
-    converted = f"SELECT *, {', '.join(conversions)} FROM ({staged_rows})"
-    has_problem = f"CASE {' '.join(f'WHEN {test} THEN true' for test, _ in checks)} ELSE false END"
-    checked = f"SELECT *, {has_problem} AS _has_problem FROM ({converted})"
-    return f"SELECT {', '.join(selects)} FROM ({checked})"
