@@ -129,7 +129,7 @@ def _asset_specs(spec: ReportSpec, freshness: dg.FreshnessPolicy) -> list[dg.Ass
 def build_report_asset(
     spec: ReportSpec, partitions: dg.PartitionsDefinition, max_window_days: int, freshness: dg.FreshnessPolicy
 ) -> dg.AssetsDefinition:
-    tables = [spec] if spec.parents is None else [spec, spec.parents]
+    tables = [table for table in (spec, spec.parents) if table is not None]
 
     @dg.multi_asset(
         name=spec.name,
@@ -159,24 +159,26 @@ def build_report_asset(
                 loads.append(load_report_file(warehouse, spec, exported[-1], window.after, window.to))
         except (EkvioApiError, ReportFileError) as error:
             raise dg.Failure(description=str(error), allow_retries=False) from None
-        tables = [(spec, loads)]
+        loads_of = {spec.name: loads}
         if spec.parents is not None:
-            tables.append((spec.parents, [loaded.parents for loaded in loads if loaded.parents is not None]))
-        results = [(table, _run_metadata(label, exported, table_loads)) for table, table_loads in tables]
-        for (table, table_loads), (_, metadata) in zip(tables, results, strict=True):
+            loads_of[spec.parents.name] = [loaded.parents for loaded in loads if loaded.parents is not None]
+        metadata = {table.name: _run_metadata(label, exported, loads_of[table.name]) for table in tables}
+        for table in tables:
+            changed = metadata[table.name]["rows_changed"]
             # A table's first load brings rows no refresh before it could have.
-            first_load = any(loaded.outcome.first_load for loaded in table_loads)
-            if full_export and metadata["rows_changed"] and not first_load:
+            if full_export and changed and not any(loaded.outcome.first_load for loaded in loads_of[table.name]):
                 context.log.warning(
-                    f"{table.name}: the full export changed {metadata['rows_changed']} rows that the "
+                    f"{table.name}: the full export changed {changed} rows that the "
                     "incremental refreshes had not brought (or had brought older versions of)"
                 )
         with warehouse.read_connection() as con:
-            checks = {table.name: evaluate_report_checks(con, table) for table, _ in results}
+            checks = {table.name: evaluate_report_checks(con, table) for table in tables}
             _add_partition_row_counts(context, con, spec)
         checks[spec.name].append(export_size_result(spec, [loaded.outcome for loaded in loads]))
-        for table, metadata in results:
-            yield dg.MaterializeResult(asset_key=table.name, metadata=metadata, check_results=checks[table.name])
+        for table in tables:
+            yield dg.MaterializeResult(
+                asset_key=table.name, metadata=metadata[table.name], check_results=checks[table.name]
+            )
 
     return report_asset
 
