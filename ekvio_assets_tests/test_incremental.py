@@ -162,6 +162,31 @@ def test_two_runs_started_at_once_both_succeed(monkeypatch: pytest.MonkeyPatch, 
         assert table_by_key(data_dir / "ekvio.duckdb", spec).keys() == truth_by_key(simulator, spec, end_of_day(simulator, 7)).keys()
 
 
+def test_on_the_clis_instance_the_sensor_requests_the_days_no_refresh_brought(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: Any, configure_api: Callable[..., Settings]
+) -> None:
+    data_dir = tmp_path / "data"
+    settings = configure_api(simulator, data_dir)
+    yesterday = datetime.now(ZoneInfo(settings.timezone)).date() - timedelta(days=1)
+    watched = [(yesterday - timedelta(days=back)).isoformat() for back in range(settings.lookback_days, 0, -1)]
+    defs = build_definitions(settings)
+    sensor = defs.resolve_sensor_def("missing_days_sensor")
+    monkeypatch.setenv("DAGSTER_HOME", str(data_dir / "dagster_home"))
+
+    def requested_days() -> list[str]:
+        with dg.DagsterInstance.get() as instance:
+            tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+        return [request.partition_key for request in tick.run_requests]
+
+    for args, still_missing in (
+        (("--from", watched[3], "--to", watched[4]), watched[:3] + watched[5:]),
+        ((), []),
+    ):
+        process = cli_refresh(data_dir, simulator, tmp_path / "run", *args)
+        assert process.wait(timeout=300) == 0, (tmp_path / "run.err").read_text()[-3000:]
+        assert requested_days() == still_missing
+
+
 def test_the_daily_schedule_requests_the_day_just_ended(settings: Settings) -> None:
     defs = build_definitions(settings)
     schedule = defs.resolve_schedule_def("daily_refresh_schedule")
@@ -174,7 +199,7 @@ def test_the_daily_schedule_requests_the_day_just_ended(settings: Settings) -> N
     reconcile = defs.resolve_schedule_def("weekly_reconcile_schedule")
     data = reconcile.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=sixth_day))
     last_complete_day = (settings.start_date + timedelta(days=4)).isoformat()
-    first_recorded_day = max(settings.start_date, settings.start_date + timedelta(days=5 - settings.lookback_days))
+    first_recorded_day = max(settings.start_date, settings.start_date + timedelta(days=4 - settings.lookback_days))
     range_tags = partition_range_tags(first_recorded_day.isoformat(), last_complete_day)
     assert [{name: request.tags.get(name) for name in range_tags} for request in data.run_requests] == [range_tags]
     assert data.run_requests[0].job_name in (None, RECONCILE_JOB)

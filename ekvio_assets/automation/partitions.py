@@ -35,15 +35,22 @@ def partition_range_tags(first: str, last: str) -> Mapping[str, str]:
     return {PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last}
 
 
+def recent_days(
+    partitions: dg.DailyPartitionsDefinition, lookback_days: int, now: datetime | None = None
+) -> list[str]:
+    """The day just ended (the daily schedule's) and the `lookback_days` before it (the sensor's)."""
+    return partitions.get_partition_keys(current_time=now)[-(lookback_days + 1) :]
+
+
 def full_export_tags(
     partitions: dg.DailyPartitionsDefinition, lookback_days: int, now: datetime | None = None
 ) -> Mapping[str, str]:
-    """The days a full export is recorded against: the sensor's look-back, not all of history.
+    """The days a full export is recorded against: the recent days, not all of history.
 
     A full export brings every day's data, but marking years of partitions would write thousands
     of events per report on each weekly reconcile; older days keep the status their own runs gave.
     """
-    keys = partitions.get_partition_keys(current_time=now)[-lookback_days:]
+    keys = recent_days(partitions, lookback_days, now)
     if not keys:
         raise ConfigError("EKVIO_START_DATE is not before today: there is no complete day to refresh yet")
     return partition_range_tags(keys[0], keys[-1])

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 import dagster as dg
 
 from ekvio_assets.automation.jobs import Jobs
+from ekvio_assets.automation.partitions import recent_days
 
 
 def build_missing_days_sensor(
@@ -24,7 +25,7 @@ def build_missing_days_sensor(
     )
     def missing_days_sensor(context: dg.SensorEvaluationContext) -> Iterator[dg.RunRequest | dg.SkipReason]:
         # The newest complete day is the daily schedule's; the sensor covers the days before it.
-        days = partitions.get_partition_keys()[:-1][-lookback_days:]
+        days = recent_days(partitions, lookback_days)[:-1]
         statuses = {key: context.instance.get_status_by_partition(key, days, partitions) or {} for key in report_keys}
         requested = 0
         for day in days:
