@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import importlib
 import os
 import shutil
 import sys
@@ -14,7 +15,13 @@ from typing import Any
 
 import dagster as dg
 
-from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_JOB
+from ekvio_assets.automation.jobs import (
+    ANALYTICS_JOB,
+    RECONCILE_JOB,
+    REFRESH_JOB,
+    analytics_to_rebuild,
+    report_run_config,
+)
 from ekvio_assets.automation.partitions import full_export_tags, daily_partitions, partition_range_tags
 from ekvio_assets.config import ConfigError, Settings
 from ekvio_assets.models.specs import MODELS
@@ -25,12 +32,11 @@ from ekvio_assets.storage.sql import row_count
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 INSTANCE_CONFIG = "dagster.yaml"
+DEFINITIONS_MODULE = "ekvio_assets.definitions"
 
 
 def _job(name: str) -> dg.JobDefinition:
-    from ekvio_assets.definitions import defs
-
-    return defs.resolve_job_def(name)
+    return importlib.import_module(DEFINITIONS_MODULE).defs.resolve_job_def(name)
 
 
 # Importable job factories, so that Dagster can rebuild the job in each step process.
@@ -46,9 +52,17 @@ def analytics_job_definition() -> dg.JobDefinition:
     return _job(ANALYTICS_JOB)
 
 
-def _execute(instance: dg.DagsterInstance, job_factory: Any, tags: Mapping[str, str]) -> dg.JobExecutionResult | None:
+def _execute(
+    instance: dg.DagsterInstance,
+    job_factory: Any,
+    tags: Mapping[str, str],
+    run_config: Mapping[str, Any] | None = None,
+    asset_selection: Sequence[dg.AssetKey] | None = None,
+) -> dg.JobExecutionResult | None:
     """Runs the job; on failure prints each failed step's message and returns None."""
-    result = dg.execute_job(dg.reconstructable(job_factory), instance=instance, tags=tags)
+    result = dg.execute_job(
+        dg.reconstructable(job_factory), instance=instance, tags=tags, run_config=run_config, asset_selection=asset_selection
+    )
     if result.success:
         return result
     for event in result.all_events:
@@ -93,6 +107,19 @@ def _checked_days(settings: Settings, first: date, last: date) -> tuple[str, str
     return wanted
 
 
+def _run_analytics(
+    instance: dg.DagsterInstance, settings: Settings, changed_tables: Sequence[str]
+) -> dg.JobExecutionResult | None:
+    """Rebuilds the analytics tables that changed tables (or the clock) make stale, then publishes."""
+    defs = importlib.import_module(DEFINITIONS_MODULE).defs
+    warehouse = DuckDBWarehouse(data_dir=str(settings.data_dir), timezone=settings.timezone)
+    with warehouse.read_connection() as con:
+        built = {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    missing = [model.name for model in MODELS if model.name not in built]
+    selection = analytics_to_rebuild([*changed_tables, *missing]).resolve(defs.resolve_asset_graph())
+    return _execute(instance, analytics_job_definition, {}, asset_selection=sorted(selection))
+
+
 def refresh(settings: Settings, first: date | None, last: date | None) -> int:
     if first is None:
         job_factory, tags = reconcile_job_definition, full_export_tags(daily_partitions(settings), settings.lookback_days)
@@ -104,14 +131,16 @@ def refresh(settings: Settings, first: date | None, last: date | None) -> int:
     home = _use_instance_home(settings)
     print(f"Refreshing {what} from {peer}; Dagster instance: {home}")
     with _open_instance() as instance:
-        reports = _execute(instance, job_factory, tags)
-        analytics = reports and _execute(instance, analytics_job_definition, {})
-        if not analytics:
+        reports = _execute(instance, job_factory, tags, report_run_config(preload_modules=[DEFINITIONS_MODULE]))
+        if not reports:
             return 1
         changed = {
             event.asset_key.to_user_string(): event.materialization.metadata["rows_changed"].value
             for event in reports.get_asset_materialization_events()
         }
+        analytics = _run_analytics(instance, settings, [table for table, rows in changed.items() if rows])
+        if not analytics:
+            return 1
     print(f"Runs {reports.run_id} (reports) and {analytics.run_id} (analytics) succeeded.")
     _print_tables(settings, changed)
     return 0
@@ -138,7 +167,7 @@ def replay(settings: Settings, path: Path, report: str | None, first: date | Non
     )
     home = _use_instance_home(settings)
     with _open_instance() as instance:
-        analytics = _execute(instance, analytics_job_definition, {})
+        analytics = _run_analytics(instance, settings, [spec.name] if outcome.inserted + outcome.updated else [])
     if not analytics:
         return 1
     print(f"Run {analytics.run_id} (analytics) succeeded; Dagster instance: {home}.")

@@ -16,6 +16,7 @@ from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_J
 from ekvio_assets.automation.partitions import full_export_tags, daily_partitions, partition_range_tags
 from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
+from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import ATTEMPTS, REPORT_TABLES, REPORTS, ReportSpec
 from ekvio_assets.simulator import FaultPlan, FaultRule
 from ekvio_assets_tests.conftest import (
@@ -173,18 +174,34 @@ def test_on_the_clis_instance_the_sensor_requests_the_days_no_refresh_brought(
     sensor = defs.resolve_sensor_def("missing_days_sensor")
     monkeypatch.setenv("DAGSTER_HOME", str(data_dir / "dagster_home"))
 
-    def requested_days() -> list[str]:
+    def requested_days_and_rebuilt_analytics() -> tuple[list[str], set[str]]:
         with dg.DagsterInstance.get() as instance:
             tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
-        return [request.partition_key for request in tick.run_requests]
+            analytics = instance.get_runs(dg.RunsFilter(job_name=ANALYTICS_JOB), limit=1)[0]
+            built = instance.all_logs(analytics.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        return [request.partition_key for request in tick.run_requests], {
+            event.dagster_event.asset_key.to_user_string() for event in built
+        }
 
-    for args, still_missing in (
-        (("--from", watched[3], "--to", watched[4]), watched[:3] + watched[5:]),
-        ((), []),
+    every_analytics_table = {
+        "learners", "materials", "courses", "programs", "learner_material_progress",
+        "learner_course_progress", "learner_program_progress", "learner_summary", "analyst_database",
+    }
+    for args, still_missing, rebuilt in (
+        (("--from", watched[3], "--to", watched[4]), watched[:3] + watched[5:], every_analytics_table),
+        ((), [], every_analytics_table),
+        # Nothing changed: only the models measuring lateness at build time, and the publish.
+        (("--from", watched[3], "--to", watched[3]), [], {"learner_program_progress", "learner_summary", "analyst_database"}),
     ):
         process = cli_refresh(data_dir, simulator, tmp_path / "run", *args)
         assert process.wait(timeout=300) == 0, (tmp_path / "run.err").read_text()[-3000:]
-        assert requested_days() == still_missing
+        assert requested_days_and_rebuilt_analytics() == (still_missing, rebuilt)
+
+
+def test_a_model_that_reads_the_clock_says_so() -> None:
+    for model in MODELS:
+        sql = model.sql.lower()
+        assert model.reads_the_clock == any(call in sql for call in ("now()", "current_", "today()")), model.name
 
 
 def test_the_daily_schedule_requests_the_day_just_ended(settings: Settings) -> None:

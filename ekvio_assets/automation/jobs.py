@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 
 from ekvio_assets.models.assets import MODELS_GROUP
+from ekvio_assets.models.publish import PUBLISH_ASSET
+from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.assets import FULL_EXPORT_TAG, REPORTS_GROUP
+from ekvio_assets.reports.specs import REPORTS
 
 REFRESH_JOB = "refresh_job"
 RECONCILE_JOB = "reconcile_job"
@@ -21,6 +26,28 @@ class Jobs:
     analytics: dg.UnresolvedAssetJobDefinition
 
 
+def report_run_config(preload_modules: Sequence[str] = ()) -> dict[str, Any]:
+    """Run config of a report job: every report step at once, since polling Ekvio is waiting, not
+    computing. With `preload_modules`, the step processes fork from a server that imported those
+    modules once, instead of each importing Dagster anew (seconds per step on two cores); only a
+    caller whose environment no longer changes (the CLI) may ask for it, as the server keeps the
+    environment it started with."""
+    multiprocess: dict[str, Any] = {"max_concurrent": len(REPORTS)}
+    if preload_modules:
+        multiprocess["start_method"] = {"forkserver": {"preload_modules": list(preload_modules)}}
+    return {"execution": {"config": {"multiprocess": multiprocess}}}
+
+
+def analytics_to_rebuild(changed_or_missing: Iterable[str]) -> dg.AssetSelection:
+    """The analytics assets a refresh must run: the models that read (directly or through other
+    models) a table that changed or is missing, those that read the clock, and the publish with
+    what follows it (the load records in `report_loads` change on every refresh)."""
+    stale = [*changed_or_missing, *(model.name for model in MODELS if model.reads_the_clock)]
+    return (dg.AssetSelection.assets(*stale).downstream() & dg.AssetSelection.groups(MODELS_GROUP)) | (
+        dg.AssetSelection.assets(PUBLISH_ASSET).downstream()
+    )
+
+
 def build_jobs() -> Jobs:
     """The jobs; those of the report assets take their daily partitions from them."""
     reports = dg.AssetSelection.groups(REPORTS_GROUP)
@@ -28,12 +55,14 @@ def build_jobs() -> Jobs:
         refresh=dg.define_asset_job(
             REFRESH_JOB,
             selection=reports,
+            config=report_run_config(),
             description="Export the chosen days of every Ekvio report and merge them into the DuckDB tables.",
         ),
         reconcile=dg.define_asset_job(
             RECONCILE_JOB,
             selection=reports,
             tags={FULL_EXPORT_TAG: "true"},
+            config=report_run_config(),
             description=(
                 "Export every report in full and merge it: the full load, and the weekly check that "
                 "the daily refreshes missed nothing (`rows_changed` on each asset should be 0)."
@@ -42,6 +71,9 @@ def build_jobs() -> Jobs:
         analytics=dg.define_asset_job(
             ANALYTICS_JOB,
             selection=dg.AssetSelection.groups(MODELS_GROUP),
+            # The models and the publish take turns on one DuckDB writer: a process per step
+            # would only add its start-up to each of them.
+            executor_def=dg.in_process_executor,
             description=(
                 "Rebuild every analytics table from the report tables. Under the daemon the tables "
                 "follow the reports on their own (declarative automation); the CLI runs this job."

@@ -81,6 +81,9 @@ class ModelSpec:
     nullable_key: tuple[str, ...] = ()
     # Checked after every build; each table named here is the model itself or one it reads.
     references: tuple[Reference, ...] = ()
+    # Its rows depend on when it is built (lateness measured at now()), not only on what it reads:
+    # a refresh rebuilds it even when no table it reads changed.
+    reads_the_clock: bool = False
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -587,6 +590,7 @@ LEARNER_PROGRAM_PROGRESS = ModelSpec(
     ),
     key=("login", "program_id"),
     reads=(PROGRAM_STATISTICS.name, PROGRAMS.name, LEARNERS.name),
+    reads_the_clock=True,
     references=(
         *_logins_known("learner_program_progress"),
         Reference("learner_program_progress", "program_id", PROGRAMS.name, "program_id"),
