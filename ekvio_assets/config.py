@@ -8,6 +8,7 @@ checked for presence here: its value is read by Dagster through `EnvVar` and nev
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -30,6 +31,7 @@ FRESHNESS_HOURS = "EKVIO_FRESHNESS_HOURS"
 MAX_ATTEMPTS = "EKVIO_MAX_ATTEMPTS"
 RETRY_BACKOFF = "EKVIO_RETRY_BACKOFF_SECONDS"
 FILE_HOST = "EKVIO_FILE_HOST"
+ASSET_OWNERS = "EKVIO_ASSET_OWNERS"
 
 
 def report_path_variable(report: str) -> str:
@@ -56,6 +58,9 @@ DEFAULT_FRESHNESS_HOURS = 36.0
 # Per HTTP call on a transient fault; the delay doubles from the backoff, with jitter.
 DEFAULT_MAX_ATTEMPTS = 6
 DEFAULT_RETRY_BACKOFF_SECONDS = 1.0
+DEFAULT_ASSET_OWNERS = ("team:learning-analytics",)
+# What Dagster accepts as an owner: an e-mail address or a team.
+_OWNER = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+|team:[A-Za-z0-9_-]+")
 
 
 class ConfigError(ValueError):
@@ -80,6 +85,8 @@ class Settings:
     # Per report name, where set: its path and its method (upper case), instead of the spec's.
     report_paths: Mapping[str, str] = field(default_factory=dict)
     report_methods: Mapping[str, str] = field(default_factory=dict)
+    # Shown as every asset's owners in the Dagster UI.
+    asset_owners: tuple[str, ...] = DEFAULT_ASSET_OWNERS
 
     @property
     def uses_embedded_simulator(self) -> bool:
@@ -130,6 +137,7 @@ class Settings:
         retry_backoff = _positive_number(env, RETRY_BACKOFF, DEFAULT_RETRY_BACKOFF_SECONDS, problems)
         file_host = _file_host(env, problems)
         report_paths, report_methods = _report_routes(env, problems)
+        asset_owners = _asset_owners(env, problems)
 
         if problems:
             raise ConfigError("Invalid Ekvio configuration:\n- " + "\n- ".join(problems))
@@ -148,6 +156,7 @@ class Settings:
             file_host=file_host,
             report_paths=report_paths,
             report_methods=report_methods,
+            asset_owners=asset_owners,
         )
 
 
@@ -240,3 +249,18 @@ def _report_routes(env: Mapping[str, str], problems: list[str]) -> tuple[dict[st
                 problems.append(f"{report_method_variable(spec.name)} must be GET or POST, got {method!r}")
             methods[spec.name] = method.upper()
     return paths, methods
+
+
+def _asset_owners(env: Mapping[str, str], problems: list[str]) -> tuple[str, ...]:
+    raw = _optional(env, ASSET_OWNERS)
+    if raw is None:
+        return DEFAULT_ASSET_OWNERS
+    owners = tuple(owner.strip() for owner in raw.split(",") if owner.strip())
+    wrong = [owner for owner in owners if not _OWNER.fullmatch(owner)]
+    if wrong or not owners:
+        problems.append(
+            f"{ASSET_OWNERS} must be a comma-separated list of e-mail addresses or team:NAME, "
+            f"such as team:hr-analytics,anna@example.com, got {raw!r}"
+        )
+        return DEFAULT_ASSET_OWNERS
+    return owners

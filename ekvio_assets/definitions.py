@@ -4,6 +4,7 @@ import dagster as dg
 
 from ekvio_assets.api.resource import EkvioApiResource
 from ekvio_assets.automation.jobs import build_jobs
+from ekvio_assets.automation.ownership import with_owners_and_tags
 from ekvio_assets.automation.partitions import daily_partitions
 from ekvio_assets.automation.schedules import build_schedules
 from ekvio_assets.automation.sensors import build_analytics_automation_sensor, build_missing_days_sensor
@@ -20,7 +21,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     models = build_model_assets()
     jobs = build_jobs()
     return dg.Definitions(
-        assets=[*reports, *models, build_publish_asset(models)],
+        assets=with_owners_and_tags([*reports, *models, build_publish_asset(models)], settings.asset_owners),
         jobs=[jobs.refresh, jobs.reconcile, jobs.analytics],
         schedules=build_schedules(jobs, partitions, settings.lookback_days),
         sensors=[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -16,6 +17,7 @@ from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_J
 from ekvio_assets.automation.partitions import daily_partitions
 from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
+from ekvio_assets.models.assets import code_version
 from ekvio_assets.models.publish import PUBLISH_ASSET
 from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, REPORT_TABLES, REPORTS, ReportSpec
@@ -62,6 +64,33 @@ def test_definitions_hold_every_asset_resource_and_job() -> None:
     assert [sensor.name for sensor in defs.sensors] == ["missing_days_sensor", "analytics_automation_sensor"]
 
 
+def test_every_asset_has_owners_a_layer_a_qualified_table_and_pii_where_people_are_named() -> None:
+    defs = build_definitions(Settings.from_env({"EKVIO_ASSET_OWNERS": "team:hr-analytics,anna@example.com"}))
+    graph = defs.resolve_asset_graph()
+    personal = {
+        "attempts", "material_statistics", "course_statistics", "program_statistics", "learners",
+        "learner_material_progress", "learner_course_progress", "learner_program_progress", "learner_summary",
+        "analyst_database",
+    }
+    reports = {"attempts", "material_statistics", "reported_materials", "course_statistics", "program_statistics", "reported_programs"}
+    for key in graph.get_all_asset_keys():
+        node, name = graph.get(key), key.to_user_string()
+        assert node.owners == ["team:hr-analytics", "anna@example.com"], name
+        assert node.tags["layer"] == ("report" if name in reports else "analytics"), name
+        assert (node.tags.get("pii") == "true") == (name in personal), name
+        if name != PUBLISH_ASSET:
+            assert node.metadata["dagster/table_name"] == f"ekvio.main.{name}"
+
+
+def test_a_models_code_version_follows_its_sql() -> None:
+    graph = build_definitions(Settings.from_env({})).resolve_asset_graph()
+    versions = {model.name: graph.get(dg.AssetKey(model.name)).code_version for model in MODELS}
+    assert all(versions.values()) and len(set(versions.values())) == len(MODELS)
+    assert build_definitions(Settings.from_env({})).resolve_asset_graph().get(dg.AssetKey("learners")).code_version == versions["learners"]
+    changed = dataclasses.replace(MODELS[0], sql=MODELS[0].sql.replace("SELECT", "SELECT DISTINCT", 1))
+    assert code_version(changed) != versions[MODELS[0].name]
+
+
 def test_a_refresh_loads_every_report_exactly_as_the_simulator_holds_it(
     tmp_path: Path, simulator: Any, configure_api: Callable[..., Settings]
 ) -> None:
@@ -77,7 +106,7 @@ def test_a_refresh_loads_every_report_exactly_as_the_simulator_holds_it(
             row = _without_lineage(table[tuple(expected[column] for column in spec.key)])
             assert {name: row.get(name) for name in expected} == expected, spec.name
         metadata = _materialization(result, spec.name, spec.name).metadata
-        assert metadata["table_rows"].value == len(truth)
+        assert metadata["dagster/row_count"].value == len(truth)
         assert metadata["rows_rejected"].value == 0
         checks = [e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == spec.name]
         assert checks and all(check.passed for check in checks), [(c.check_name, c.description) for c in checks]
@@ -93,8 +122,8 @@ def test_a_refresh_loads_every_report_exactly_as_the_simulator_holds_it(
                 row = _without_lineage(parents[tuple(expected[column] for column in spec.parents.key)])
                 assert row == expected, spec.parents.name
             metadata = _materialization(result, spec.name, spec.parents.name).metadata
-            assert metadata["dagster/table_name"].value == spec.parents.name
-            assert (metadata["table_rows"].value, metadata["rows_rejected"].value) == (len(truth), 0)
+            assert metadata["dagster/table_name"].value == f"ekvio.main.{spec.parents.name}"
+            assert (metadata["dagster/row_count"].value, metadata["rows_rejected"].value) == (len(truth), 0)
 
 
 def test_refreshing_again_changes_nothing(

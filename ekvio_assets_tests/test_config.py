@@ -104,3 +104,14 @@ def test_every_bad_route_is_named_at_once_with_the_other_problems() -> None:
                  "EKVIO_ATTEMPTS_METHOD must be GET or POST, got 'PUT'", "EKVIO_MATERIAL_STATISTICS_PATH",
                  "EKVIO_COURSE_STATISTICS_PATH", "EKVIO_PROGRAM_STATISTICS_PATH"):
         assert any(problem.startswith(f"- {name}") for problem in problems), name
+
+
+def test_asset_owners_are_read_and_every_bad_one_is_named_with_the_other_problems() -> None:
+    assert Settings.from_env({}).asset_owners == ("team:learning-analytics",)
+    owners = Settings.from_env({"EKVIO_ASSET_OWNERS": " team:hr-analytics, anna@example.com "}).asset_owners
+    assert owners == ("team:hr-analytics", "anna@example.com")
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"EKVIO_ASSET_OWNERS": "hr analytics,anna@example.com", "EKVIO_LOOKBACK_DAYS": "0"})
+    message = str(raised.value)
+    assert "EKVIO_ASSET_OWNERS must be a comma-separated list" in message and "'hr analytics,anna@example.com'" in message
+    assert "EKVIO_LOOKBACK_DAYS" in message

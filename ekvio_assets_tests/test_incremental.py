@@ -84,10 +84,10 @@ def test_a_range_backfill_is_one_run_with_few_tasks(
         assert result.asset_materializations_for_node(spec.name)[0].metadata["export_tasks"].value == 3
         events = [e for e in result.get_asset_materialization_events() if e.asset_key.path == [spec.name]]
         assert {e.partition for e in events} == {day_key(simulator, index) for index in range(10)}
-        per_day = {e.partition: e.materialization.metadata["dagster/row_count"].value for e in events}
+        per_day = {e.partition: e.materialization.metadata["dagster/partition_row_count"].value for e in events}
         assert per_day == _rows_changed_per_day(settings, spec, simulator, 10), spec.name
         assert len(set(per_day.values())) > 1, spec.name
-        assert {e.materialization.metadata["table_rows"].value for e in events} == {
+        assert {e.materialization.metadata["dagster/row_count"].value for e in events} == {
             len(table_by_key(settings.working_database_path, spec))
         }
     assert_tables_equal_truth(settings, simulator, end_of_day(simulator, 9))

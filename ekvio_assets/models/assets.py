@@ -13,16 +13,19 @@ warning and lists it in the `missing_report_tables` metadata. A model read by an
 exist: its absence fails the asset, naming the table to materialize first.
 """
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 import duckdb
 
+from ekvio_assets.models.lineage import trace_lineage
 from ekvio_assets.models.specs import MODELS, SETUP_SQL, ModelSpec, Reference
-from ekvio_assets.reports.merge import LINEAGE_COLUMNS
+from ekvio_assets.reports.merge import table_columns
 from ekvio_assets.reports.specs import REPORT_TABLES
-from ekvio_assets.storage.metadata import table_metadata
+from ekvio_assets.storage.metadata import qualified_table_name, table_metadata
 from ekvio_assets.storage.sql import fetch_count, literal, quote
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
@@ -129,6 +132,31 @@ def declared_schema(spec: ModelSpec) -> dg.TableSchema:
     )
 
 
+# The columns of every table a model may read: the report tables and the models.
+_TABLE_COLUMNS = {
+    **{table.name: [name for name, _, _ in table_columns(table)] for table in REPORT_TABLES},
+    **{model.name: list(model.column_names) for model in MODELS},
+}
+
+
+def column_lineage(spec: ModelSpec) -> dg.TableColumnLineage:
+    """Each column's source columns, traced through the model's SQL (columns counted or constant have none)."""
+    lineage = trace_lineage(spec.sql, _TABLE_COLUMNS)
+    return dg.TableColumnLineage(
+        deps_by_column={
+            column: [dg.TableColumnDep(asset_key=dg.AssetKey(table), column_name=source) for table, source in sorted(sources)]
+            for column, sources in lineage.sources_by_column.items()
+            if sources
+        }
+    )
+
+
+def code_version(spec: ModelSpec) -> str:
+    """Changes whenever what the build runs changes: the SQL, its parameters, the columns' types and comments."""
+    built_from = [SETUP_SQL, spec.sql, sorted(spec.parameters.items()), spec.description, [(c.name, c.type, c.description) for c in spec.columns]]
+    return hashlib.sha256(json.dumps(built_from, default=str).encode()).hexdigest()[:16]
+
+
 def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
@@ -149,11 +177,9 @@ def _stand_in_for_missing(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> li
             raise ModelBuildError(
                 f"model {spec.name} reads the table {name}, which does not exist: materialize the asset {name} first"
             )
-        columns = [(f.column, f.type.duckdb_type) for f in report.columns]
-        columns += [(column, type_) for column, type_, _ in LINEAGE_COLUMNS]
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {quote(name)} ("
-            + ", ".join(f"{quote(column)} {type_}" for column, type_ in columns)
+            + ", ".join(f"{quote(column)} {type_}" for column, type_, _ in table_columns(report))
             + ")"
         )
         missing_reports.append(name)
@@ -206,9 +232,11 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         deps=[dg.AssetKey(name) for name in spec.reads],
         automation_condition=MODEL_AUTOMATION,
         check_specs=_model_check_specs(spec),
+        code_version=code_version(spec),
         metadata={
             "dagster/column_schema": declared_schema(spec),
-            "dagster/table_name": spec.name,
+            "dagster/column_lineage": column_lineage(spec),
+            "dagster/table_name": qualified_table_name(spec.name),
             "key": ", ".join(spec.key),
             "reads": ", ".join(spec.reads),
         },

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from ekvio_assets.models.assets import MODEL_AUTOMATION, MODELS_GROUP
-from ekvio_assets.storage.metadata import markdown_table
+from ekvio_assets.storage.metadata import PII_TAG, markdown_table
 from ekvio_assets.storage.sql import row_count
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
@@ -17,6 +17,8 @@ def build_publish_asset(models: Sequence[dg.AssetsDefinition]) -> dg.AssetsDefin
         name=PUBLISH_ASSET,
         group_name=MODELS_GROUP,
         kinds={"duckdb"},
+        # Every table, those with logins and names among them.
+        tags={PII_TAG: "true"},
         deps=[model.key for model in models],
         # After the models, and only when their blocking checks passed: analysts only ever get
         # a complete, checked refresh.

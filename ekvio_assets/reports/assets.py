@@ -18,10 +18,10 @@ from ekvio_assets.api.resource import EkvioApiResource
 from ekvio_assets.automation.partitions import export_windows
 from ekvio_assets.reports.checks import evaluate_report_checks, export_size_result, report_check_specs
 from ekvio_assets.reports.load import LoadResult, load_report_file
-from ekvio_assets.reports.merge import EXTRA_FIELDS_DESCRIPTION, LINEAGE_COLUMNS, rows_changed_per_window
-from ekvio_assets.reports.flatten import EXTRA_FIELDS
+from ekvio_assets.reports.merge import rows_changed_per_window, table_columns
 from ekvio_assets.reports.specs import REPORTS, ReportSpec
 from ekvio_assets.reports.staging import ReportFileError
+from ekvio_assets.storage.metadata import qualified_table_name
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 # Single-run backfills are what a range refresh needs; Dagster still labels the parameter beta.
@@ -39,10 +39,9 @@ def report_pool(spec: ReportSpec) -> str:
 
 
 def _declared_schema(spec: ReportSpec) -> dg.TableSchema:
-    columns = [dg.TableColumn(f.column, f.type.duckdb_type, description=f.description) for f in spec.columns]
-    columns.append(dg.TableColumn(EXTRA_FIELDS, "JSON", description=EXTRA_FIELDS_DESCRIPTION))
-    columns += [dg.TableColumn(name, type_, description=description) for name, type_, description in LINEAGE_COLUMNS]
-    return dg.TableSchema(columns=columns)
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name, type_, description=description) for name, type_, description in table_columns(spec)]
+    )
 
 
 def _run_metadata(
@@ -51,11 +50,8 @@ def _run_metadata(
     outcomes = [loaded.outcome for loaded in loads]
     inserted = sum(outcome.inserted for outcome in outcomes)
     updated = sum(outcome.updated for outcome in outcomes)
-    table_metadata = dict(loads[-1].table_metadata)
     return {
-        **table_metadata,
-        # Each partition's own dagster/row_count (see _add_partition_row_counts) overrides this one.
-        "table_rows": table_metadata["dagster/row_count"],
+        **loads[-1].table_metadata,
         "window": window_label,
         "export_tasks": len(exported),
         "ekvio_task_ids": ", ".join(file.task_id for file in exported),
@@ -73,21 +69,21 @@ def _add_partition_row_counts(
     context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, spec: ReportSpec
 ) -> None:
     """Each partition's row count: the rows whose current version changed that day, so the UI's
-    plot of dagster/row_count over partitions shows the daily volume."""
+    plot of dagster/partition_row_count over partitions shows the daily volume."""
     partitions = context.assets_def.partitions_def
     keys = context.partition_keys
     windows = [partitions.time_window_for_partition_key(key) for key in keys]
     counts = rows_changed_per_window(con, spec.name, [(window.start, window.end) for window in windows])
     for key, count in zip(keys, counts, strict=True):
         context.add_asset_metadata(
-            {"dagster/row_count": dg.MetadataValue.int(count)}, asset_key=spec.name, partition_key=key
+            {"dagster/partition_row_count": dg.MetadataValue.int(count)}, asset_key=spec.name, partition_key=key
         )
 
 
 def _asset_spec(spec: ReportSpec, description: str, freshness: dg.FreshnessPolicy) -> dg.AssetSpec:
     metadata: dict[str, object] = {
         "dagster/column_schema": _declared_schema(spec),
-        "dagster/table_name": spec.name,
+        "dagster/table_name": qualified_table_name(spec.name),
         "key": ", ".join(spec.key),
     }
     if spec.change_time is not None:

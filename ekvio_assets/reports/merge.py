@@ -80,12 +80,18 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(CONVERSION_MACROS + _TABLES_SQL)
 
 
+def table_columns(spec: ReportSpec, dynamic: tuple[str, ...] = ()) -> list[tuple[str, str, str]]:
+    """The report table's columns (name, DuckDB type, description): the documented fields, the
+    company's own fields (`dynamic`), the undocumented ones as JSON and the lineage columns."""
+    columns = [(field.column, field.type.duckdb_type, field.description) for field in spec.columns]
+    columns += [(name, "VARCHAR", "Company-specific field") for name in dynamic]
+    return [*columns, (EXTRA_FIELDS, "JSON", EXTRA_FIELDS_DESCRIPTION), *LINEAGE_COLUMNS]
+
+
 def ensure_table(con: duckdb.DuckDBPyConnection, spec: ReportSpec, dynamic: tuple[str, ...] = ()) -> None:
     """Create the report table, or add the columns and descriptions a newer spec or a company's
     data brings; a table that has them all is left alone."""
-    columns = [(field.column, field.type.duckdb_type, field.description) for field in spec.columns]
-    columns += [(name, "VARCHAR", "Company-specific field") for name in dynamic]
-    columns += [(EXTRA_FIELDS, "JSON", EXTRA_FIELDS_DESCRIPTION), *LINEAGE_COLUMNS]
+    columns = table_columns(spec, dynamic)
     table = quote(spec.name)
     existing = dict(
         con.execute(

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
 
 from ekvio_assets.storage.sql import quote, row_count
+from ekvio_assets.storage.warehouse import DATABASE_FILE
 
 PREVIEW_ROWS = 5
+# The tag of assets whose tables hold personal data (logins, names).
+PII_TAG = "pii"
 _PREVIEW_CELL_CHARS = 40
+
+
+def qualified_table_name(table: str) -> str:
+    """The table as analysts name it: DuckDB calls a database after its file (ekvio), schema main."""
+    return f"{Path(DATABASE_FILE).stem}.main.{table}"
 
 
 def table_metadata(
@@ -30,7 +39,7 @@ def table_metadata(
     ).fetchall()
     return {
         "dagster/row_count": dg.MetadataValue.int(row_count(con, table) if rows is None else rows),
-        "dagster/table_name": dg.MetadataValue.text(table),
+        "dagster/table_name": dg.MetadataValue.text(qualified_table_name(table)),
         "dagster/column_schema": dg.MetadataValue.table_schema(
             dg.TableSchema(
                 columns=[

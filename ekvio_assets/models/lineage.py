@@ -1,0 +1,186 @@
+"""Where each column of a model comes from, read from DuckDB's own parse of the model's SELECT.
+
+`json_serialize_sql` gives the statement's tree; every output column is traced through CTEs,
+subqueries, joins and set operations down to the columns of the tables the model reads. The same
+walk yields those tables, so the asset graph is derived from the SQL, not written beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+Source = tuple[str, str]  # (table, column)
+
+
+class LineageError(ValueError):
+    """A model's SQL does not parse, or names a table or column nobody provides."""
+
+
+@dataclass
+class _Scope:
+    """The relations a SELECT reads from, by the name its expressions use for them."""
+
+    relations: dict[str, _Relation] = field(default_factory=dict)
+    outer: _Scope | None = None
+
+
+@dataclass
+class _Relation:
+    table: str | None = None  # a base table, or else a derived relation with `outputs`
+    outputs: dict[str, set[Source]] | None = None
+
+
+def _column_refs(expression: Any) -> Iterator[list[str]]:
+    """The column references of an expression, not descending into subqueries (their own scope)."""
+    if isinstance(expression, dict):
+        if expression.get("class") == "COLUMN_REF":
+            yield expression["column_names"]
+            return
+        if expression.get("class") == "SUBQUERY":
+            return
+        for value in expression.values():
+            yield from _column_refs(value)
+    elif isinstance(expression, list):
+        for item in expression:
+            yield from _column_refs(item)
+
+
+def _subqueries(expression: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(expression, dict):
+        if expression.get("class") == "SUBQUERY":
+            yield expression["subquery"]["node"]
+            return
+        for value in expression.values():
+            yield from _subqueries(value)
+    elif isinstance(expression, list):
+        for item in expression:
+            yield from _subqueries(item)
+
+
+class _Tracer:
+    def __init__(self, table_columns: Mapping[str, Sequence[str]]) -> None:
+        self._table_columns = table_columns
+        self.tables_read: set[str] = set()
+
+    def outputs(self, node: dict[str, Any], ctes: Mapping[str, dict[str, Any]], outer: _Scope | None) -> dict[str, set[Source]]:
+        """The named output columns of a query node and the sources of each."""
+        return {name: sources for name, sources in self._positional(node, ctes, outer) if name}
+
+    def _positional(
+        self, node: dict[str, Any], ctes: Mapping[str, dict[str, Any]], outer: _Scope | None
+    ) -> list[tuple[str | None, set[Source]]]:
+        ctes = {**ctes, **{name: value["query_node"] for name, value in _cte_entries(node)}}
+        if node["type"] == "SET_OPERATION_NODE":
+            first, *others = [self._positional(child, ctes, outer) for child in node["children"]]
+            # Columns of a set operation are matched by position and named by its first branch.
+            return [
+                (name, sources.union(*(other[index][1] for other in others)))
+                for index, (name, sources) in enumerate(first)
+            ]
+        if node["type"] != "SELECT_NODE":
+            raise LineageError(f"unsupported query node {node['type']}")
+        scope = _Scope(outer=outer)
+        self._add_relations(node["from_table"], scope, ctes)
+        outputs: list[tuple[str | None, set[Source]]] = []
+        for item in node["select_list"]:
+            if item["class"] == "STAR":
+                for relation in self._star_relations(item, scope):
+                    outputs += [(name, set(found)) for name, found in self._relation_outputs(relation).items()]
+                continue
+            name = item["alias"] or (item["column_names"][-1] if item["class"] == "COLUMN_REF" else None)
+            sources: set[Source] = set()
+            earlier = {output: found for output, found in outputs if output}
+            for ref in _column_refs(item):
+                sources |= self._resolve(ref, scope, earlier)
+            for subquery in _subqueries(item):
+                for _, found in self._positional(subquery, ctes, scope):
+                    sources |= found
+            outputs.append((name, sources))
+        return outputs
+
+    def _add_relations(self, table: dict[str, Any], scope: _Scope, ctes: Mapping[str, dict[str, Any]]) -> None:
+        kind = table["type"]
+        if kind == "EMPTY":
+            return
+        if kind == "JOIN":
+            self._add_relations(table["left"], scope, ctes)
+            self._add_relations(table["right"], scope, ctes)
+            return
+        if kind == "SUBQUERY":
+            scope.relations[table["alias"]] = _Relation(outputs=self.outputs(table["subquery"]["node"], ctes, scope.outer))
+            return
+        if kind == "TABLE_FUNCTION":
+            scope.relations[table["alias"] or "unnest"] = _Relation(outputs={})
+            return
+        if kind != "BASE_TABLE":
+            raise LineageError(f"unsupported FROM item {kind}")
+        name = table["table_name"]
+        if name in ctes:
+            relation = _Relation(outputs=self.outputs(ctes[name], {k: v for k, v in ctes.items() if k != name}, None))
+        elif name in self._table_columns:
+            self.tables_read.add(name)
+            relation = _Relation(table=name)
+        else:
+            raise LineageError(f"the SQL reads {name}, which is neither a CTE nor a known table")
+        scope.relations[table["alias"] or name] = relation
+
+    def _relation_outputs(self, relation: _Relation) -> dict[str, set[Source]]:
+        if relation.table is not None:
+            return {column: {(relation.table, column)} for column in self._table_columns[relation.table]}
+        return relation.outputs or {}
+
+    def _star_relations(self, star: dict[str, Any], scope: _Scope) -> list[_Relation]:
+        if star.get("relation_name"):
+            return [scope.relations[star["relation_name"]]]
+        return list(scope.relations.values())
+
+    def _resolve(self, ref: list[str], scope: _Scope | None, earlier: Mapping[str, set[Source]]) -> set[Source]:
+        *qualifier, column = ref
+        current = scope
+        while current is not None:
+            if qualifier:
+                relation = current.relations.get(qualifier[-1])
+                if relation is not None:
+                    provided = self._relation_outputs(relation)
+                    if column not in provided:
+                        raise LineageError(f"the SQL refers to {'.'.join(ref)}, which {qualifier[-1]} does not provide")
+                    return set(provided[column])
+            else:
+                found = [self._relation_outputs(r)[column] for r in current.relations.values() if column in self._relation_outputs(r)]
+                if found:
+                    return set().union(*found)
+            current = current.outer
+        if not qualifier and column in earlier:
+            return set(earlier[column])  # an alias defined earlier in the same SELECT
+        if not qualifier:
+            return set()  # a lambda parameter or a struct field
+        raise LineageError(f"the SQL refers to {'.'.join(ref)}, which no relation it reads provides")
+
+
+def _cte_entries(node: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(entry["key"], entry["value"]) for entry in (node.get("cte_map") or {}).get("map", [])]
+
+
+@dataclass(frozen=True)
+class ModelLineage:
+    tables_read: frozenset[str]
+    sources_by_column: Mapping[str, frozenset[Source]]
+
+
+def trace_lineage(sql: str, table_columns: Mapping[str, Sequence[str]]) -> ModelLineage:
+    """The tables `sql` reads and, per output column, the (table, column) pairs it is computed from;
+    `table_columns` are the columns of every table a model may read."""
+    parsed = json.loads(duckdb.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
+    if parsed["error"]:
+        raise LineageError(parsed.get("error_message", "the SQL does not parse"))
+    tracer = _Tracer(table_columns)
+    outputs = tracer._positional(parsed["statements"][0]["node"], {}, None)
+    unnamed = [str(index + 1) for index, (name, _) in enumerate(outputs) if not name]
+    if unnamed:
+        raise LineageError(f"the output columns {', '.join(unnamed)} have no name: give them an alias")
+    return ModelLineage(frozenset(tracer.tables_read), {name: frozenset(found) for name, found in outputs if name})
