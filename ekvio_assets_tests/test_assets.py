@@ -16,6 +16,7 @@ from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_J
 from ekvio_assets.automation.partitions import daily_partitions
 from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
+from ekvio_assets.models.learning_report.asset import REPORT_ASSET
 from ekvio_assets.models.publish import PUBLISH_ASSET
 from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, REPORT_TABLES, REPORTS, ReportSpec
@@ -45,7 +46,7 @@ def _without_lineage(row: dict[str, Any]) -> dict[str, Any]:
 
 def test_definitions_hold_every_asset_resource_and_job() -> None:
     defs = build_definitions(Settings.from_env({}))
-    models = {spec.name for spec in MODELS} | {PUBLISH_ASSET}
+    models = {spec.name for spec in MODELS} | {PUBLISH_ASSET, REPORT_ASSET}
     tables = {table.name for table in REPORT_TABLES}
     assert tables == {spec.name for spec in REPORTS} | {"reported_materials", "reported_programs"}
     assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == tables | models
