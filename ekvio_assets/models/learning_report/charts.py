@@ -11,14 +11,14 @@ import matplotlib as mpl
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.dates import AutoDateLocator, DateFormatter
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 # The colours of the page's CSS, so a chart and its table read as one.
 INK, MUTED, GRID = "#1f2933", "#616e7c", "#e4e7eb"
 BLUE, TEAL, AMBER, GREY, RED = "#2f6fdb", "#1f9d8b", "#e5a50a", "#b8c2cc", "#d64545"
 # About the page's column width at 96 px per inch, so that 10 pt of a chart read as 13 px.
 WIDTH_INCHES = 10.5
-LABEL_CHARS = 40
+LABEL_CHARS = 48
 # Beyond this many bars a chart shows the first ones; its table lists every row.
 MAX_BARS = 25
 
@@ -48,6 +48,16 @@ class Series:
     name: str
     values: Sequence[float | int | None]
     color: str
+
+
+def count_text(value: float) -> str:
+    """A count as the page writes it: 12 345, grouped by a narrow no-break space."""
+    return f"{value:,.0f}".replace(",", "\u202f")
+
+
+def _count_ticks() -> FuncFormatter:
+    # A formatter belongs to one axis: a new one each time.
+    return FuncFormatter(lambda value, _: count_text(value))
 
 
 def _label(text: str) -> str:
@@ -82,7 +92,10 @@ def horizontal_bars(
             if stacked:
                 left = [start + value for start, value in zip(left, values)]
             else:
-                shown = ["–" if value is None else f"{float(value) * 100:.0f}%" if percent else f"{value}" for value in one.values[:MAX_BARS]]
+                shown = [
+                    "–" if value is None else f"{float(value) * 100:.1f}%" if percent else count_text(value)
+                    for value in one.values[:MAX_BARS]
+                ]
                 axes.bar_label(bars, labels=shown, padding=3, fontsize=9, color=MUTED)
         axes.set_yticks(range(rows), labels)
         axes.invert_yaxis()
@@ -93,6 +106,7 @@ def horizontal_bars(
             axes.xaxis.set_major_formatter(PercentFormatter(decimals=0))
         else:
             axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+            axes.xaxis.set_major_formatter(_count_ticks())
         if len(series) > 1:
             axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=len(series), fontsize=9)
         figure.tight_layout()
@@ -104,8 +118,9 @@ def vertical_bars(name: str, labels: Sequence[str], values: Sequence[int], color
         figure = Figure(figsize=(WIDTH_INCHES, 2.6))
         axes = figure.add_subplot()
         bars = axes.bar(list(labels), list(values), color=color, width=0.6)
-        axes.bar_label(bars, padding=3, fontsize=9, color=MUTED)
+        axes.bar_label(bars, labels=[count_text(value) for value in values], padding=3, fontsize=9, color=MUTED)
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.yaxis.set_major_formatter(_count_ticks())
         axes.set_ylim(0, max([*values, 1]) * 1.18)
         axes.grid(axis="x", visible=False)
         axes.tick_params(axis="x", length=0)
@@ -121,6 +136,7 @@ def weekly_lines(name: str, weeks: Sequence[date], series: Sequence[Series]) -> 
             axes.plot(list(weeks), [value or 0 for value in one.values], color=one.color, label=one.name,
                       marker="o", markersize=3.5, linewidth=1.8)
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.yaxis.set_major_formatter(_count_ticks())
         axes.set_ylim(bottom=0)
         axes.grid(axis="x", visible=False)
         axes.xaxis.set_major_locator(AutoDateLocator(maxticks=10))

@@ -31,10 +31,6 @@ _ENVIRONMENT = jinja2.Environment(
 )
 
 
-def _count(value: Any) -> str:
-    return f"{value:,}".replace(",", "\u202f")
-
-
 def _percent(value: Any) -> str:
     return f"{value * 100:.1f}%"
 
@@ -43,7 +39,7 @@ def _decimal(value: Any) -> str:
     return f"{value:.1f}"
 
 
-_FORMATS: dict[str, Callable[[Any], str]] = {"count": _count, "percent": _percent, "decimal": _decimal, "text": str}
+_FORMATS: dict[str, Callable[[Any], str]] = {"count": charts.count_text, "percent": _percent, "decimal": _decimal, "text": str}
 
 
 @dataclass(frozen=True)
