@@ -231,14 +231,36 @@ def test_a_company_with_tests_only_gets_a_report_that_says_no_data_where_it_has_
     assert department[0][0] == "(no department)" and department[3] == ("–", None)
 
 
-def _materialize(data_dir: Path, selection: list[str] | None = None) -> dg.ExecuteInProcessResult:
+def _analytics_assets() -> list[dg.AssetsDefinition]:
     models = build_model_assets()
+    return [*models, build_publish_asset(models), build_learning_report_asset()]
+
+
+def _resources(data_dir: Path) -> dict[str, Any]:
+    return {"warehouse": DuckDBWarehouse(data_dir=str(data_dir), timezone=TIMEZONE)}
+
+
+def _materialize(
+    data_dir: Path, selection: list[str] | None = None, instance: dg.DagsterInstance | None = None
+) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [*models, build_publish_asset(models), build_learning_report_asset()],
-        resources={"warehouse": DuckDBWarehouse(data_dir=str(data_dir), timezone=TIMEZONE)},
-        instance=dg.DagsterInstance.ephemeral(),
+        _analytics_assets(),
+        resources=_resources(data_dir),
+        instance=instance or dg.DagsterInstance.ephemeral(),
         selection=selection,
     )
+
+
+def test_automation_requests_the_report_after_each_publish(tmp_path: Path) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    definitions = dg.Definitions(assets=_analytics_assets(), resources=_resources(tmp_path / "data"))
+    _materialize(tmp_path / "data", instance=instance)
+    settled = dg.evaluate_automation_conditions(defs=definitions, instance=instance)
+    assert settled.total_requested == 0
+    _materialize(tmp_path / "data", selection=[PUBLISH_ASSET], instance=instance)
+    after_publish = dg.evaluate_automation_conditions(defs=definitions, instance=instance, cursor=settled.cursor)
+    assert after_publish.total_requested == 1
+    assert after_publish.get_num_requested(dg.AssetKey(REPORT_ASSET)) == 1
 
 
 def test_a_database_without_any_report_renders_every_section_as_no_data(tmp_path: Path) -> None:
