@@ -10,6 +10,7 @@ from ekvio_assets.automation.schedules import build_schedules
 from ekvio_assets.automation.sensors import build_analytics_automation_sensor, build_missing_days_sensor
 from ekvio_assets.config import API_TOKEN, Settings
 from ekvio_assets.models.assets import MODELS_GROUP, build_model_assets
+from ekvio_assets.models.learning_report.asset import build_learning_report_asset
 from ekvio_assets.models.publish import build_publish_asset
 from ekvio_assets.reports.assets import build_report_assets
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
@@ -21,7 +22,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     models = build_model_assets()
     jobs = build_jobs()
     return dg.Definitions(
-        assets=with_owners_and_tags([*reports, *models, build_publish_asset(models)], settings.asset_owners),
+        assets=with_owners_and_tags(
+            [*reports, *models, build_publish_asset(models), build_learning_report_asset()], settings.asset_owners
+        ),
         jobs=[jobs.refresh, jobs.reconcile, jobs.analytics],
         schedules=build_schedules(jobs, partitions, settings.lookback_days),
         sensors=[

@@ -18,6 +18,7 @@ from ekvio_assets.automation.partitions import daily_partitions
 from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
 from ekvio_assets.models.assets import code_version
+from ekvio_assets.models.learning_report.asset import REPORT_ASSET
 from ekvio_assets.models.publish import PUBLISH_ASSET
 from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, REPORT_TABLES, REPORTS, ReportSpec
@@ -47,7 +48,7 @@ def _without_lineage(row: dict[str, Any]) -> dict[str, Any]:
 
 def test_definitions_hold_every_asset_resource_and_job() -> None:
     defs = build_definitions(Settings.from_env({}))
-    models = {spec.name for spec in MODELS} | {PUBLISH_ASSET}
+    models = {spec.name for spec in MODELS} | {PUBLISH_ASSET, REPORT_ASSET}
     tables = {table.name for table in REPORT_TABLES}
     assert tables == {spec.name for spec in REPORTS} | {"reported_materials", "reported_programs"}
     assert {key.to_user_string() for key in defs.resolve_all_asset_keys()} == tables | models
@@ -70,7 +71,7 @@ def test_every_asset_has_owners_a_layer_a_qualified_table_and_pii_where_people_a
     personal = {
         "attempts", "material_statistics", "course_statistics", "program_statistics", "learners",
         "learner_material_progress", "learner_course_progress", "learner_program_progress", "learner_summary",
-        "analyst_database",
+        "analyst_database", "learning_report",
     }
     reports = {"attempts", "material_statistics", "reported_materials", "course_statistics", "program_statistics", "reported_programs"}
     for key in graph.get_all_asset_keys():
@@ -78,7 +79,7 @@ def test_every_asset_has_owners_a_layer_a_qualified_table_and_pii_where_people_a
         assert node.owners == ["team:hr-analytics", "anna@example.com"], name
         assert node.tags["layer"] == ("report" if name in reports else "analytics"), name
         assert (node.tags.get("pii") == "true") == (name in personal), name
-        if name != PUBLISH_ASSET:
+        if name not in (PUBLISH_ASSET, REPORT_ASSET):
             assert node.metadata["dagster/table_name"] == f"ekvio.main.{name}"
 
 

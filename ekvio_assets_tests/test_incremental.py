@@ -186,12 +186,17 @@ def test_on_the_clis_instance_the_sensor_requests_the_days_no_refresh_brought(
     every_analytics_table = {
         "learners", "materials", "courses", "programs", "learner_material_progress",
         "learner_course_progress", "learner_program_progress", "learner_summary", "analyst_database",
+        "learning_report",
     }
     for args, still_missing, rebuilt in (
         (("--from", watched[3], "--to", watched[4]), watched[:3] + watched[5:], every_analytics_table),
         ((), [], every_analytics_table),
-        # Nothing changed: only the models measuring lateness at build time, and the publish.
-        (("--from", watched[3], "--to", watched[3]), [], {"learner_program_progress", "learner_summary", "analyst_database"}),
+        # Nothing changed: only the models measuring lateness at build time, the publish and its report.
+        (
+            ("--from", watched[3], "--to", watched[3]),
+            [],
+            {"learner_program_progress", "learner_summary", "analyst_database", "learning_report"},
+        ),
     ):
         process = cli_refresh(data_dir, simulator, tmp_path / "run", *args)
         assert process.wait(timeout=300) == 0, (tmp_path / "run.err").read_text()[-3000:]
