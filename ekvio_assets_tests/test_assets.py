@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -173,3 +176,21 @@ def test_without_an_api_url_the_embedded_simulator_is_used_and_said(
     assert len(_table(settings, ATTEMPTS)) > 0
     messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert any("EKVIO_API_URL is not set: using the embedded Ekvio simulator" in m for m in messages)
+
+
+@pytest.mark.parametrize("command", [["check", "defs"], ["list", "defs", "--json"]])
+def test_dagsters_dg_cli_loads_the_project(command: list[str]) -> None:
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("EKVIO_", "DAGSTER_"))}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dg")), *command],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Deprecat" not in done.stdout + done.stderr
+    if "--json" in command:
+        listed = json.loads(done.stdout[done.stdout.index("{"):])
+        assert {asset["asset_key"] for asset in listed["assets"]} >= {"attempts", "learner_summary", "learning_report"}
