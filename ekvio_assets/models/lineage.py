@@ -35,31 +35,19 @@ class _Relation:
     outputs: dict[str, set[Source]] | None = None
 
 
-def _column_refs(expression: Any) -> Iterator[list[str]]:
-    """The column references of an expression, not descending into subqueries (their own scope)."""
+def _nodes(expression: Any, wanted: str) -> Iterator[dict[str, Any]]:
+    """The nodes of class `wanted` in an expression; it does not descend into them, nor into
+    subqueries, which have their own scope."""
     if isinstance(expression, dict):
-        if expression.get("class") == "COLUMN_REF":
-            yield expression["column_names"]
-            return
-        if expression.get("class") == "SUBQUERY":
-            return
-        for value in expression.values():
-            yield from _column_refs(value)
+        kind = expression.get("class")
+        if kind == wanted:
+            yield expression
+        elif kind != "SUBQUERY":
+            for value in expression.values():
+                yield from _nodes(value, wanted)
     elif isinstance(expression, list):
         for item in expression:
-            yield from _column_refs(item)
-
-
-def _subqueries(expression: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(expression, dict):
-        if expression.get("class") == "SUBQUERY":
-            yield expression["subquery"]["node"]
-            return
-        for value in expression.values():
-            yield from _subqueries(value)
-    elif isinstance(expression, list):
-        for item in expression:
-            yield from _subqueries(item)
+            yield from _nodes(item, wanted)
 
 
 class _Tracer:
@@ -95,10 +83,10 @@ class _Tracer:
             name = item["alias"] or (item["column_names"][-1] if item["class"] == "COLUMN_REF" else None)
             sources: set[Source] = set()
             earlier = {output: found for output, found in outputs if output}
-            for ref in _column_refs(item):
-                sources |= self._resolve(ref, scope, earlier)
-            for subquery in _subqueries(item):
-                for _, found in self._positional(subquery, ctes, scope):
+            for ref in _nodes(item, "COLUMN_REF"):
+                sources |= self._resolve(ref["column_names"], scope, earlier)
+            for subquery in _nodes(item, "SUBQUERY"):
+                for _, found in self._positional(subquery["subquery"]["node"], ctes, scope):
                     sources |= found
             outputs.append((name, sources))
         return outputs
