@@ -159,6 +159,11 @@ def test_every_table_and_column_of_the_file_has_a_comment(published: Path) -> No
         assert "one row per" in comment.lower(), table
 
 
+def test_the_file_holds_every_table_column_comment_and_row_of_the_working_database(published: Path) -> None:
+    # The working database is in the newest format, the file in the older one: nothing is lost between.
+    assert _catalog(published) == _catalog(published.parent / "work" / "ekvio.duckdb")
+
+
 def _tables_command(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EKVIO_", "DAGSTER_"))}
     return subprocess.run(
