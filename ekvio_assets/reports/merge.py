@@ -65,7 +65,12 @@ _BOOKKEEPING_TABLES = (
             ("report", "VARCHAR", "Table the record was meant for: a report table or its table of parents"),
             ("task_id", "VARCHAR", "Ekvio task id of the export that sent the record"),
             ("raw_file", "VARCHAR", "Archived raw file that holds the record"),
-            ("problems", "VARCHAR[]", "What could not be read: each failing field with its raw value, or the missing key"),
+            (
+                "problems",
+                "VARCHAR[]",
+                "Why: each field not of its documented type with its raw value, a missing key field, a record "
+                "that is not a JSON object",
+            ),
             ("record", "JSON", "The record's raw values as sent, with `_ordinal`, its place among the file's rows"),
             ("rejected_at", "TIMESTAMPTZ", "When the load set the record aside"),
         ),
@@ -91,6 +96,7 @@ _BOOKKEEPING_TABLES = (
     ),
 )
 _TABLES_SQL = "\n".join(table.create_sql for table in _BOOKKEEPING_TABLES)
+
 
 @dataclass(frozen=True)
 class Lineage:
@@ -119,10 +125,10 @@ class MergeOutcome:
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(CONVERSION_MACROS + _TABLES_SQL)
     for table in _BOOKKEEPING_TABLES:
-        describe(con, table.name, table.description, [(name, description) for name, _, description in table.columns])
+        _describe(con, table.name, table.description, [(name, description) for name, _, description in table.columns])
 
 
-def describe(
+def _describe(
     con: duckdb.DuckDBPyConnection, table: str, description: str, columns: Sequence[tuple[str, str]]
 ) -> None:
     """Comment the table and its columns where their comments differ (a new table, an older spec)."""
@@ -163,7 +169,7 @@ def ensure_table(con: duckdb.DuckDBPyConnection, spec: ReportSpec, dynamic: tupl
     for name, type_, _ in columns:
         if existing and name not in existing:
             con.execute(f"ALTER TABLE {table} ADD COLUMN {quote(name)} {type_}")
-    describe(con, spec.name, table_description(spec), [(name, description) for name, _, description in columns])
+    _describe(con, spec.name, table_description(spec), [(name, description) for name, _, description in columns])
 
 
 def merge_staged(

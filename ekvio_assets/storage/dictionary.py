@@ -54,14 +54,18 @@ def as_text(tables: Sequence[Table]) -> str:
         name_width = max(len(column.name) for column in table.columns)
         type_width = max(len(column.type) for column in table.columns)
         indent = " " * (2 + name_width + 2 + type_width + 2)
-        lines = [table.name, *textwrap.wrap(table.description or NO_COMMENT, WIDTH, initial_indent="  ", subsequent_indent="  ")]
+        lines = [table.name, *_wrapped(table.description, "  ", "  ")]
         for column in table.columns:
-            head = f"  {column.name:<{name_width}}  {column.type:<{type_width}}  "
-            lines += textwrap.wrap(
-                column.description or NO_COMMENT, max(WIDTH, len(head) + 40), initial_indent=head, subsequent_indent=indent
-            )
+            lines += _wrapped(column.description, f"  {column.name:<{name_width}}  {column.type:<{type_width}}  ", indent)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
+
+
+def _wrapped(text: str | None, first: str, rest: str) -> list[str]:
+    # At least 40 characters of text a line, however long the names and types before it.
+    return textwrap.wrap(
+        text or NO_COMMENT, max(WIDTH, len(first) + 40), initial_indent=first, subsequent_indent=rest
+    )
 
 
 def as_markdown(tables: Sequence[Table]) -> str:
@@ -69,7 +73,8 @@ def as_markdown(tables: Sequence[Table]) -> str:
     blocks = []
     for table in tables:
         rows = "\n".join(
-            f"| `{column.name}` | {column.type} | {_cell(column.description or NO_COMMENT)} |" for column in table.columns
+            f"| `{column.name}` | {column.type} | {_cell(column.description or NO_COMMENT)} |"
+            for column in table.columns
         )
         blocks.append(
             f"## {table.name}\n\n{table.description or NO_COMMENT}\n\n"
@@ -85,7 +90,8 @@ def _cell(text: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ekvio-assets tables",
-        description="Print the data dictionary of the analyst file: its tables, their grain, columns, types and descriptions.",
+        description="Print the data dictionary of the analyst file: its tables, what one row of each is, "
+        "their columns, types and descriptions.",
     )
     parser.add_argument("--markdown", action="store_true", help="print Markdown (a table of columns per table)")
     args = parser.parse_args(argv)
