@@ -216,7 +216,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser(
         "bench", help="measure the ingest path at company scale against DuckDB's reader and a naive load", add_help=False
     )
+    commands.add_parser("tables", help="print the data dictionary of the analyst file", add_help=False)
     args, rest = parser.parse_known_args(argv)
+    if args.command == "tables":
+        from ekvio_assets.storage.dictionary import main as tables_main
+
+        return tables_main(rest)
     if args.command == "simulator":
         from ekvio_assets.simulator.cli import main as simulator_main
 

@@ -186,6 +186,11 @@ def _stand_in_for_missing(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> li
     return missing_reports
 
 
+def table_description(spec: ModelSpec) -> str:
+    """What the model's table holds and its grain: the Dagster asset's description and the DuckDB table's comment."""
+    return f"{spec.description} One row per {' + '.join(spec.key)}."
+
+
 def build_model_table(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> list[str]:
     """Rebuild the model's table on `con`; the caller owns the transaction. Returns the report
     tables that were missing: read as empty, their stand-ins last as long as the connection."""
@@ -199,7 +204,7 @@ def build_model_table(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> list[s
         )
     casts = ", ".join(f"CAST(q.{quote(c.name)} AS {c.type}) AS {quote(c.name)}" for c in spec.columns)
     con.execute(f"CREATE OR REPLACE TABLE {quote(spec.name)} AS SELECT {casts} FROM ({spec.sql}) AS q", parameters)
-    con.execute(f"COMMENT ON TABLE {quote(spec.name)} IS {literal(spec.description)}")
+    con.execute(f"COMMENT ON TABLE {quote(spec.name)} IS {literal(table_description(spec))}")
     for column in spec.columns:
         con.execute(f"COMMENT ON COLUMN {quote(spec.name)}.{quote(column.name)} IS {literal(column.description)}")
     return missing
@@ -228,7 +233,7 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         name=spec.name,
         group_name=MODELS_GROUP,
         kinds={"duckdb", "sql"},
-        description=f"{spec.description} One row per {' + '.join(spec.key)}; DuckDB table `{spec.name}`.",
+        description=f"{table_description(spec)} DuckDB table `{spec.name}`.",
         deps=[dg.AssetKey(name) for name in spec.reads],
         automation_condition=MODEL_AUTOMATION,
         check_specs=_model_check_specs(spec),

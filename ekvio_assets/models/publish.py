@@ -7,7 +7,7 @@ import dagster as dg
 from ekvio_assets.models.assets import MODEL_AUTOMATION, MODELS_GROUP
 from ekvio_assets.storage.metadata import PII_TAG, markdown_table
 from ekvio_assets.storage.sql import row_count
-from ekvio_assets.storage.warehouse import DuckDBWarehouse
+from ekvio_assets.storage.warehouse import PUBLISHED_STORAGE_VERSION, DuckDBWarehouse
 
 PUBLISH_ASSET = "analyst_database"
 
@@ -25,7 +25,8 @@ def build_publish_asset(models: Sequence[dg.AssetsDefinition]) -> dg.AssetsDefin
         automation_condition=MODEL_AUTOMATION,
         description=(
             "EKVIO_DATA_DIR/ekvio.duckdb, the file analysts open read-only: a copy of the working "
-            "database taken when no writer holds it, renamed over the old file in one atomic step."
+            "database taken when no writer holds it, in the storage format DuckDB 1.1 and every later "
+            "release reads, renamed over the old file in one atomic step."
         ),
     )
     def analyst_database(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
@@ -37,6 +38,7 @@ def build_publish_asset(models: Sequence[dg.AssetsDefinition]) -> dg.AssetsDefin
             metadata={
                 "path": dg.MetadataValue.path(str(path)),
                 "size_bytes": path.stat().st_size,
+                "storage_version": PUBLISHED_STORAGE_VERSION,
                 "tables": dg.MetadataValue.md(markdown_table(["table", "rows"], counts)),
             }
         )

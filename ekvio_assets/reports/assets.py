@@ -19,7 +19,7 @@ from ekvio_assets.automation.partitions import export_windows
 from ekvio_assets.reports.checks import evaluate_report_checks, export_size_result, report_check_specs
 from ekvio_assets.reports.load import LoadResult, load_report_file
 from ekvio_assets.reports.merge import rows_changed_per_window, table_columns
-from ekvio_assets.reports.specs import REPORTS, ReportSpec
+from ekvio_assets.reports.specs import REPORTS, ReportSpec, table_description
 from ekvio_assets.reports.staging import ReportFileError
 from ekvio_assets.storage.metadata import qualified_table_name
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
@@ -100,26 +100,11 @@ def _asset_spec(spec: ReportSpec, description: str, freshness: dg.FreshnessPolic
 
 def _asset_specs(spec: ReportSpec, freshness: dg.FreshnessPolicy) -> list[dg.AssetSpec]:
     """The report's table, and a nested report's table of parents, which the same export fills."""
-    specs = [
-        _asset_spec(
-            spec,
-            f"{spec.title} from the Ekvio API ({spec.method} {spec.path}), one row per "
-            f"{' + '.join(spec.key)}, merged into the DuckDB table `{spec.name}` by its change time "
-            f"`{spec.change_time}`.",
-            freshness,
-        )
+    return [
+        _asset_spec(table, f"{table_description(table)} DuckDB table `{table.name}`.", freshness)
+        for table in (spec, spec.parents)
+        if table is not None
     ]
-    if spec.parents is not None:
-        specs.append(
-            _asset_spec(
-                spec.parents,
-                f"Every parent object of the {spec.title} report ({spec.children_key} or none), one row per "
-                f"{' + '.join(spec.parents.key)} with its latest fields: the DuckDB table `{spec.parents.name}`, "
-                f"filled by the same exports as `{spec.name}`.",
-                freshness,
-            )
-        )
-    return specs
 
 
 def build_report_asset(

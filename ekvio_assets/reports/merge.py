@@ -23,7 +23,7 @@ import duckdb
 
 from ekvio_assets.reports.conversions import CONVERSION_MACROS, typed_select
 from ekvio_assets.reports.flatten import CHILD_NUMBER, EXTRA_FIELDS, RECORD_NUMBER, StagedRows
-from ekvio_assets.reports.specs import ReportSpec
+from ekvio_assets.reports.specs import ReportSpec, table_description
 from ekvio_assets.storage.sql import fetch_count, literal, quote, row_count
 
 CHANGED_AT = "_changed_at"
@@ -41,16 +41,62 @@ LOADS_TABLE = "report_loads"
 # The row's place among the file's rows, as rejected_records shows it.
 ORDINAL = "_ordinal"
 
-_TABLES_SQL = f"""
-CREATE TABLE IF NOT EXISTS {REJECTS_TABLE} (
-    report VARCHAR, task_id VARCHAR, raw_file VARCHAR, problems VARCHAR[], record JSON, rejected_at TIMESTAMPTZ
-);
-CREATE TABLE IF NOT EXISTS {LOADS_TABLE} (
-    report VARCHAR, task_id VARCHAR, raw_file VARCHAR, window_start TIMESTAMPTZ, window_end TIMESTAMPTZ,
-    fetched_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ, rows_in_file BIGINT, inserted BIGINT, updated BIGINT,
-    rejected BIGINT, duplicates BIGINT
-);
-"""
+
+@dataclass(frozen=True)
+class _Table:
+    """A table the loads keep beside the report tables, with its comment and its columns'."""
+
+    name: str
+    description: str
+    columns: tuple[tuple[str, str, str], ...]
+
+    @property
+    def create_sql(self) -> str:
+        columns = ", ".join(f"{quote(name)} {type_}" for name, type_, _ in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {quote(self.name)} ({columns});"
+
+
+_BOOKKEEPING_TABLES = (
+    _Table(
+        REJECTS_TABLE,
+        "Records of a result file that could not be read as their documented types or lack their key, set "
+        "aside by the load that met them; one row per rejected record.",
+        (
+            ("report", "VARCHAR", "Table the record was meant for: a report table or its table of parents"),
+            ("task_id", "VARCHAR", "Ekvio task id of the export that sent the record"),
+            ("raw_file", "VARCHAR", "Archived raw file that holds the record"),
+            (
+                "problems",
+                "VARCHAR[]",
+                "Why: each field not of its documented type with its raw value, a missing key field, a record "
+                "that is not a JSON object",
+            ),
+            ("record", "JSON", "The record's raw values as sent, with `_ordinal`, its place among the file's rows"),
+            ("rejected_at", "TIMESTAMPTZ", "When the load set the record aside"),
+        ),
+    ),
+    _Table(
+        LOADS_TABLE,
+        "Every load of a result file into a table (a report table or its table of parents): what the file "
+        "held and what the merge changed; one row per load of a table.",
+        (
+            ("report", "VARCHAR", "Table loaded: a report table or its table of parents"),
+            ("task_id", "VARCHAR", "Ekvio task id of the export loaded"),
+            ("raw_file", "VARCHAR", "Archived raw file loaded"),
+            ("window_start", "TIMESTAMPTZ", "Start of the export's window (null: full export)"),
+            ("window_end", "TIMESTAMPTZ", "End of the export's window (null: full export)"),
+            ("fetched_at", "TIMESTAMPTZ", "When the export was requested"),
+            ("loaded_at", "TIMESTAMPTZ", "When the load ran"),
+            ("rows_in_file", "BIGINT", "Rows the file held for the table"),
+            ("inserted", "BIGINT", "Rows of new keys added to the table"),
+            ("updated", "BIGINT", "Stored rows replaced by a newer or different version"),
+            ("rejected", "BIGINT", "Rows set aside in rejected_records"),
+            ("duplicates", "BIGINT", "Rows left out because a newer row of the same file had their key"),
+        ),
+    ),
+)
+_TABLES_SQL = "\n".join(table.create_sql for table in _BOOKKEEPING_TABLES)
+
 
 @dataclass(frozen=True)
 class Lineage:
@@ -78,6 +124,29 @@ class MergeOutcome:
 
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(CONVERSION_MACROS + _TABLES_SQL)
+    for table in _BOOKKEEPING_TABLES:
+        _describe(con, table.name, table.description, [(name, description) for name, _, description in table.columns])
+
+
+def _describe(
+    con: duckdb.DuckDBPyConnection, table: str, description: str, columns: Sequence[tuple[str, str]]
+) -> None:
+    """Comment the table and its columns where their comments differ (a new table, an older spec)."""
+    # One catalog query: the table's comment under the name '' (no column has it), then its columns'.
+    existing = dict(
+        con.execute(
+            "SELECT '', coalesce(comment, '') FROM duckdb_tables() WHERE table_name = $table "
+            "AND schema_name = current_schema() AND database_name = current_database() "
+            "UNION ALL SELECT column_name, coalesce(comment, '') FROM duckdb_columns() WHERE table_name = $table "
+            "AND schema_name = current_schema() AND database_name = current_database()",
+            {"table": table},
+        ).fetchall()
+    )
+    if existing.get("") != description:
+        con.execute(f"COMMENT ON TABLE {quote(table)} IS {literal(description)}")
+    for name, text in columns:
+        if existing.get(name) != text:
+            con.execute(f"COMMENT ON COLUMN {quote(table)}.{quote(name)} IS {literal(text)}")
 
 
 def table_columns(spec: ReportSpec, dynamic: tuple[str, ...] = ()) -> list[tuple[str, str, str]]:
@@ -89,24 +158,24 @@ def table_columns(spec: ReportSpec, dynamic: tuple[str, ...] = ()) -> list[tuple
 
 
 def ensure_table(con: duckdb.DuckDBPyConnection, spec: ReportSpec, dynamic: tuple[str, ...] = ()) -> None:
-    """Create the report table, or add the columns and descriptions a newer spec or a company's
-    data brings; a table that has them all is left alone."""
+    """Create the report table, or add the columns and comments a newer spec or a company's data
+    brings; a table that has them all is left alone."""
     columns = table_columns(spec, dynamic)
     table = quote(spec.name)
-    existing = dict(
-        con.execute(
-            "SELECT column_name, coalesce(comment, '') FROM duckdb_columns() WHERE table_name = ? "
+    existing = {
+        name
+        for (name,) in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
             "AND schema_name = current_schema() AND database_name = current_database()",
             [spec.name],
         ).fetchall()
-    )
+    }
     if not existing:
         con.execute(f"CREATE TABLE {table} ({', '.join(f'{quote(name)} {type_}' for name, type_, _ in columns)})")
-    for name, type_, description in columns:
+    for name, type_, _ in columns:
         if existing and name not in existing:
             con.execute(f"ALTER TABLE {table} ADD COLUMN {quote(name)} {type_}")
-        if existing.get(name) != description:
-            con.execute(f"COMMENT ON COLUMN {table}.{quote(name)} IS {literal(description)}")
+    _describe(con, spec.name, table_description(spec), [(name, description) for name, _, description in columns])
 
 
 def merge_staged(

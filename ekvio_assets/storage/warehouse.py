@@ -5,17 +5,23 @@ DuckDB lets one process write a database file at a time, and no process read it 
 Dagster runs steps in several processes, so every writer of the working database
 (`work/ekvio.duckdb`) first takes an exclusive lock on a side file and holds it for its whole
 transaction; downloads and parsing happen before, outside the lock, and run in parallel.
-Analysts never open the working database: `publish()` checkpoints it (report loads leave their
-changes in its write-ahead log), copies it, at a moment no writer holds it, and renames the copy
-over `ekvio.duckdb` in one atomic step. A reader that has the old file open
-keeps reading that complete snapshot; the next one to open it gets the new one.
+Analysts never open the working database: `publish()` copies it, at a moment no writer holds it,
+into a new file beside the analyst file and renames the copy over `ekvio.duckdb` in one atomic
+step. A reader that has the old file open keeps reading that complete snapshot; the next one to open
+it gets the new one.
+
+The working database is in the newest storage format of the DuckDB this project runs (the fastest
+for its loads; an install created with an older DuckDB keeps its file, which any newer one reads).
+The analyst file is written in the storage format of DuckDB 1.1 (`PUBLISHED_STORAGE_VERSION`),
+whatever the working database's: analysts and BI tools run DuckDB versions of their own, older
+than ours, and DuckDB reads only the formats of its own version and before. Copying table by table
+(`COPY FROM DATABASE`) rather than the file also leaves out the space the merges' deletes freed.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +30,11 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
+from ekvio_assets.storage.sql import literal, quote
+
 DATABASE_FILE = "ekvio.duckdb"
+# The oldest DuckDB release whose readers the analyst file serves: 1.1 and every later one.
+PUBLISHED_STORAGE_VERSION = "v1.1.0"
 
 
 class DuckDBWarehouse(dg.ConfigurableResource):
@@ -68,14 +78,32 @@ class DuckDBWarehouse(dg.ConfigurableResource):
             yield con
 
     def publish(self) -> Path:
-        """Replace the analyst file by a copy of the working database, atomically."""
+        """Replace the analyst file by a copy of the working database in the storage format of
+        PUBLISHED_STORAGE_VERSION, atomically: tables, types, comments and rows."""
+        copy = self.root / f".{DATABASE_FILE}.{os.getpid()}.publishing"
+        # Under the exclusive lock: no writer changes the database while it is copied, and two
+        # publishers rename their copies in the order they took them.
         with self._locked(fcntl.LOCK_EX):
-            with self._connect(read_only=False) as con:
-                con.execute("CHECKPOINT")
-            copy = self.root / f".{DATABASE_FILE}.{os.getpid()}.publishing"
-            shutil.copyfile(self.working_path, copy)
-            os.replace(copy, self.database_path)
+            # What a killed publisher left behind would be attached as the start of this copy.
+            self._remove(copy)
+            try:
+                with self._connect(read_only=False) as con:
+                    source = con.execute("SELECT current_database()").fetchone()[0]
+                    con.execute(
+                        f"ATTACH {literal(str(copy))} AS ekvio_published "
+                        f"(STORAGE_VERSION {literal(PUBLISHED_STORAGE_VERSION)})"
+                    )
+                    con.execute(f"COPY FROM DATABASE {quote(source)} TO ekvio_published")
+                    con.execute("DETACH ekvio_published")
+                os.replace(copy, self.database_path)
+            finally:
+                self._remove(copy)
         return self.database_path
+
+    @staticmethod
+    def _remove(copy: Path) -> None:
+        for path in (copy, copy.with_name(copy.name + ".wal")):
+            path.unlink(missing_ok=True)
 
     @contextmanager
     def published_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
