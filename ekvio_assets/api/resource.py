@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -12,14 +13,16 @@ from pydantic import Field, PrivateAttr
 from ekvio_assets.api.client import TASK_STATUS_PATH, EkvioClient, ExportedFile, ExportWindow
 from ekvio_assets.api.retries import RetryPolicy
 from ekvio_assets.reports.specs import ReportSpec
-from ekvio_assets.simulator import Dataset, DatasetConfig, generate, running_simulator
 
 DEMO_DAYS = 60
 
 
-def _demo_dataset() -> Dataset:
-    """The embedded simulator's company: its last two months, so recent partitions hold data."""
-    return generate(DatasetConfig(start=date.today() - timedelta(days=DEMO_DAYS), days=DEMO_DAYS))
+def _embedded_simulator() -> AbstractContextManager[Any]:
+    """The embedded simulator with its company's last two months, so recent partitions hold data.
+    Imported here: a run against a real API never loads the simulator (nor pays for importing it)."""
+    from ekvio_assets.simulator import DatasetConfig, generate, running_simulator
+
+    return running_simulator(generate(DatasetConfig(start=date.today() - timedelta(days=DEMO_DAYS), days=DEMO_DAYS)))
 
 
 class EkvioApiResource(dg.ConfigurableResource):
@@ -50,7 +53,7 @@ class EkvioApiResource(dg.ConfigurableResource):
         self._resources = ExitStack()
         base_url, token = self.api_url, self.api_token
         if base_url is None:
-            simulator = self._resources.enter_context(running_simulator(_demo_dataset()))
+            simulator = self._resources.enter_context(_embedded_simulator())
             base_url, token = simulator.url, simulator.token
             log.warning(
                 f"EKVIO_API_URL is not set: using the embedded Ekvio simulator at {base_url} with its demo data set"
