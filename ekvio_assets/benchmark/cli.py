@@ -31,6 +31,7 @@ from typing import Any
 
 import duckdb
 
+from ekvio_assets.cli_arguments import ArgumentParser
 from ekvio_assets.benchmark.files import BenchmarkFiles, prepare_files
 from ekvio_assets.benchmark.workloads import TOKEN_VARIABLE
 from ekvio_assets.reports.specs import MATERIAL_STATISTICS
@@ -93,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ekvio-assets bench",
         description=(
             "Load a company-scale learning-material report through the project's ingest path, next to "

@@ -9,6 +9,7 @@ from datetime import date
 from importlib.metadata import version
 from pathlib import Path
 
+from ekvio_assets.cli_arguments import ArgumentParser
 from ekvio_assets.cli.environment import DOTENV, load_dotenv
 from ekvio_assets.config import ConfigError, Settings
 from ekvio_assets.reports.specs import REPORTS
@@ -28,7 +29,7 @@ def _port(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ekvio-assets",
         description=__doc__ + f" Reads ./{DOTENV} first; variables set in the environment win over it.",
     )

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Sequence
 from datetime import date, datetime
 
+from ekvio_assets.cli_arguments import ArgumentParser
 from ekvio_assets.simulator.faults import KINDS_BY_CALL, Call, FaultPlan, FaultRule, parse_fault_rules
 from ekvio_assets.simulator.generator import DatasetConfig, generate
 from ekvio_assets.simulator.protocol import ProtocolOptions
@@ -95,7 +96,7 @@ def _probability(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ekvio-assets simulator",
         description=__doc__,
         epilog=_FAULTS_HELP,
