@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if args.command == "ui":
-            return commands.ui(settings, args.host, args.port)
+            commands.ui(settings, args.host, args.port)
         display = choose_display(args.verbose)
         if args.command == "replay":
             return commands.replay(settings, args.path, args.report, args.first, args.last, display, args.verbose)

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
 import dagster as dg
 
@@ -120,7 +121,7 @@ def ui_invocation(settings: Settings, host: str, port: int) -> tuple[list[str], 
     return command, {**os.environ, DATA_DIR: str(settings.data_dir)}, home
 
 
-def ui(settings: Settings, host: str, port: int) -> int:
+def ui(settings: Settings, host: str, port: int) -> NoReturn:
     """Replaces this process by `dagster dev` on the CLI's instance."""
     command, environment, home = ui_invocation(settings, host, port)
     print(f"Dagster UI on http://{host}:{port} (Ctrl-C stops it); Dagster instance: {home}", flush=True)

@@ -49,8 +49,8 @@ class VerboseDisplay:
 class LiveDisplay:
     """A table of the steps, redrawn while the run goes on; warnings are printed above it."""
 
-    def __init__(self) -> None:
-        self._console = Console()
+    def __init__(self, console: Console | None = None) -> None:
+        self._console = console or Console()
         self._lock = threading.Lock()  # the follower thread updates what rich's refresh thread draws
 
     @contextmanager

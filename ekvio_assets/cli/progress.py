@@ -127,7 +127,7 @@ class RunProgress:
             return [Note(None, message, warning=True)] if entry.level >= logging.WARNING else []
         step = self.step(entry.step_key)
         if entry.level >= logging.WARNING:
-            return [Note(step.key, message, warning=True)]
+            return [Note(step.key, message.removeprefix(f"{step.key}: "), warning=True)]
         if created := _CREATED.fullmatch(message):
             step.task_id, step.task_status, step.task_elapsed_seconds = created["task"], "created", 0
         elif polled := _POLLED.fullmatch(message):
