@@ -16,6 +16,7 @@ from ekvio_assets.config import Settings
 from ekvio_assets.simulator.faults import FaultPlan, FaultRule
 from ekvio_assets_tests.test_cli import clean_environment, run_cli
 
+PROJECT_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
 # Written as people write them: `export`, quotes, comments, a default through interpolation.
 DOTENV = """\
 # The company's API
@@ -58,6 +59,13 @@ def test_a_dagster_home_that_does_not_exist_yet_is_created(tmp_path: Path) -> No
         with open_instance() as instance:
             assert list(instance.get_run_records()) == []
     assert (home / "history").is_dir()
+    assert (home / "dagster.yaml").read_text() == PROJECT_CONFIG.read_text()
+
+    # A home of one's own keeps its instance settings.
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with mock.patch.dict(os.environ, {"DAGSTER_HOME": str(home)}):
+        assert use_instance_home(settings) == home
+    assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
 
 
 def test_a_failed_step_prints_its_message_and_the_refresh_exits_1(
@@ -94,3 +102,4 @@ def test_a_failed_step_prints_its_message_and_the_refresh_exits_1(
     assert "analytics_job" not in finished.stdout
     assert "DEBUG" not in finished.stdout + finished.stderr and "Traceback" not in finished.stderr
     assert running.token not in finished.stdout + finished.stderr
+    assert (tmp_path / "new" / "dagster_home" / "dagster.yaml").read_text() == PROJECT_CONFIG.read_text()

@@ -55,7 +55,11 @@ def _parser() -> argparse.ArgumentParser:
         (replay, "file's export window", "the whole file"),
     ):
         days.add_argument(
-            "--from", dest="first", type=_day, metavar="YYYY-MM-DD", help=f"first day of the {subject} (default: {default})"
+            "--from",
+            dest="first",
+            type=_day,
+            metavar="YYYY-MM-DD",
+            help=f"first day of the {subject} (default: {default})",
         )
         days.add_argument(
             "--to", dest="last", type=_day, metavar="YYYY-MM-DD", help=f"last day of the {subject} (default: --from)"

@@ -74,7 +74,13 @@ def refresh(settings: Settings, first: date | None, last: date | None, display: 
 
 
 def replay(
-    settings: Settings, path: Path, report: str | None, first: date | None, last: date | None, display: Display, verbose: bool
+    settings: Settings,
+    path: Path,
+    report: str | None,
+    first: date | None,
+    last: date | None,
+    display: Display,
+    verbose: bool,
 ) -> int:
     """Load an archived result file again, then rebuild and publish the analytics tables."""
     window_start = window_end = None

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from ekvio_assets.cli.progress import RunProgress
+from ekvio_assets.cli.progress import RunProgress, TableChange
 
 EntryHandler = Callable[[Any], None]
 
@@ -85,9 +85,13 @@ def _steps_table(progress: RunProgress, now: float) -> Table:
             status,
             "" if seconds is None else f"{seconds:.1f} s",
             f"{step.bytes_downloaded:,} B" if step.bytes_downloaded else "",
-            *(f"{sum(getattr(c, name) for c in changes):,}" if changes else "" for name in ("inserted", "updated", "rejected")),
+            *(_total(changes, name) for name in ("inserted", "updated", "rejected")),
         )
     return table
+
+
+def _total(changes: list[TableChange], name: str) -> str:
+    return f"{sum(getattr(change, name) for change in changes):,}" if changes else ""
 
 
 def choose_display(verbose: bool) -> Display:

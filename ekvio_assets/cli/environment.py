@@ -44,19 +44,17 @@ def project_file(name: str) -> Path | None:
 
 
 def use_instance_home(settings: Settings) -> Path:
-    """$DAGSTER_HOME, or EKVIO_DATA_DIR/dagster_home with the project's dagster.yaml; created if missing.
+    """$DAGSTER_HOME, or EKVIO_DATA_DIR/dagster_home; created if missing, with the project's dagster.yaml
+    (copied again each time into EKVIO_DATA_DIR/dagster_home; into $DAGSTER_HOME only if it has none).
 
     Sets DAGSTER_HOME, so that the runs, their step processes and `ekvio-assets ui` share it.
     """
-    if "DAGSTER_HOME" in os.environ:
-        home = Path(os.environ["DAGSTER_HOME"]).expanduser().absolute()
-        home.mkdir(parents=True, exist_ok=True)
-    else:
-        home = settings.data_dir / "dagster_home"
-        home.mkdir(parents=True, exist_ok=True)
-        config = project_file(INSTANCE_CONFIG)
-        if config is not None:
-            shutil.copyfile(config, home / INSTANCE_CONFIG)
+    own_home = "DAGSTER_HOME" not in os.environ
+    home = settings.data_dir / "dagster_home" if own_home else Path(os.environ["DAGSTER_HOME"]).expanduser().absolute()
+    home.mkdir(parents=True, exist_ok=True)
+    config = project_file(INSTANCE_CONFIG)
+    if config is not None and (own_home or not (home / INSTANCE_CONFIG).exists()):
+        shutil.copyfile(config, home / INSTANCE_CONFIG)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

@@ -141,9 +141,8 @@ class RunProgress:
             size = int(saved["bytes"].replace(",", ""))
             step.bytes_downloaded += size
             step.task_status = "downloaded"
-            return [
-                Note(step.key, f"Ekvio task {saved['task']} completed after {step.task_elapsed_seconds} s, {size:,} bytes downloaded")
-            ]
+            completed = f"Ekvio task {saved['task']} completed after {step.task_elapsed_seconds} s"
+            return [Note(step.key, f"{completed}, {size:,} bytes downloaded")]
         return []
 
     def _apply_step_event(self, entry: dg.EventLogEntry, kind: dg.DagsterEventType) -> list[Note]:

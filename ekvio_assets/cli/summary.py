@@ -31,7 +31,7 @@ def summary_lines(
                 continue
             change = changes.get(spec.name, TableChange(0, 0, 0))
             # A parents table is filled by its report's step.
-            step = next((s.name for s in REPORT_TABLES if s.parents is not None and s.parents.name == spec.name), spec.name)
+            step = next((s.name for s in REPORT_TABLES if s.parents and s.parents.name == spec.name), spec.name)
             lines.append(
                 _ROW.format(
                     spec.name,
@@ -43,7 +43,9 @@ def summary_lines(
             )
         for model in MODELS:
             lines.append(
-                _ROW.format(model.name, f"{row_count(con, model.name):,}", "", "", _seconds(step_seconds.get(model.name)))
+                _ROW.format(
+                    model.name, f"{row_count(con, model.name):,}", "", "", _seconds(step_seconds.get(model.name))
+                )
             )
     others = [key for key in step_seconds if key not in {t.name for t in REPORT_TABLES} | {m.name for m in MODELS}]
     lines += [_ROW.format(key, "", "", "", _seconds(step_seconds[key])) for key in others]

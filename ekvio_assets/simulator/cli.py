@@ -125,7 +125,10 @@ def _parser() -> argparse.ArgumentParser:
         "--start", type=_day, default=_DEFAULTS.start, metavar="YYYY-MM-DD", help="first day (default: %(default)s)"
     )
     parser.add_argument(
-        "--days", type=_integer, default=_DEFAULTS.days, help="days of activity from --start, 1 or more (default: %(default)s)"
+        "--days",
+        type=_integer,
+        default=_DEFAULTS.days,
+        help="days of activity from --start, 1 or more (default: %(default)s)",
     )
     parser.add_argument(
         "--polls-to-complete",
@@ -247,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
         except OSError as error:
-            parser.error(f"cannot listen on {args.host}:{args.port} (file host {args.file_host or 'the same'}): {error}")
+            files = args.file_host or "the same"
+            parser.error(f"cannot listen on {args.host}:{args.port} (file host {files}): {error}")
         # The simulator's token guards demo data only: printing it is the point.
         print(f"Ekvio simulator listening on {simulator.url}", flush=True)
         print(f"API token: {simulator.token}", flush=True)
