@@ -49,12 +49,12 @@ def summary_lines(
             )
     others = [key for key in step_seconds if key not in {t.name for t in REPORT_TABLES} | {m.name for m in MODELS}]
     lines += [_ROW.format(key, "", "", "", _seconds(step_seconds[key])) for key in others]
-    lines += _check_lines(runs)
+    lines += check_lines(runs)
     lines.append("Took " + ", ".join(f"{_seconds(_run_seconds(run))} for {run.job_name}" for run in runs) + ".")
     return lines
 
 
-def _check_lines(runs: Sequence[RunProgress]) -> list[str]:
+def check_lines(runs: Sequence[RunProgress]) -> list[str]:
     failed = [failure for run in runs for failure in run.failed_checks]
     passed = sum(run.checks_passed for run in runs)
     lines = [f"Asset checks: {passed} passed, {len(failed)} failed{':' if failed else '.'}"]
