@@ -11,11 +11,11 @@ from typing import NoReturn
 
 import dagster as dg
 
+from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_JOB
 from ekvio_assets.automation.partitions import daily_partitions, full_export_tags, partition_range_tags
 from ekvio_assets.cli.display import Display
 from ekvio_assets.cli.environment import WORKSPACE, open_instance, project_file, use_instance_home
 from ekvio_assets.cli.progress import RunProgress, TableChange
-from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_JOB
 from ekvio_assets.cli.runs import execute, report_failure
 from ekvio_assets.cli.summary import summary_lines
 from ekvio_assets.config import DATA_DIR, ConfigError, Settings
