@@ -1,4 +1,4 @@
-"""`ekvio-assets refresh`, the README's main command, as a new user runs it."""
+"""`ekvio-assets refresh`, the README's main command, as a new user runs it, and `ekvio-assets ui` on its runs."""
 
 from __future__ import annotations
 
@@ -6,13 +6,24 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
+import dagster as dg
 import duckdb
+import httpx
+import pytest
+from rich.console import Console
 
+from ekvio_assets.cli.commands import ui_invocation
+from ekvio_assets.cli.display import LiveDisplay
+from ekvio_assets.cli.progress import RunProgress
+from ekvio_assets.config import Settings
 from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import REPORT_TABLES, REPORTS
 
@@ -26,30 +37,53 @@ def _analyst_queries() -> list[str]:
     return re.findall(r"```sql\n(.*?)```", section, re.S)
 
 
-def _clean_environment(**env: str) -> dict[str, str]:
+def clean_environment(**env: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith(("EKVIO_", "DAGSTER_"))}, **env}
 
 
-def _run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run_cli(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ekvio_assets.cli", *args],
-        cwd=tmp_path,
-        env=_clean_environment(**env),
+        cwd=folder,
+        env=clean_environment(**env),
         capture_output=True,
         text=True,
         timeout=300,
     )
 
 
-def test_refresh_on_the_embedded_simulator_fills_the_report_and_analytics_tables(tmp_path: Path) -> None:
-    finished = _run(tmp_path, "refresh")
+@dataclass(frozen=True)
+class Demo:
+    """`ekvio-assets refresh` with no settings, in a fresh folder, as the README's first command."""
+
+    folder: Path
+    finished: subprocess.CompletedProcess[str]
+
+    @property
+    def database(self) -> Path:
+        return self.folder / "data" / "ekvio.duckdb"
+
+    def run_ids(self) -> list[str]:
+        found = re.search(r"Runs (\S+) \(reports\) and (\S+) \(analytics\) succeeded", self.finished.stdout)
+        assert found, self.finished.stdout
+        return [found[1], found[2]]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    folder = tmp_path_factory.mktemp("demo")
+    finished = run_cli(folder, "refresh")
     assert finished.returncode == 0, finished.stderr[-3000:]
+    return Demo(folder, finished)
+
+
+def test_refresh_on_the_embedded_simulator_fills_the_report_and_analytics_tables(demo: Demo) -> None:
+    finished = demo.finished
     assert "embedded Ekvio simulator" in finished.stdout
     # A first load brings every row: nothing the daily refreshes should have brought.
-    assert "the full export changed" not in finished.stderr
-    database = tmp_path / "data" / "ekvio.duckdb"
-    assert str(database) in finished.stdout
-    with duckdb.connect(str(database), read_only=True) as con:
+    assert "the full export changed" not in finished.stdout + finished.stderr
+    assert str(demo.database) in finished.stdout
+    with duckdb.connect(str(demo.database), read_only=True) as con:
         for name in [table.name for table in REPORT_TABLES] + [model.name for model in MODELS]:
             rows = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
             assert rows > 0, name
@@ -58,24 +92,54 @@ def test_refresh_on_the_embedded_simulator_fills_the_report_and_analytics_tables
         assert len(queries) == 5
         for query in queries:
             assert con.execute(query).fetchall(), query
-    assert (tmp_path / "data" / "dagster_home").is_dir()
+    assert (demo.folder / "data" / "dagster_home").is_dir()
 
-    archived = sorted((tmp_path / "data" / "raw" / "attempts").glob("*_task-*.json"))[-1]
-    replayed = _run(tmp_path, "replay", str(archived))
+
+def test_the_refresh_prints_its_progress_and_a_summary_on_one_screen_without_dagster_debug_lines(demo: Demo) -> None:
+    out, err = demo.finished.stdout, demo.finished.stderr
+    assert len(out.splitlines()) < 60, out
+    assert "DEBUG" not in out + err
+    assert "Traceback" not in err
+    for spec in REPORTS:
+        # Each report's task and the bytes of the file it brought, as archived.
+        (archived,) = (demo.folder / "data" / "raw" / spec.name).glob("*_task-*.json")
+        task_id = archived.stem.rsplit("_task-", 1)[1]
+        assert re.search(rf"  {spec.name}: Ekvio task {task_id} (queued|progress) \(\d+ s\)", out), spec.name
+        assert f"{spec.name}: Ekvio task {task_id} completed after " in out
+        assert f"{archived.stat().st_size:,} bytes downloaded" in out
+    with duckdb.connect(str(demo.database), read_only=True) as con:
+        for table in REPORT_TABLES:
+            rows = con.execute(f'SELECT count(*) FROM "{table.name}"').fetchone()[0]
+            # A first load inserts every row; the demo data have no rejected record.
+            assert f"{table.name}: {rows:,} inserted, 0 updated, 0 rejected" in out
+            assert re.search(rf"^  {table.name} +{rows:,} +{rows:,} +0  ", out, re.M), table.name
+        for model in MODELS:
+            rows = con.execute(f'SELECT count(*) FROM "{model.name}"').fetchone()[0]
+            assert re.search(rf"^  {model.name} +{rows:,} +\d+\.\d s$", out, re.M), model.name
+    assert re.search(r"^  analyst_database +\d+\.\d s$", out, re.M)
+    assert re.search(r"^Asset checks: [1-9]\d* passed, 0 failed\.$", out, re.M)
+    assert re.search(r"^Took \d+\.\d s for reconcile_job, \d+\.\d s for analytics_job\.$", out, re.M)
+
+
+def test_replay_loads_an_archived_file_again(demo: Demo) -> None:
+    archived = sorted((demo.folder / "data" / "raw" / "attempts").glob("*_task-*.json"))[-1]
+    replayed = run_cli(demo.folder, "replay", str(archived))
     assert replayed.returncode == 0, replayed.stderr[-3000:]
     assert f"Replayed {archived} into attempts:" in replayed.stdout
     assert "0 inserted, 0 updated, 0 rejected" in replayed.stdout
     assert "(analytics) succeeded" in replayed.stdout
 
     # Into a database that has no other report yet: the summary says so.
-    fresh = _run(tmp_path, "replay", str(archived), EKVIO_DATA_DIR=str(tmp_path / "fresh"))
+    fresh = run_cli(demo.folder, "replay", str(archived), EKVIO_DATA_DIR=str(demo.folder / "fresh"))
     assert fresh.returncode == 0, fresh.stderr[-3000:]
-    assert re.search(r"  attempts +[0-9,]+ rows", fresh.stdout)
+    with duckdb.connect(str(demo.folder / "fresh" / "ekvio.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT count(*) FROM attempts").fetchone()[0]
+    assert re.search(rf"^  attempts +{rows:,} +{rows:,} +0  ", fresh.stdout, re.M), fresh.stdout
     assert re.search(r"  material_statistics +not loaded yet", fresh.stdout)
 
 
 def test_a_bad_configuration_is_one_clear_message(tmp_path: Path) -> None:
-    finished = _run(tmp_path, "refresh", EKVIO_API_URL="https://api.example.test", EKVIO_TIMEZONE="Nowhere/Land")
+    finished = run_cli(tmp_path, "refresh", EKVIO_API_URL="https://api.example.test", EKVIO_TIMEZONE="Nowhere/Land")
     assert finished.returncode == 2
     assert "EKVIO_API_TOKEN must be set" in finished.stderr and "EKVIO_TIMEZONE" in finished.stderr
     assert "Traceback" not in finished.stderr
@@ -90,7 +154,7 @@ def test_a_refresh_killed_in_the_middle_of_a_load_leaves_a_consistent_database_a
     process = subprocess.Popen(
         [sys.executable, "-m", "ekvio_assets.cli", "refresh"],
         cwd=tmp_path,
-        env=_clean_environment(),
+        env=clean_environment(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -116,7 +180,7 @@ def test_a_refresh_killed_in_the_middle_of_a_load_leaves_a_consistent_database_a
                 rows_tasks = {row[0] for row in con.execute(f'SELECT DISTINCT _task_id FROM "{spec.name}"').fetchall()}
                 assert rows_tasks <= loads, spec.name
 
-    finished = _run(tmp_path, "refresh")
+    finished = run_cli(tmp_path, "refresh")
     assert finished.returncode == 0, finished.stderr[-3000:]
     with duckdb.connect(str(tmp_path / "data" / "ekvio.duckdb"), read_only=True) as con:
         for spec in REPORTS:
@@ -133,3 +197,76 @@ def _wait_until_gone(process_group: int) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"processes of group {process_group} survived SIGKILL")
+
+
+def test_ui_opens_the_instance_where_the_cli_recorded_its_runs_and_materializations(
+    demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(demo.folder)
+    with mock.patch.dict(os.environ, clean_environment(), clear=True):
+        command, environment, cwd = ui_invocation(Settings.from_env(), "127.0.0.1", 3000)
+    home = demo.folder / "data" / "dagster_home"
+    assert cwd == home and environment["DAGSTER_HOME"] == str(home)
+    assert environment["EKVIO_DATA_DIR"] == str(demo.folder / "data")
+    workspace = Path(command[command.index("-w") + 1])
+    assert "module_name: ekvio_assets.definitions" in workspace.read_text()
+    assert command[-4:] == ["--host", "127.0.0.1", "--port", "3000"]
+    assert (home / "dagster.yaml").read_text() == (README.parent / "dagster.yaml").read_text()
+
+    run_ids = demo.run_ids()
+    with mock.patch.dict(os.environ, {"DAGSTER_HOME": environment["DAGSTER_HOME"]}):
+        with dg.DagsterInstance.get() as instance:
+            assert [instance.get_run_by_id(run_id).status for run_id in run_ids] == [dg.DagsterRunStatus.SUCCESS] * 2
+            built_by = {table.name: run_ids[0] for table in REPORT_TABLES} | {model.name: run_ids[1] for model in MODELS}
+            for name, run_id in built_by.items():
+                records = instance.fetch_materializations(dg.AssetKey(name), limit=1000).records
+                assert run_id in {record.run_id for record in records}, name
+
+
+def test_ui_serves_the_cli_runs(demo: Demo) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Its own session, so that dagster dev's webserver, daemon and code server go with it.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ekvio_assets.cli", "ui", "--port", str(port)],
+        cwd=demo.folder,
+        env=clean_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    query = {"query": "{ runsOrError { ... on Runs { results { runId status } } } }"}
+    try:
+        deadline = time.monotonic() + 300
+        runs = None
+        while runs is None and process.poll() is None and time.monotonic() < deadline:
+            try:
+                answer = httpx.post(f"http://127.0.0.1:{port}/graphql", json=query, timeout=10)
+                runs = {run["runId"]: run["status"] for run in answer.json()["data"]["runsOrError"]["results"]}
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                time.sleep(0.5)
+        assert runs is not None, f"the UI did not answer (exit code {process.poll()})"
+        assert [runs.get(run_id) for run_id in demo.run_ids()] == ["SUCCESS", "SUCCESS"]
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        _wait_until_gone(process.pid)
+
+
+def test_on_a_terminal_the_progress_is_a_live_table_of_the_steps(demo: Demo) -> None:
+    """The reports run's stored events, fed to the live display as the follower feeds them."""
+    reports_run = demo.run_ids()[0]
+    console = Console(record=True, force_terminal=True, width=160)
+    progress = RunProgress("reconcile_job")
+    with mock.patch.dict(os.environ, {"DAGSTER_HOME": str(demo.folder / "data" / "dagster_home")}):
+        with dg.DagsterInstance.get() as instance:
+            records = instance.get_records_for_run(reports_run, limit=10_000).records
+    with LiveDisplay(console).following(progress) as on_entry:
+        for record in records:
+            on_entry(record.event_log_entry)
+    table = console.export_text()
+    for spec in REPORTS:
+        (archived,) = (demo.folder / "data" / "raw" / spec.name).glob("*_task-*.json")
+        row = next(line for line in table.splitlines() if line.startswith(f"{spec.name} "))
+        assert re.search(rf"{spec.name} +done +\d+\.\d s +{archived.stat().st_size:,} B +[\d,]+ +0 +0$", row), row

@@ -31,6 +31,7 @@ from typing import Any
 
 import duckdb
 
+from ekvio_assets.cli_arguments import ArgumentParser
 from ekvio_assets.benchmark.files import BenchmarkFiles, prepare_files
 from ekvio_assets.benchmark.workloads import TOKEN_VARIABLE
 from ekvio_assets.reports.specs import MATERIAL_STATISTICS
@@ -93,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ekvio-assets bench",
         description=(
             "Load a company-scale learning-material report through the project's ingest path, next to "
@@ -103,25 +104,33 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "--rows", type=_positive, default=DEFAULT_ROWS, help="learner rows of the material report (default %(default)s)"
+        "--rows", type=_positive, default=DEFAULT_ROWS, help="learner rows of the material report (default: %(default)s)"
     )
     parser.add_argument(
         "--changed-rows",
         type=_positive,
         default=DEFAULT_CHANGED_ROWS,
-        help="rows of the incremental day (default %(default)s)",
+        help="rows of the incremental day (default: %(default)s)",
     )
-    parser.add_argument("--seed", type=int, default=7, help="generator seed: the same seed writes the same files")
+    parser.add_argument(
+        "--seed", type=int, default=7, help="generator seed: the same seed writes the same files (default: %(default)s)"
+    )
     parser.add_argument(
         "--rounds",
         type=_positive,
         default=DEFAULT_ROUNDS,
-        help="runs of every measurement, in rounds; each reports its median time (default %(default)s)",
+        help="runs of every measurement, in rounds; each reports its median time (default: %(default)s)",
     )
     parser.add_argument(
-        "--skip-naive", action="store_true", help="leave out baseline B (json.load + pandas), the slowest and hungriest"
+        "--skip-naive",
+        action="store_true",
+        help="leave out baseline B (json.load + pandas), the slowest and hungriest (default: measure it)",
     )
-    parser.add_argument("--skip-other-reports", action="store_true", help="measure the material report only")
+    parser.add_argument(
+        "--skip-other-reports",
+        action="store_true",
+        help="measure the material report only (default: the other reports too)",
+    )
     parser.add_argument(
         "--workdir",
         type=Path,
@@ -132,9 +141,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _positive(text: str) -> int:
-    value = int(text.replace("_", ""))
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+        raise argparse.ArgumentTypeError(f"{text!r} is less than 1")
     return value
 
 

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Sequence
 from datetime import date, datetime
 
+from ekvio_assets.cli_arguments import ArgumentParser
 from ekvio_assets.simulator.faults import KINDS_BY_CALL, Call, FaultPlan, FaultRule, parse_fault_rules
 from ekvio_assets.simulator.generator import DatasetConfig, generate
 from ekvio_assets.simulator.protocol import ProtocolOptions
@@ -56,6 +57,34 @@ def _report_route(text: str) -> tuple[str, tuple[str, str]]:
     return report, (method.upper(), path)
 
 
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _port(text: str) -> int:
+    port = _integer(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return port
+
+
+def _at_least_one(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is less than 1")
+    return value
+
+
 def _probability(text: str) -> float:
     try:
         rate = float(text)
@@ -67,24 +96,45 @@ def _probability(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ekvio-assets simulator",
         description=__doc__,
         epilog=_FAULTS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    parser.add_argument("--port", type=_port, default=0, help="port to listen on (default: 0, a free one)")
     parser.add_argument("--token", help="bearer token the API accepts (default: a random one, printed)")
-    parser.add_argument("--seed", type=int, default=_DEFAULTS.seed)
-    parser.add_argument("--learners", type=int, default=_DEFAULTS.learners)
-    parser.add_argument("--materials", type=int, default=_DEFAULTS.materials)
-    parser.add_argument("--courses", type=int, default=_DEFAULTS.courses)
-    parser.add_argument("--programs", type=int, default=_DEFAULTS.programs)
-    parser.add_argument("--start", type=date.fromisoformat, default=_DEFAULTS.start, help="first day, YYYY-MM-DD")
-    parser.add_argument("--days", type=int, default=_DEFAULTS.days, help="days of activity from --start")
     parser.add_argument(
-        "--polls-to-complete", type=int, default=3, help="polls after which a task completes (default: %(default)s)"
+        "--seed", type=_integer, default=_DEFAULTS.seed, help="seed of the generated company (default: %(default)s)"
+    )
+    # The counts and --days are checked by DatasetConfig, whose message main() passes on.
+    for option, counted in (
+        ("learners", "learners"),
+        ("materials", "learning materials"),
+        ("courses", "courses"),
+        ("programs", "learning programmes"),
+    ):
+        parser.add_argument(
+            f"--{option}",
+            type=_integer,
+            default=getattr(_DEFAULTS, option),
+            help=f"{counted} of the company, 0 or more (default: %(default)s)",
+        )
+    parser.add_argument(
+        "--start", type=_day, default=_DEFAULTS.start, metavar="YYYY-MM-DD", help="first day (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--days",
+        type=_integer,
+        default=_DEFAULTS.days,
+        help="days of activity from --start, 1 or more (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--polls-to-complete",
+        type=_at_least_one,
+        default=3,
+        help="polls after which a task completes (default: %(default)s)",
     )
     parser.add_argument(
         "--now",
@@ -99,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_fault_rules,
         action="append",
         default=[],
-        help="inject a fault (see below); the first matching --fault wins",
+        help="inject a fault (see below); the first matching --fault wins (default: none)",
     )
     parser.add_argument(
         "--fault-rate",
@@ -107,9 +157,9 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="R",
         help="spoil each call no --fault spoiled with probability R by a random transient fault "
-        "(HTTP 429, 500, 502, 503, 504, a dropped connection, 1007 another task running)",
+        "(HTTP 429, 500, 502, 503, 504, a dropped connection, 1007 another task running) (default: %(default)s)",
     )
-    parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault draws (default: %(default)s)")
+    parser.add_argument("--fault-seed", type=_integer, default=0, help="seed of the fault draws (default: %(default)s)")
     parser.add_argument(
         "--file-host",
         metavar="ADDR",
@@ -119,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
         "--file-url-host",
         metavar="URL",
         help="answer polls with file URLs on this scheme://host[:port], e.g. http://nginx, while the files "
-        "are still served where they are (a client then needs EKVIO_FILE_HOST)",
+        "are still served where they are (a client then needs EKVIO_FILE_HOST) (default: the file host's)",
     )
     parser.add_argument(
         "--report-route",
@@ -128,7 +178,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_report_route,
         action="append",
         default=[],
-        help="serve a report at this method and path only, e.g. attempts=POST:/v1/custom/attempts",
+        help="serve a report at this method and path only, e.g. attempts=POST:/v1/custom/attempts "
+        "(default: the paths of every report's spec)",
     )
     parser.add_argument(
         "--retry-after",
@@ -138,7 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--error-status",
-        type=int,
+        type=_integer,
         default=400,
         metavar="STATUS",
         help="HTTP status of the simulator's error answers (code 1007), e.g. 200 (default: %(default)s)",
@@ -158,21 +209,20 @@ def _stop_on_signals() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Bad arguments end in one line on stderr and exit code 2 (argparse's usage errors)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
     _stop_on_signals()
-    config = DatasetConfig(
-        seed=args.seed,
-        learners=args.learners,
-        materials=args.materials,
-        courses=args.courses,
-        programs=args.programs,
-        start=args.start,
-        days=args.days,
-    )
-    dataset = generate(config)
-    rules = [rule for rules in args.fault_rules for rule in rules]
-    faults = FaultPlan(rules, rate=args.fault_rate, seed=args.fault_seed)
     try:
+        config = DatasetConfig(
+            seed=args.seed,
+            learners=args.learners,
+            materials=args.materials,
+            courses=args.courses,
+            programs=args.programs,
+            start=args.start,
+            days=args.days,
+        )
         protocol = ProtocolOptions(
             retry_after=args.retry_after,
             error_status=args.error_status,
@@ -180,18 +230,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             report_routes=dict(args.report_routes),
         )
     except ValueError as error:
-        _parser().error(str(error))
-    with running_simulator(
-        dataset,
-        token=args.token,
-        port=args.port,
-        host=args.host,
-        polls_to_complete=args.polls_to_complete,
-        faults=faults,
-        now=args.now,
-        file_host=args.file_host,
-        protocol=protocol,
-    ) as simulator:
+        parser.error(str(error))
+    dataset = generate(config)
+    rules = [rule for rules in args.fault_rules for rule in rules]
+    faults = FaultPlan(rules, rate=args.fault_rate, seed=args.fault_seed)
+    with contextlib.ExitStack() as stack:
+        try:
+            simulator = stack.enter_context(
+                running_simulator(
+                    dataset,
+                    token=args.token,
+                    port=args.port,
+                    host=args.host,
+                    polls_to_complete=args.polls_to_complete,
+                    faults=faults,
+                    now=args.now,
+                    file_host=args.file_host,
+                    protocol=protocol,
+                )
+            )
+        except OSError as error:
+            files = args.file_host or "the same"
+            parser.error(f"cannot listen on {args.host}:{args.port} (file host {files}): {error}")
         # The simulator's token guards demo data only: printing it is the point.
         print(f"Ekvio simulator listening on {simulator.url}", flush=True)
         print(f"API token: {simulator.token}", flush=True)

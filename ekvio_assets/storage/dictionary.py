@@ -1,4 +1,4 @@
-"""`ekvio-assets tables`: the data dictionary of the analyst file, read from the file's own catalog.
+"""The data dictionary of the analyst file (`ekvio-assets tables`), read from the file's own catalog.
 
 Every table and column of the published file carries its description as a DuckDB comment (the
 report specs, the model specs and the loads' bookkeeping tables write them); this prints what the
@@ -7,8 +7,6 @@ file itself says, so it is right for the file at hand, whichever code published 
 
 from __future__ import annotations
 
-import argparse
-import sys
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +14,6 @@ from pathlib import Path
 
 import duckdb
 
-from ekvio_assets.config import ConfigError, Settings
 
 CATALOG_SQL = (Path(__file__).with_name("dictionary.sql")).read_text(encoding="utf-8")
 WIDTH = 100
@@ -85,24 +82,3 @@ def as_markdown(tables: Sequence[Table]) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="ekvio-assets tables",
-        description="Print the data dictionary of the analyst file: its tables, what one row of each is, "
-        "their columns, types and descriptions.",
-    )
-    parser.add_argument("--markdown", action="store_true", help="print Markdown (a table of columns per table)")
-    args = parser.parse_args(argv)
-    try:
-        database = Settings.from_env().database_path
-    except ConfigError as error:
-        print(error, file=sys.stderr)
-        return 2
-    if not database.is_file():
-        print(f"{database} does not exist yet: `ekvio-assets refresh` publishes it", file=sys.stderr)
-        return 1
-    tables = read_dictionary(database)
-    print(as_markdown(tables) if args.markdown else as_text(tables), end="")
-    return 0

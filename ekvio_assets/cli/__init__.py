@@ -1,0 +1,129 @@
+"""`ekvio-assets refresh | replay | ui | simulator | bench`: the project's command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import date
+from importlib.metadata import version
+from pathlib import Path
+
+from ekvio_assets.cli_arguments import ArgumentParser
+from ekvio_assets.cli.environment import DOTENV, load_dotenv
+from ekvio_assets.config import ConfigError, Settings
+from ekvio_assets.reports.specs import REPORTS
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog="ekvio-assets",
+        description=__doc__ + f" Reads ./{DOTENV} first; variables set in the environment win over it.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('ekvio-assets')}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    refresh = commands.add_parser(
+        "refresh",
+        help="export every report (in full, or the days --from .. --to) and merge it into the DuckDB file",
+        description="Export every Ekvio report, merge it into the DuckDB tables, rebuild the analytics "
+        "tables and publish EKVIO_DATA_DIR/ekvio.duckdb.",
+    )
+    replay = commands.add_parser(
+        "replay",
+        help="load an archived result file again without the API (after a load failed on bad data), "
+        "then rebuild and publish the analytics tables",
+    )
+    replay.add_argument("path", type=Path, help="the file, e.g. data/raw/attempts/<time>_task-<id>.json")
+    replay.add_argument(
+        "--report", choices=[spec.name for spec in REPORTS], help="the file's report (default: its archive folder)"
+    )
+    for days, subject, default in (
+        (refresh, "refresh", "every report in full"),
+        (replay, "file's export window", "the whole file"),
+    ):
+        days.add_argument(
+            "--from",
+            dest="first",
+            type=_day,
+            metavar="YYYY-MM-DD",
+            help=f"first day of the {subject} (default: {default})",
+        )
+        days.add_argument(
+            "--to", dest="last", type=_day, metavar="YYYY-MM-DD", help=f"last day of the {subject} (default: --from)"
+        )
+        days.add_argument(
+            "--verbose",
+            action="store_true",
+            help="print Dagster's full event log instead of the progress (default: progress only)",
+        )
+    ui = commands.add_parser(
+        "ui",
+        help="start the Dagster UI (dagster dev) on the instance where this CLI records its runs",
+        description="Start `dagster dev -w workspace.yaml` with the DAGSTER_HOME the other commands use, "
+        "so that the UI shows their runs and materializations.",
+    )
+    ui.add_argument("--host", default="127.0.0.1", help="address the webserver listens on (default: %(default)s)")
+    ui.add_argument("--port", type=_port, default=3000, help="port the webserver listens on (default: %(default)s)")
+    tables = commands.add_parser(
+        "tables",
+        help="print the data dictionary of the analyst file: tables, grain, columns, types, descriptions",
+        description="Print the data dictionary read from the published file's catalog: its tables, what "
+        "one row of each is, their columns, types and descriptions.",
+    )
+    tables.add_argument("--markdown", action="store_true", help="print Markdown tables (default: plain text)")
+    commands.add_parser("simulator", help="run the Ekvio simulator standalone (see its --help)", add_help=False)
+    commands.add_parser(
+        "bench",
+        help="measure the ingest path at company scale against DuckDB's reader and a naive load (see its --help)",
+        add_help=False,
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "simulator":
+        from ekvio_assets.simulator.cli import main as simulator_main
+
+        return simulator_main(rest)
+    if args.command == "bench":
+        from ekvio_assets.benchmark import main as bench_main
+
+        return bench_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if getattr(args, "last", None) is not None and args.first is None:
+        parser.error("--to needs --from")
+    # Before anything reads the settings: the definitions, which the step processes import too.
+    if from_dotenv := load_dotenv():
+        print(f"Read {', '.join(from_dotenv)} from ./{DOTENV}", flush=True)
+    from ekvio_assets.cli import commands
+    from ekvio_assets.cli.display import choose_display
+
+    try:
+        settings = Settings.from_env()
+        if args.command == "ui":
+            commands.ui(settings, args.host, args.port)
+        if args.command == "tables":
+            return commands.tables(settings, args.markdown)
+        display = choose_display(args.verbose)
+        if args.command == "replay":
+            return commands.replay(settings, args.path, args.report, args.first, args.last, display, args.verbose)
+        return commands.refresh(settings, args.first, args.last, display, args.verbose)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2

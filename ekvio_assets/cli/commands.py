@@ -1,0 +1,167 @@
+"""`ekvio-assets refresh | replay | ui`: what each command does once its arguments are read."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any, NoReturn
+
+import dagster as dg
+
+from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_JOB, analytics_to_rebuild
+from ekvio_assets.automation.partitions import daily_partitions, full_export_tags, partition_range_tags
+from ekvio_assets.cli.display import Display
+from ekvio_assets.cli.environment import WORKSPACE, open_instance, project_file, use_instance_home
+from ekvio_assets.cli.progress import RunProgress, TableChange
+from ekvio_assets.cli.runs import REPORT_RUN_CONFIG, definitions, execute, report_failure, start_step_server
+from ekvio_assets.cli.summary import summary_lines
+from ekvio_assets.config import DATA_DIR, ConfigError, Settings
+from ekvio_assets.models.specs import MODELS
+from ekvio_assets.reports.replay import ReplayError, replay_raw_file
+from ekvio_assets.reports.staging import ReportFileError
+from ekvio_assets.storage.dictionary import as_markdown, as_text, read_dictionary
+from ekvio_assets.storage.warehouse import DuckDBWarehouse
+
+
+def _run(
+    instance: dg.DagsterInstance,
+    job_name: str,
+    tags: Mapping[str, str],
+    display: Display,
+    verbose: bool,
+    **options: Any,
+) -> RunProgress | None:
+    """Runs the job, showing its progress; on failure prints each failed step's message and returns None."""
+    progress = RunProgress(job_name)
+    with display.following(progress) as on_entry:
+        result = execute(instance, job_name, tags, on_entry, verbose, **options)
+    if result.success:
+        return progress
+    report_failure(result)
+    return None
+
+
+def _run_analytics(
+    instance: dg.DagsterInstance, settings: Settings, changed_tables: Sequence[str], display: Display, verbose: bool
+) -> RunProgress | None:
+    """Rebuilds the analytics tables that the changed tables (or the clock) make stale, then publishes."""
+    warehouse = DuckDBWarehouse(data_dir=str(settings.data_dir), timezone=settings.timezone)
+    with warehouse.read_connection() as con:
+        built = {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    missing = [model.name for model in MODELS if model.name not in built]
+    selection = analytics_to_rebuild([*changed_tables, *missing]).resolve(definitions().resolve_asset_graph())
+    return _run(instance, ANALYTICS_JOB, {}, display, verbose, asset_selection=sorted(selection))
+
+
+def _checked_days(settings: Settings, first: date, last: date) -> tuple[str, str]:
+    """The partition keys of `first` and `last`, which must be complete days since EKVIO_START_DATE."""
+    partitions = daily_partitions(settings)
+    keys = partitions.get_partition_keys()
+    wanted = (first.isoformat(), last.isoformat())
+    if first > last:
+        raise ConfigError(f"--from {wanted[0]} is after --to {wanted[1]}")
+    for day in wanted:
+        if day not in keys:
+            raise ConfigError(
+                f"{day} is not a complete day between EKVIO_START_DATE ({keys[0] if keys else settings.start_date}) "
+                f"and yesterday ({keys[-1] if keys else 'none yet'})"
+            )
+    return wanted
+
+
+def refresh(settings: Settings, first: date | None, last: date | None, display: Display, verbose: bool) -> int:
+    if first is None:
+        job, tags = RECONCILE_JOB, full_export_tags(daily_partitions(settings), settings.lookback_days)
+        what = "every Ekvio report in full"
+    else:
+        job, tags = REFRESH_JOB, partition_range_tags(*_checked_days(settings, first, last or first))
+        what = f"the days {first} .. {last or first} of every Ekvio report"
+    peer = settings.api_url or "the embedded Ekvio simulator (EKVIO_API_URL is not set)"
+    home = use_instance_home(settings)
+    print(f"Refreshing {what} from {peer}; Dagster instance: {home}", flush=True)
+    start_step_server()
+    with open_instance() as instance:
+        reports = _run(instance, job, tags, display, verbose, run_config=REPORT_RUN_CONFIG)
+        changed = [table for table, change in reports.tables().items() if change.changed] if reports else []
+        analytics = reports and _run_analytics(instance, settings, changed, display, verbose)
+        if not analytics:
+            return 1
+    print(f"Runs {reports.run_id} (reports) and {analytics.run_id} (analytics) succeeded.")
+    print("\n".join(summary_lines(settings, [reports, analytics])))
+    return 0
+
+
+def replay(
+    settings: Settings,
+    path: Path,
+    report: str | None,
+    first: date | None,
+    last: date | None,
+    display: Display,
+    verbose: bool,
+) -> int:
+    """Load an archived result file again, then rebuild and publish the analytics tables."""
+    window_start = window_end = None
+    if first is not None:
+        partitions = daily_partitions(settings)
+        first_day, last_day = _checked_days(settings, first, last or first)
+        window_start = partitions.time_window_for_partition_key(first_day).start
+        window_end = partitions.time_window_for_partition_key(last_day).end
+    warehouse = DuckDBWarehouse(data_dir=str(settings.data_dir), timezone=settings.timezone)
+    try:
+        spec, exported, loaded = replay_raw_file(warehouse, path, report, window_start, window_end)
+    except (ReplayError, ReportFileError) as error:
+        print(f"Replay failed: {error}", file=sys.stderr)
+        return 1
+    outcome = loaded.outcome
+    print(
+        f"Replayed {exported.path} into {spec.name}: {outcome.rows_in_file:,} rows in the file, "
+        f"{outcome.inserted:,} inserted, {outcome.updated:,} updated, {outcome.rejected:,} rejected",
+        flush=True,
+    )
+    home = use_instance_home(settings)
+    with open_instance() as instance:
+        analytics = _run_analytics(instance, settings, [spec.name] if outcome.inserted + outcome.updated else [], display, verbose)
+    if not analytics:
+        return 1
+    print(f"Run {analytics.run_id} (analytics) succeeded; Dagster instance: {home}.")
+    replayed = {spec.name: TableChange(outcome.inserted, outcome.updated, outcome.rejected)}
+    print("\n".join(summary_lines(settings, [analytics], replayed)))
+    return 0
+
+
+def tables(settings: Settings, markdown: bool) -> int:
+    """Prints the data dictionary of the published analyst file."""
+    database = settings.database_path
+    if not database.is_file():
+        print(f"{database} does not exist yet: `ekvio-assets refresh` publishes it", file=sys.stderr)
+        return 1
+    described = read_dictionary(database)
+    print(as_markdown(described) if markdown else as_text(described), end="")
+    return 0
+
+
+def ui_invocation(settings: Settings, host: str, port: int) -> tuple[list[str], dict[str, str], Path]:
+    """The `dagster dev` command line, environment and working directory of `ekvio-assets ui`.
+
+    It runs in the instance home, not here: `dagster dev` would read ./.env again and let it win
+    over the real environment, where the CLI lets the environment win (see load_dotenv). The data
+    folder is passed as an absolute path for the same reason.
+    """
+    workspace = project_file(WORKSPACE)
+    if workspace is None:
+        raise ConfigError(f"no {WORKSPACE} here or in the project folder: run `ekvio-assets ui` from the project")
+    home = use_instance_home(settings)
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "--host", host, "--port", str(port)]
+    return command, {**os.environ, DATA_DIR: str(settings.data_dir)}, home
+
+
+def ui(settings: Settings, host: str, port: int) -> NoReturn:
+    """Replaces this process by `dagster dev` on the CLI's instance."""
+    command, environment, home = ui_invocation(settings, host, port)
+    print(f"Dagster UI on http://{host}:{port} (Ctrl-C stops it); Dagster instance: {home}", flush=True)
+    os.chdir(home)
+    os.execve(command[0], command, environment)
