@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 
+from ekvio_assets.storage.warehouse import DuckDBWarehouse
 from ekvio_assets_tests.conftest import cli_refresh, day_key, end_of_day
 
 # A report table and a model that aggregates it: in one complete refresh they agree.
@@ -74,3 +75,41 @@ def test_a_reader_holding_the_file_during_a_refresh_sees_old_or_new_never_half(t
         assert len(reads) > 10, mode
         seen[mode] = set(reads)
     assert seen == {"held": {old}, "fresh": {old, new}}
+
+
+def _storage_tag(path: Path) -> str:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
+
+
+def test_a_working_database_in_the_newer_format_is_migrated_once_and_loses_nothing(tmp_path: Path) -> None:
+    warehouse = DuckDBWarehouse(data_dir=str(tmp_path), timezone="Europe/Moscow")
+    warehouse.working_path.parent.mkdir(parents=True)
+    # What an install written before the analyst file's format was chosen holds.
+    with duckdb.connect(str(warehouse.working_path)) as con:
+        con.execute("CREATE TABLE learners (login VARCHAR, seen TIMESTAMPTZ)")
+        con.execute("INSERT INTO learners VALUES ('anna', '2026-11-30 10:00:00+03'), ('boris', NULL)")
+        con.execute("COMMENT ON TABLE learners IS 'One row per learner'")
+        con.execute("COMMENT ON COLUMN learners.login IS 'Learner''s login'")
+    assert _storage_tag(warehouse.working_path) == "v2.0.0+"
+
+    warehouse.publish()
+    for path in (warehouse.working_path, warehouse.database_path):
+        assert _storage_tag(path) == "v1.0.0+"
+        with duckdb.connect(str(path), read_only=True) as con:
+            assert con.execute("SELECT login, seen FROM learners ORDER BY login").fetchall() == con.execute(
+                "SELECT * FROM (VALUES ('anna', TIMESTAMPTZ '2026-11-30 07:00:00+00'), ('boris', NULL)) v(login, seen)"
+            ).fetchall()
+            assert con.execute("SELECT comment FROM duckdb_tables() WHERE table_name = 'learners'").fetchone()[0] == "One row per learner"
+            comments = con.execute("SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'learners'").fetchall()
+            assert comments == [("login", "Learner's login"), ("seen", None)]
+    assert sorted(p.name for p in warehouse.working_path.parent.iterdir()) == ["ekvio.duckdb", "ekvio.lock"]
+
+
+def test_a_new_working_database_is_written_in_the_analyst_files_format_and_published_by_a_copy(tmp_path: Path) -> None:
+    warehouse = DuckDBWarehouse(data_dir=str(tmp_path), timezone="Europe/Moscow")
+    with warehouse.write_connection() as con:
+        con.execute("CREATE TABLE t AS SELECT range AS n FROM range(1000)")
+    assert _storage_tag(warehouse.working_path) == "v1.0.0+"
+    warehouse.publish()
+    assert warehouse.database_path.read_bytes() == warehouse.working_path.read_bytes()

@@ -5,23 +5,24 @@ DuckDB lets one process write a database file at a time, and no process read it 
 Dagster runs steps in several processes, so every writer of the working database
 (`work/ekvio.duckdb`) first takes an exclusive lock on a side file and holds it for its whole
 transaction; downloads and parsing happen before, outside the lock, and run in parallel.
-Analysts never open the working database: `publish()` copies it, at a moment no writer holds it,
-into a new file beside the analyst file and renames the copy over `ekvio.duckdb` in one atomic
-step. A reader that has the old file open keeps reading that complete snapshot; the next one to open
-it gets the new one.
+Analysts never open the working database: `publish()` checkpoints it, copies the file, at a
+moment no writer holds it, and renames the copy over `ekvio.duckdb` in one atomic step. A reader
+that has the old file open keeps reading that complete snapshot; the next one to open it gets the
+new one.
 
-The working database is in the newest storage format of the DuckDB this project runs (the fastest
-for its loads; an install created with an older DuckDB keeps its file, which any newer one reads).
-The analyst file is written in the storage format of DuckDB 1.1 (`PUBLISHED_STORAGE_VERSION`),
-whatever the working database's: analysts and BI tools run DuckDB versions of their own, older
-than ours, and DuckDB reads only the formats of its own version and before. Copying table by table
-(`COPY FROM DATABASE`) rather than the file also leaves out the space the merges' deletes freed.
+Both files are in the storage format of DuckDB 1.1 (`PUBLISHED_STORAGE_VERSION`): analysts and BI
+tools run DuckDB versions of their own, older than ours, and DuckDB reads only the formats of its
+own version and before. Writing the working database in that format keeps the publish a file copy
+(a tenth of a second where copying table by table into the old format took seconds, all of them
+holding up the writers). A working database of an install that wrote the newer format is migrated
+once, table by table (`COPY FROM DATABASE`), by the first publish that finds it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,8 @@ from ekvio_assets.storage.sql import literal, quote
 DATABASE_FILE = "ekvio.duckdb"
 # The oldest DuckDB release whose readers the analyst file serves: 1.1 and every later one.
 PUBLISHED_STORAGE_VERSION = "v1.1.0"
+# How DuckDB labels a file in that format (duckdb_databases().tags): its storage dates from 1.0.
+_PUBLISHED_STORAGE_TAG = "v1.0.0+"
 
 
 class DuckDBWarehouse(dg.ConfigurableResource):
@@ -78,27 +81,41 @@ class DuckDBWarehouse(dg.ConfigurableResource):
             yield con
 
     def publish(self) -> Path:
-        """Replace the analyst file by a copy of the working database in the storage format of
-        PUBLISHED_STORAGE_VERSION, atomically: tables, types, comments and rows."""
+        """Replace the analyst file by a copy of the working database, atomically."""
         copy = self.root / f".{DATABASE_FILE}.{os.getpid()}.publishing"
         # Under the exclusive lock: no writer changes the database while it is copied, and two
         # publishers rename their copies in the order they took them.
         with self._locked(fcntl.LOCK_EX):
-            # What a killed publisher left behind would be attached as the start of this copy.
-            self._remove(copy)
+            with self._connect(read_only=False) as con:
+                con.execute("CHECKPOINT")
+                tags = con.execute("SELECT tags FROM duckdb_databases() WHERE database_name = current_database()")
+                storage = tags.fetchone()[0].get("storage_version")
+            if storage != _PUBLISHED_STORAGE_TAG:
+                self._migrate_working_database()
             try:
-                with self._connect(read_only=False) as con:
-                    source = con.execute("SELECT current_database()").fetchone()[0]
-                    con.execute(
-                        f"ATTACH {literal(str(copy))} AS ekvio_published "
-                        f"(STORAGE_VERSION {literal(PUBLISHED_STORAGE_VERSION)})"
-                    )
-                    con.execute(f"COPY FROM DATABASE {quote(source)} TO ekvio_published")
-                    con.execute("DETACH ekvio_published")
+                shutil.copyfile(self.working_path, copy)
                 os.replace(copy, self.database_path)
             finally:
-                self._remove(copy)
+                copy.unlink(missing_ok=True)
         return self.database_path
+
+    def _migrate_working_database(self) -> None:
+        """Rewrite the working database in PUBLISHED_STORAGE_VERSION: tables, types, comments and
+        rows copied into a new file, renamed over the old one. The caller holds the exclusive lock."""
+        migrated = self.working_path.with_name(f".{DATABASE_FILE}.migrating")
+        # What a killed migration left behind would be attached as the start of this one.
+        self._remove(migrated)
+        try:
+            with self._connect(read_only=False) as con:
+                source = con.execute("SELECT current_database()").fetchone()[0]
+                con.execute(
+                    f"ATTACH {literal(str(migrated))} AS ekvio_migrated (STORAGE_VERSION {literal(PUBLISHED_STORAGE_VERSION)})"
+                )
+                con.execute(f"COPY FROM DATABASE {quote(source)} TO ekvio_migrated")
+                con.execute("DETACH ekvio_migrated")
+            os.replace(migrated, self.working_path)
+        finally:
+            self._remove(migrated)
 
     @staticmethod
     def _remove(copy: Path) -> None:
@@ -123,7 +140,12 @@ class DuckDBWarehouse(dg.ConfigurableResource):
 
     @contextmanager
     def _connect(self, *, read_only: bool, path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = duckdb.connect(str(path or self.working_path), read_only=read_only)
+        # A database created by this connection is written in the format the analyst file needs.
+        con = duckdb.connect(
+            str(path or self.working_path),
+            read_only=read_only,
+            config={"storage_compatibility_version": PUBLISHED_STORAGE_VERSION},
+        )
         try:
             # Date-times without an offset are read in the company's zone; instants stay exact.
             con.execute("SET TimeZone = ?", [self.timezone])
