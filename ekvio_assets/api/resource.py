@@ -55,9 +55,8 @@ class EkvioApiResource(dg.ConfigurableResource):
         if base_url is None:
             simulator = self._resources.enter_context(_embedded_simulator())
             base_url, token = simulator.url, simulator.token
-            log.warning(
-                f"EKVIO_API_URL is not set: using the embedded Ekvio simulator at {base_url} with its demo data set"
-            )
+            # Info, not a warning: the CLI says it once for all steps, the run's log for each.
+            log.info(f"EKVIO_API_URL is not set: using the embedded Ekvio simulator at {base_url} with its demo data set")
         elif not token:
             raise dg.Failure("EKVIO_API_URL is set but EKVIO_API_TOKEN is empty: set the company's API token")
         self._client = EkvioClient(

@@ -29,10 +29,14 @@ class PlainDisplay:
 
     @contextmanager
     def following(self, progress: RunProgress) -> Iterator[EntryHandler]:
-        print(f"{progress.job_name}:", flush=True)
+        headed = False
 
         def on_entry(entry: Any) -> None:
+            nonlocal headed
             for note in progress.apply(entry):
+                if not headed:
+                    print(f"{progress.job_name}:", flush=True)
+                    headed = True
                 print(note, flush=True)
 
         yield on_entry

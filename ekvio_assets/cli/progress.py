@@ -154,6 +154,8 @@ class RunProgress:
         took = f"{step.seconds(entry.timestamp):.1f} s"
         if not step.succeeded:
             return [Note(step.key, f"failed after {took}")]
+        if step.task_id is None and not step.tables:
+            return []  # a model or the publish: the summary shows its time
         loaded = [
             f"{name}: {change.inserted:,} inserted, {change.updated:,} updated, {change.rejected:,} rejected"
             for name, change in step.tables.items()
