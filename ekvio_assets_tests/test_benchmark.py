@@ -194,3 +194,18 @@ def test_the_data_array_file_holds_the_report_records(tmp_path: Path) -> None:
     document = json.loads(report.path.read_text(encoding="utf-8"))
     assert json.loads((tmp_path / "data.json").read_text(encoding="utf-8")) == document["data"]
     assert document["include"] == []
+
+
+def test_the_refresh_timing_counts_overlapping_steps_once_and_reports_both_ratios() -> None:
+    from ekvio_assets.benchmark.refresh_timing import RefreshTiming, RunTiming, _union_seconds, report
+
+    # Four report steps overlapping, then a gap, then one more step.
+    assert _union_seconds([(0.0, 2.0), (1.0, 3.0), (1.5, 2.5), (2.0, 3.5), (5.0, 6.0)]) == 4.5
+    assert _union_seconds([]) == 0.0
+    timings = [
+        RefreshTiming("full refresh", 20.0, (RunTiming("reconcile_job", 12.0, 10.0), RunTiming("analytics_job", 4.0, 3.0))),
+        RefreshTiming("a day, nothing to change", 8.0, (RunTiming("refresh_job", 4.0, 2.0), RunTiming("analytics_job", 2.0, 1.5))),
+    ]
+    lines = report(2.0, timings)
+    assert lines[-2] == "a day with nothing to change / T0: 4.0 (target <= 4)"
+    assert lines[-1] == "largest analytics run overhead / T0: 0.5 (target <= 2)"
