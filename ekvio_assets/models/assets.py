@@ -23,7 +23,7 @@ import duckdb
 
 from ekvio_assets.models.lineage import trace_lineage
 from ekvio_assets.models.specs import MODELS, SETUP_SQL, ModelSpec, Reference
-from ekvio_assets.reports.merge import table_columns
+from ekvio_assets.reports.tables import table_columns
 from ekvio_assets.reports.specs import REPORT_TABLES
 from ekvio_assets.storage.metadata import qualified_table_name, table_metadata
 from ekvio_assets.storage.sql import fetch_count, literal, quote

@@ -24,78 +24,18 @@ import duckdb
 from ekvio_assets.reports.conversions import CONVERSION_MACROS, typed_select
 from ekvio_assets.reports.flatten import CHILD_NUMBER, EXTRA_FIELDS, RECORD_NUMBER, StagedRows
 from ekvio_assets.reports.specs import ReportSpec, table_description
+from ekvio_assets.reports.tables import (
+    BOOKKEEPING_TABLES,
+    BOOKKEEPING_TABLES_SQL,
+    CHANGED_AT,
+    LINEAGE_COLUMNS,
+    LOADS_TABLE,
+    ORDINAL,
+    REJECTS_TABLE,
+    table_columns,
+)
 from ekvio_assets.storage.sql import fetch_count, literal, quote, row_count
 
-CHANGED_AT = "_changed_at"
-LINEAGE_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    (CHANGED_AT, "TIMESTAMPTZ", "Change time that ordered this version (the record's own, else the window's end or the fetch time)"),
-    ("_window_start", "TIMESTAMPTZ", "Start of the export window the row came from (null: full export)"),
-    ("_window_end", "TIMESTAMPTZ", "End of the export window the row came from (null: full export)"),
-    ("_fetched_at", "TIMESTAMPTZ", "When the export that brought this version was requested"),
-    ("_task_id", "VARCHAR", "Ekvio task id of that export"),
-    ("_raw_file", "VARCHAR", "Archived raw file of that export"),
-)
-EXTRA_FIELDS_DESCRIPTION = "Fields the API sent that are not documented, as a JSON object"
-REJECTS_TABLE = "rejected_records"
-LOADS_TABLE = "report_loads"
-# The row's place among the file's rows, as rejected_records shows it.
-ORDINAL = "_ordinal"
-
-
-@dataclass(frozen=True)
-class _Table:
-    """A table the loads keep beside the report tables, with its comment and its columns'."""
-
-    name: str
-    description: str
-    columns: tuple[tuple[str, str, str], ...]
-
-    @property
-    def create_sql(self) -> str:
-        columns = ", ".join(f"{quote(name)} {type_}" for name, type_, _ in self.columns)
-        return f"CREATE TABLE IF NOT EXISTS {quote(self.name)} ({columns});"
-
-
-_BOOKKEEPING_TABLES = (
-    _Table(
-        REJECTS_TABLE,
-        "Records of a result file that could not be read as their documented types or lack their key, set "
-        "aside by the load that met them; one row per rejected record.",
-        (
-            ("report", "VARCHAR", "Table the record was meant for: a report table or its table of parents"),
-            ("task_id", "VARCHAR", "Ekvio task id of the export that sent the record"),
-            ("raw_file", "VARCHAR", "Archived raw file that holds the record"),
-            (
-                "problems",
-                "VARCHAR[]",
-                "Why: each field not of its documented type with its raw value, a missing key field, a record "
-                "that is not a JSON object",
-            ),
-            ("record", "JSON", "The record's raw values as sent, with `_ordinal`, its place among the file's rows"),
-            ("rejected_at", "TIMESTAMPTZ", "When the load set the record aside"),
-        ),
-    ),
-    _Table(
-        LOADS_TABLE,
-        "Every load of a result file into a table (a report table or its table of parents): what the file "
-        "held and what the merge changed; one row per load of a table.",
-        (
-            ("report", "VARCHAR", "Table loaded: a report table or its table of parents"),
-            ("task_id", "VARCHAR", "Ekvio task id of the export loaded"),
-            ("raw_file", "VARCHAR", "Archived raw file loaded"),
-            ("window_start", "TIMESTAMPTZ", "Start of the export's window (null: full export)"),
-            ("window_end", "TIMESTAMPTZ", "End of the export's window (null: full export)"),
-            ("fetched_at", "TIMESTAMPTZ", "When the export was requested"),
-            ("loaded_at", "TIMESTAMPTZ", "When the load ran"),
-            ("rows_in_file", "BIGINT", "Rows the file held for the table"),
-            ("inserted", "BIGINT", "Rows of new keys added to the table"),
-            ("updated", "BIGINT", "Stored rows replaced by a newer or different version"),
-            ("rejected", "BIGINT", "Rows set aside in rejected_records"),
-            ("duplicates", "BIGINT", "Rows left out because a newer row of the same file had their key"),
-        ),
-    ),
-)
-_TABLES_SQL = "\n".join(table.create_sql for table in _BOOKKEEPING_TABLES)
 
 
 @dataclass(frozen=True)
@@ -123,8 +63,8 @@ class MergeOutcome:
 
 
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(CONVERSION_MACROS + _TABLES_SQL)
-    for table in _BOOKKEEPING_TABLES:
+    con.execute(CONVERSION_MACROS + BOOKKEEPING_TABLES_SQL)
+    for table in BOOKKEEPING_TABLES:
         _describe(con, table.name, table.description, [(name, description) for name, _, description in table.columns])
 
 
@@ -147,14 +87,6 @@ def _describe(
     for name, text in columns:
         if existing.get(name) != text:
             con.execute(f"COMMENT ON COLUMN {quote(table)}.{quote(name)} IS {literal(text)}")
-
-
-def table_columns(spec: ReportSpec, dynamic: tuple[str, ...] = ()) -> list[tuple[str, str, str]]:
-    """The report table's columns (name, DuckDB type, description): the documented fields, the
-    company's own fields (`dynamic`), the undocumented ones as JSON and the lineage columns."""
-    columns = [(field.column, field.type.duckdb_type, field.description) for field in spec.columns]
-    columns += [(name, "VARCHAR", "Company-specific field") for name in dynamic]
-    return [*columns, (EXTRA_FIELDS, "JSON", EXTRA_FIELDS_DESCRIPTION), *LINEAGE_COLUMNS]
 
 
 def ensure_table(con: duckdb.DuckDBPyConnection, spec: ReportSpec, dynamic: tuple[str, ...] = ()) -> None:
