@@ -1,5 +1,3 @@
-import sys
+from ekvio_assets.cli import run
 
-from ekvio_assets.cli import main
-
-sys.exit(main())
+run()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -24,6 +26,9 @@ from ekvio_assets.reports.replay import ReplayError, replay_raw_file
 from ekvio_assets.reports.staging import ReportFileError
 from ekvio_assets.storage.dictionary import as_markdown, as_text, read_dictionary
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
+
+
+LEARNING_REPORT_RENDERER = "ekvio_assets.models.learning_report.render"
 
 
 def _run(
@@ -83,6 +88,9 @@ def refresh(settings: Settings, first: date | None, last: date | None, display: 
     home = use_instance_home(settings)
     print(f"Refreshing {what} from {peer}; Dagster instance: {home}", flush=True)
     start_step_server()
+    # The analytics run, in this process, draws the learning report: its plotting library is
+    # imported while this process only waits for the report steps.
+    threading.Thread(target=importlib.import_module, args=(LEARNING_REPORT_RENDERER,), daemon=True).start()
     with open_instance() as instance:
         reports = _run(instance, job, tags, display, verbose, run_config=REPORT_RUN_CONFIG)
         changed = [table for table, change in reports.tables().items() if change.changed] if reports else []

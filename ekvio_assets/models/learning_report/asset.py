@@ -3,13 +3,13 @@
 import os
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
 
 from ekvio_assets.models.assets import MODEL_AUTOMATION, MODELS_GROUP
 from ekvio_assets.models.learning_report.queries import MissingModelTables, ReportData, read_report_data
-from ekvio_assets.models.learning_report.render import HEADLINE, render_report
 from ekvio_assets.models.publish import PUBLISH_ASSET
 from ekvio_assets.storage.metadata import PII_TAG
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
@@ -28,9 +28,9 @@ def write_atomically(path: Path, text: str) -> None:
         partial.unlink(missing_ok=True)
 
 
-def _headline_metadata(data: ReportData) -> dict[str, Any]:
+def _headline_metadata(data: ReportData, headline: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
     metadata: dict[str, Any] = {}
-    for key, _, kind in HEADLINE:
+    for key, _, kind in headline:
         value = data.headline[key]
         if value is None:
             metadata[key] = dg.MetadataValue.null()
@@ -85,6 +85,10 @@ def build_learning_report_asset() -> dg.AssetsDefinition:
             context.log.warning(
                 f"learning_report: the report tables {', '.join(data.missing_report_tables)} were never loaded and were read as empty"
             )
+        # Drawing needs matplotlib: imported when a report is drawn, not by every process that loads
+        # the definitions (half a second each).
+        from ekvio_assets.models.learning_report.render import HEADLINE, render_report
+
         page = render_report(data, timezone=warehouse.timezone, generated_at=datetime.now(timezone.utc))
         path = warehouse.root / REPORT_FILE
         write_atomically(path, page)
@@ -93,7 +97,7 @@ def build_learning_report_asset() -> dg.AssetsDefinition:
                 "path": dg.MetadataValue.path(str(path)),
                 "url": dg.MetadataValue.url(path.resolve().as_uri()),
                 "size_bytes": dg.MetadataValue.int(path.stat().st_size),
-                **_headline_metadata(data),
+                **_headline_metadata(data, HEADLINE),
                 "summary": dg.MetadataValue.md(_summary(data, path)),
                 "missing_report_tables": ", ".join(data.missing_report_tables),
             }
