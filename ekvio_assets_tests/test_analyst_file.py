@@ -32,6 +32,7 @@ CLIENT_VERSIONS = ("1.1.3", "1.5.6")
 # has to become a Python object (older clients need pytz for TIMESTAMPTZ values).
 CLIENT_SCRIPT = r"""
 import json, sys
+import duckdb
 request = json.load(sys.stdin)
 con = duckdb.connect(request["database"], read_only=True)
 rows = []
