@@ -25,6 +25,7 @@ from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.replay import ReplayError, replay_raw_file
 from ekvio_assets.reports.staging import ReportFileError
 from ekvio_assets.storage.dictionary import as_markdown, as_text, read_dictionary
+from ekvio_assets.storage.sql import table_names
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 
@@ -55,7 +56,7 @@ def _run_analytics(
     """Rebuilds the analytics tables that the changed tables (or the clock) make stale, then publishes."""
     warehouse = DuckDBWarehouse(data_dir=str(settings.data_dir), timezone=settings.timezone)
     with warehouse.read_connection() as con:
-        built = {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        built = table_names(con)
     missing = [model.name for model in MODELS if model.name not in built]
     selection = analytics_to_rebuild([*changed_tables, *missing]).resolve(definitions().resolve_asset_graph())
     return _run(instance, ANALYTICS_JOB, {}, display, verbose, asset_selection=sorted(selection))
@@ -132,7 +133,8 @@ def replay(
     )
     home = use_instance_home(settings)
     with open_instance() as instance:
-        analytics = _run_analytics(instance, settings, [spec.name] if outcome.inserted + outcome.updated else [], display, verbose)
+        changed = [spec.name] if outcome.inserted + outcome.updated else []
+        analytics = _run_analytics(instance, settings, changed, display, verbose)
     if not analytics:
         return 1
     print(f"Run {analytics.run_id} (analytics) succeeded; Dagster instance: {home}.")

@@ -9,7 +9,7 @@ from ekvio_assets.cli.progress import RunProgress, TableChange
 from ekvio_assets.config import Settings
 from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import REPORT_TABLES
-from ekvio_assets.storage.sql import row_count
+from ekvio_assets.storage.sql import row_count, table_names
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 _ROW = "  {:<26} {:>10} {:>9} {:>9}  {}"
@@ -24,7 +24,7 @@ def summary_lines(
     lines = [f"{settings.database_path}:", _ROW.format("table", "rows", "changed", "rejected", "step time")]
     warehouse = DuckDBWarehouse(data_dir=str(settings.data_dir), timezone=settings.timezone)
     with warehouse.published_connection() as con:
-        loaded = {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        loaded = table_names(con)
         for spec in REPORT_TABLES:
             if spec.name not in loaded:
                 lines.append(f"  {spec.name:<26} {'not loaded yet':>25}")

@@ -26,7 +26,7 @@ from ekvio_assets.models.specs import MODELS, SETUP_SQL, ModelSpec, Reference
 from ekvio_assets.reports.tables import table_columns
 from ekvio_assets.reports.specs import REPORT_TABLES
 from ekvio_assets.storage.metadata import qualified_table_name, table_metadata
-from ekvio_assets.storage.sql import fetch_count, literal, quote
+from ekvio_assets.storage.sql import fetch_count, literal, quote, table_names
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 MODELS_GROUP = "ekvio_analytics"
@@ -157,17 +157,9 @@ def code_version(spec: ModelSpec) -> str:
     return hashlib.sha256(json.dumps(built_from, default=str).encode()).hexdigest()[:16]
 
 
-def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = current_schema() AND NOT temporary"
-    ).fetchall()
-    return {row[0] for row in rows}
-
-
 def _stand_in_for_missing(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> list[str]:
     """Temporary empty report tables for the reports never loaded; a missing model is an error."""
-    existing = _existing_tables(con)
+    existing = table_names(con)
     missing_reports = []
     for name in spec.reads:
         if name in existing:

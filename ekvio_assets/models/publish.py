@@ -6,7 +6,7 @@ import dagster as dg
 
 from ekvio_assets.models.assets import MODEL_AUTOMATION, MODELS_GROUP
 from ekvio_assets.storage.metadata import PII_TAG, markdown_table
-from ekvio_assets.storage.sql import row_count
+from ekvio_assets.storage.sql import row_count, table_names
 from ekvio_assets.storage.warehouse import PUBLISHED_STORAGE_VERSION, DuckDBWarehouse
 
 PUBLISH_ASSET = "analyst_database"
@@ -32,8 +32,7 @@ def build_publish_asset(models: Sequence[dg.AssetsDefinition]) -> dg.AssetsDefin
     def analyst_database(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
         path = warehouse.publish()
         with warehouse.published_connection() as con:
-            tables = [row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
-            counts = [(table, row_count(con, table)) for table in tables]
+            counts = [(table, row_count(con, table)) for table in sorted(table_names(con))]
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(path)),

@@ -27,6 +27,15 @@ def row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return fetch_count(con, f"SELECT count(*) FROM {quote(table)}")
 
 
+def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The tables of the connection's database and schema, not its temporary stand-ins."""
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = current_schema() AND NOT temporary"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
 @contextmanager
 def setting(con: duckdb.DuckDBPyConnection, name: str, value: str) -> Iterator[None]:
     """Run a block with a DuckDB setting changed, then put the setting back as it was."""

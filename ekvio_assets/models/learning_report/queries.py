@@ -12,6 +12,7 @@ import duckdb
 
 from ekvio_assets.models.specs import APPOINTED, COMPLETED, FAIL, TEST
 from ekvio_assets.reports.specs import ATTEMPTS
+from ekvio_assets.storage.sql import table_names
 
 SQL_DIR = Path(__file__).parent
 NO_DEPARTMENT = "(no department)"
@@ -60,13 +61,9 @@ def run_query(con: duckdb.DuckDBPyConnection, name: str, **parameters: object) -
     return [dict(zip(columns, row)) for row in cursor.fetchall()]
 
 
-def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()}
-
-
 def read_report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
     """Every number of the report, from a read-only connection to the published file."""
-    tables = _tables(con)
+    tables = table_names(con)
     missing_models = [name for name in MODEL_TABLES if name not in tables]
     if missing_models:
         raise MissingModelTables(
