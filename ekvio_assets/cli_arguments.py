@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from datetime import date
 from typing import NoReturn
+
+
+def iso_day(text: str) -> date:
+    """An argument type: a day as YYYY-MM-DD."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
 class ArgumentParser(argparse.ArgumentParser):

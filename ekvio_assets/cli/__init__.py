@@ -7,21 +7,13 @@ import gc
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
-from datetime import date
 from importlib.metadata import version
 from pathlib import Path
 
-from ekvio_assets.cli_arguments import ArgumentParser
+from ekvio_assets.cli_arguments import ArgumentParser, iso_day
 from ekvio_assets.cli.environment import DOTENV, load_dotenv
 from ekvio_assets.config import ConfigError, Settings
 from ekvio_assets.reports.specs import REPORTS
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
 def _port(text: str) -> int:
@@ -59,12 +51,12 @@ def _parser() -> argparse.ArgumentParser:
         days.add_argument(
             "--from",
             dest="first",
-            type=_day,
+            type=iso_day,
             metavar="YYYY-MM-DD",
             help=f"first day of the {subject} (default: {default})",
         )
         days.add_argument(
-            "--to", dest="last", type=_day, metavar="YYYY-MM-DD", help=f"last day of the {subject} (default: --from)"
+            "--to", dest="last", type=iso_day, metavar="YYYY-MM-DD", help=f"last day of the {subject} (default: --from)"
         )
         days.add_argument(
             "--verbose",

@@ -7,9 +7,9 @@ import contextlib
 import signal
 import threading
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 
-from ekvio_assets.cli_arguments import ArgumentParser
+from ekvio_assets.cli_arguments import ArgumentParser, iso_day
 from ekvio_assets.simulator.faults import KINDS_BY_CALL, Call, FaultPlan, FaultRule, parse_fault_rules
 from ekvio_assets.simulator.generator import DatasetConfig, generate
 from ekvio_assets.simulator.protocol import ProtocolOptions
@@ -55,13 +55,6 @@ def _report_route(text: str) -> tuple[str, tuple[str, str]]:
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"{text!r}: {error}; expected NAME=METHOD:/path") from None
     return report, (method.upper(), path)
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
 def _integer(text: str) -> int:
@@ -122,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
             help=f"{counted} of the company, 0 or more (default: %(default)s)",
         )
     parser.add_argument(
-        "--start", type=_day, default=_DEFAULTS.start, metavar="YYYY-MM-DD", help="first day (default: %(default)s)"
+        "--start", type=iso_day, default=_DEFAULTS.start, metavar="YYYY-MM-DD", help="first day (default: %(default)s)"
     )
     parser.add_argument(
         "--days",
