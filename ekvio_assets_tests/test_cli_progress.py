@@ -45,3 +45,35 @@ def test_a_failed_check_is_a_warning_with_its_description_and_counted_in_the_sum
         "Asset checks: 1 passed, 1 failed:",
         "  balance positive (WARN): 2 rows below zero",
     ]
+
+
+
+class BrokenResource(dg.ConfigurableResource):
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        raise RuntimeError("cannot reach the database")
+
+
+@dg.asset
+def needs_broken(broken: BrokenResource) -> None:
+    pass
+
+
+def broken_job() -> dg.JobDefinition:
+    definitions = dg.Definitions(
+        assets=[needs_broken], jobs=[dg.define_asset_job("broken_job")], resources={"broken": BrokenResource()}
+    )
+    return definitions.resolve_job_def("broken_job")
+
+
+def test_a_step_whose_resources_fail_in_its_process_is_shown_as_failed_before_it_started() -> None:
+    # In a step process of its own (the report steps' executor), resources are set up before the
+    # step starts: their failure is the step's failure with no start.
+    with dg.instance_for_test() as instance:
+        result = dg.execute_job(dg.reconstructable(broken_job), instance=instance, raise_on_error=False)
+        records = instance.get_records_for_run(result.run_id, limit=1000).records
+    assert not result.success
+    progress = RunProgress("broken_job")
+    notes = [str(note) for record in records for note in progress.apply(record.event_log_entry)]
+
+    assert "  needs_broken: failed before it started" in notes
+    assert progress.steps["needs_broken"].status == "failed"

@@ -151,7 +151,10 @@ class RunProgress:
             step.started = entry.timestamp
             return []
         step.finished, step.succeeded = entry.timestamp, kind == dg.DagsterEventType.STEP_SUCCESS
-        took = f"{step.seconds(entry.timestamp):.1f} s"
+        seconds = step.seconds(entry.timestamp)
+        if seconds is None:  # its process died before the step began
+            return [Note(step.key, "failed before it started")]
+        took = f"{seconds:.1f} s"
         if not step.succeeded:
             return [Note(step.key, f"failed after {took}")]
         if step.task_id is None and not step.tables:
