@@ -291,3 +291,43 @@ def test_text_from_the_data_is_escaped_in_tables_and_charts(tmp_path: Path) -> N
     assert "&lt;script&gt;" in text
     assert page.tables["completion_by_programme"][0][0][0] == name
     _assert_self_contained(report, page)
+
+
+def _svgs(path: Path) -> list[str]:
+    return re.findall(r"<svg.*?</svg>", path.read_text(encoding="utf-8"), flags=re.DOTALL)
+
+
+def _kept_charts(directory: Path) -> list[str]:
+    return sorted(svg for path in directory.glob("*.svg") for svg in _svgs(path))
+
+
+def test_a_page_drawn_again_from_the_same_numbers_draws_no_chart_and_a_change_redraws_its_charts(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    charts_dir = data_dir / "work" / "learning_report_charts"
+    _materialize(data_dir)
+    with DuckDBWarehouse(data_dir=str(data_dir), timezone=TIMEZONE).write_connection() as con:
+        con.execute("INSERT INTO learners (login, fio, group_department) VALUES ('ann', 'Ann', 'Sales'), ('bob', 'Bob', 'IT')")
+        con.execute(
+            "INSERT INTO learner_program_progress (login, program_id, program_name, program_status, group_department) "
+            "VALUES ('ann', 1, 'Onboarding', 'in_progress', 'Sales'), ('bob', 1, 'Onboarding', 'completed', 'IT')"
+        )
+    report = data_dir / "learning_report.html"
+    first = _metadata(_materialize(data_dir, selection=[PUBLISH_ASSET, REPORT_ASSET]))
+    first_charts = _svgs(report)
+    # Completion by department and by programme: the sections with rows that have a chart.
+    assert first["charts_drawn"] == len(first_charts) == 2
+    assert _kept_charts(charts_dir) == sorted(first_charts)
+
+    again = _metadata(_materialize(data_dir, selection=[PUBLISH_ASSET, REPORT_ASSET]))
+    assert again["charts_drawn"] == 0
+    assert _svgs(report) == first_charts
+
+    with DuckDBWarehouse(data_dir=str(data_dir), timezone=TIMEZONE).write_connection() as con:
+        con.execute("UPDATE learner_program_progress SET program_status = 'completed' WHERE login = 'ann'")
+    changed = _metadata(_materialize(data_dir, selection=[PUBLISH_ASSET, REPORT_ASSET]))
+    changed_charts = _svgs(report)
+    assert changed["charts_drawn"] == 2 and changed_charts != first_charts
+    # Only the latest page's charts are kept.
+    assert _kept_charts(charts_dir) == sorted(changed_charts)

@@ -29,7 +29,8 @@ from ekvio_assets.storage.sql import table_names
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 
-LEARNING_REPORT_RENDERER = "ekvio_assets.models.learning_report.render"
+# What draws the learning report's charts (matplotlib).
+LEARNING_REPORT_CHARTS = "ekvio_assets.models.learning_report.charts"
 
 
 def _run(
@@ -89,9 +90,9 @@ def refresh(settings: Settings, first: date | None, last: date | None, display: 
     home = use_instance_home(settings)
     print(f"Refreshing {what} from {peer}; Dagster instance: {home}", flush=True)
     start_step_server()
-    # The analytics run, in this process, draws the learning report: its plotting library is
-    # imported while this process only waits for the report steps.
-    threading.Thread(target=importlib.import_module, args=(LEARNING_REPORT_RENDERER,), daemon=True).start()
+    # The analytics run, in this process, draws the learning report's charts that changed: their
+    # plotting library is imported while this process only waits for the report steps.
+    threading.Thread(target=importlib.import_module, args=(LEARNING_REPORT_CHARTS,), daemon=True).start()
     with open_instance() as instance:
         reports = _run(instance, job, tags, display, verbose, run_config=REPORT_RUN_CONFIG)
         changed = [table for table, change in reports.tables().items() if change.changed] if reports else []

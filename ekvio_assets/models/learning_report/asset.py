@@ -1,6 +1,5 @@
 """The `learning_report` asset: after each publish, EKVIO_DATA_DIR/learning_report.html beside ekvio.duckdb."""
 
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 from collections.abc import Sequence
@@ -9,23 +8,17 @@ from typing import Any
 import dagster as dg
 
 from ekvio_assets.models.assets import MODEL_AUTOMATION, MODELS_GROUP
+from ekvio_assets.models.learning_report.chart_cache import ChartCache
 from ekvio_assets.models.learning_report.queries import MissingModelTables, ReportData, read_report_data
 from ekvio_assets.models.publish import PUBLISH_ASSET
+from ekvio_assets.storage.files import write_atomically
 from ekvio_assets.storage.metadata import PII_TAG
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 REPORT_ASSET = "learning_report"
 REPORT_FILE = "learning_report.html"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """A reader opening `path` gets the old page or the new one, never half of one."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.writing")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+# The charts of the latest page, beside the working database (see chart_cache).
+CHARTS_DIR = "learning_report_charts"
 
 
 def _headline_metadata(data: ReportData, headline: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
@@ -85,18 +78,22 @@ def build_learning_report_asset() -> dg.AssetsDefinition:
             context.log.warning(
                 f"learning_report: the report tables {', '.join(data.missing_report_tables)} were never loaded and were read as empty"
             )
-        # Drawing needs matplotlib: imported when a report is drawn, not by every process that loads
-        # the definitions (half a second each).
+        # The page's template and formats: imported when a report is made, not by every process
+        # that loads the definitions.
         from ekvio_assets.models.learning_report.render import HEADLINE, render_report
 
-        page = render_report(data, timezone=warehouse.timezone, generated_at=datetime.now(timezone.utc))
+        charts = ChartCache(warehouse.working_path.parent / CHARTS_DIR)
+        page = render_report(data, timezone=warehouse.timezone, generated_at=datetime.now(timezone.utc), charts=charts)
         path = warehouse.root / REPORT_FILE
         write_atomically(path, page)
+        charts.drop_unused()
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(path)),
                 "url": dg.MetadataValue.url(path.resolve().as_uri()),
                 "size_bytes": dg.MetadataValue.int(path.stat().st_size),
+                # The others were drawn for an earlier page from the same numbers.
+                "charts_drawn": dg.MetadataValue.int(charts.drawn),
                 **_headline_metadata(data, HEADLINE),
                 "summary": dg.MetadataValue.md(_summary(data, path)),
                 "missing_report_tables": ", ".join(data.missing_report_tables),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 
 import matplotlib as mpl
@@ -13,9 +12,7 @@ from matplotlib.dates import AutoDateLocator, DateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
-# The colours of the page's CSS, so a chart and its table read as one.
-INK, MUTED, GRID = "#1f2933", "#616e7c", "#e4e7eb"
-BLUE, TEAL, AMBER, GREY, RED = "#2f6fdb", "#1f9d8b", "#e5a50a", "#b8c2cc", "#d64545"
+from ekvio_assets.models.learning_report.chart_inputs import GREY, GRID, INK, MUTED, Series, count_text
 # About the page's column width at 96 px per inch, so that 10 pt of a chart read as 13 px.
 WIDTH_INCHES = 10.5
 LABEL_CHARS = 48
@@ -41,18 +38,6 @@ _STYLE = {
     "ytick.color": MUTED,
     "legend.frameon": False,
 }
-
-
-@dataclass(frozen=True)
-class Series:
-    name: str
-    values: Sequence[float | int | None]
-    color: str
-
-
-def count_text(value: float) -> str:
-    """A count as the page writes it: 12 345, grouped by a narrow no-break space."""
-    return f"{value:,.0f}".replace(",", "\u202f")
 
 
 def _count_ticks() -> FuncFormatter:

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
-from ekvio_assets.models.learning_report import charts
+from ekvio_assets.models.learning_report.chart_cache import ChartCache
+from ekvio_assets.models.learning_report.chart_inputs import AMBER, BLUE, GREY, RED, TEAL, Series, count_text
 from ekvio_assets.models.learning_report.queries import (
     HARDEST_TESTS_SHOWN,
     OVERDUE_LEARNERS_SHOWN,
@@ -39,7 +40,7 @@ def _decimal(value: Any) -> str:
     return f"{value:.1f}"
 
 
-_FORMATS: dict[str, Callable[[Any], str]] = {"count": charts.count_text, "percent": _percent, "decimal": _decimal, "text": str}
+_FORMATS: dict[str, Callable[[Any], str]] = {"count": count_text, "percent": _percent, "decimal": _decimal, "text": str}
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def _section(
     )
 
 
-def _sections(data: ReportData, formatter: _Formatter) -> list[Section]:
+def _sections(data: ReportData, formatter: _Formatter, charts: ChartCache) -> list[Section]:
     weeks: list[date] = [row["week"] for row in data.weekly_activity]
     return [
         _section(
@@ -114,10 +115,10 @@ def _sections(data: ReportData, formatter: _Formatter) -> list[Section]:
              Column("Courses completed", "course_completion_rate", "percent"),
              Column("Overdue learners", "overdue_learners", "count")],
             data.departments,
-            lambda: charts.horizontal_bars(
-                "departments", [row["department"] for row in data.departments],
-                [charts.Series("programmes completed", [row["programme_completion_rate"] for row in data.departments], charts.BLUE),
-                 charts.Series("courses completed", [row["course_completion_rate"] for row in data.departments], charts.TEAL)],
+            lambda: charts.svg(
+                "horizontal_bars", "departments", [row["department"] for row in data.departments],
+                [Series("programmes completed", [row["programme_completion_rate"] for row in data.departments], BLUE),
+                 Series("courses completed", [row["course_completion_rate"] for row in data.departments], TEAL)],
                 percent=True,
             ),
             "No learners yet.",
@@ -130,11 +131,11 @@ def _sections(data: ReportData, formatter: _Formatter) -> list[Section]:
              Column("Not started", "not_started", "count"), Column("Failed", "failed", "count"),
              Column("Overdue", "overdue", "count"), Column("Completion", "completion_rate", "percent")],
             data.programmes,
-            lambda: charts.horizontal_bars(
-                "programmes", [row["programme"] for row in data.programmes],
-                [charts.Series(name, [row[key] for row in data.programmes], color) for name, key, color in (
-                    ("completed", "completed", charts.BLUE), ("in progress", "in_progress", charts.AMBER),
-                    ("not started", "not_started", charts.GREY), ("failed", "failed", charts.RED))],
+            lambda: charts.svg(
+                "horizontal_bars", "programmes", [row["programme"] for row in data.programmes],
+                [Series(name, [row[key] for row in data.programmes], color) for name, key, color in (
+                    ("completed", "completed", BLUE), ("in progress", "in_progress", AMBER),
+                    ("not started", "not_started", GREY), ("failed", "failed", RED))],
                 stacked=True,
             ),
             "No programme statistics: the programme report is empty or was never loaded.",
@@ -144,9 +145,9 @@ def _sections(data: ReportData, formatter: _Formatter) -> list[Section]:
             "Learners with a programme not completed past its due date, by the days of their most overdue one.",
             [Column("Days late", "days_late"), Column("Learners", "learners", "count")],
             data.overdue_by_days if any(row["learners"] for row in data.overdue_by_days) else [],
-            lambda: charts.vertical_bars(
-                "overdue", [row["days_late"] for row in data.overdue_by_days],
-                [row["learners"] for row in data.overdue_by_days], charts.RED,
+            lambda: charts.svg(
+                "vertical_bars", "overdue", [row["days_late"] for row in data.overdue_by_days],
+                [row["learners"] for row in data.overdue_by_days], RED,
             ),
             "Nobody is overdue.",
         ),
@@ -164,9 +165,9 @@ def _sections(data: ReportData, formatter: _Formatter) -> list[Section]:
             [Column("Test", "test"), Column("Attempts", "attempts", "count"), Column("Learners", "learners", "count"),
              Column("Pass rate", "pass_rate", "percent"), Column("Average percent", "average_percent", "decimal")],
             data.hardest_tests,
-            lambda: charts.horizontal_bars(
-                "tests", [row["test"] for row in data.hardest_tests],
-                [charts.Series("pass rate", [row["pass_rate"] for row in data.hardest_tests], charts.AMBER)],
+            lambda: charts.svg(
+                "horizontal_bars", "tests", [row["test"] for row in data.hardest_tests],
+                [Series("pass rate", [row["pass_rate"] for row in data.hardest_tests], AMBER)],
                 percent=True,
             ),
             "No graded test attempts.",
@@ -179,11 +180,11 @@ def _sections(data: ReportData, formatter: _Formatter) -> list[Section]:
              Column("Courses completed", "courses_completed", "count"),
              Column("Programmes completed", "programmes_completed", "count")],
             data.weekly_activity,
-            lambda: charts.weekly_lines(
-                "activity", weeks,
-                [charts.Series(name, [row[key] for row in data.weekly_activity], color) for name, key, color in (
-                    ("test attempts", "test_attempts", charts.AMBER), ("courses completed", "courses_completed", charts.TEAL),
-                    ("programmes completed", "programmes_completed", charts.BLUE))],
+            lambda: charts.svg(
+                "weekly_lines", "activity", weeks,
+                [Series(name, [row[key] for row in data.weekly_activity], color) for name, key, color in (
+                    ("test attempts", "test_attempts", AMBER), ("courses completed", "courses_completed", TEAL),
+                    ("programmes completed", "programmes_completed", BLUE))],
             ),
             "No activity recorded yet.",
         ),
@@ -201,7 +202,7 @@ HEADLINE = (
 )
 
 
-def render_report(data: ReportData, *, timezone: str, generated_at: datetime) -> str:
+def render_report(data: ReportData, *, timezone: str, generated_at: datetime, charts: ChartCache) -> str:
     formatter = _Formatter(timezone)
     metrics = [
         (key, label, formatter.cell(Column(label, key, kind), data.headline[key])) for key, label, kind in HEADLINE
@@ -212,6 +213,6 @@ def render_report(data: ReportData, *, timezone: str, generated_at: datetime) ->
         generated=formatter.moment(generated_at),
         timezone=timezone,
         metrics=metrics,
-        sections=_sections(data, formatter),
+        sections=_sections(data, formatter, charts),
         missing_report_tables=data.missing_report_tables,
     )
