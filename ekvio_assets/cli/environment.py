@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 from dotenv import dotenv_values
 
+from ekvio_assets.cli.event_log import instance_of
 from ekvio_assets.config import Settings
 
 INSTANCE_CONFIG = "dagster.yaml"
@@ -60,8 +61,9 @@ def use_instance_home(settings: Settings) -> Path:
 
 
 def open_instance() -> dg.DagsterInstance:
-    """The instance of DAGSTER_HOME (see use_instance_home); the first use creates its storage, one
-    process at a time."""
-    with (Path(os.environ["DAGSTER_HOME"]) / ".ekvio-assets.lock").open("a") as lock:
+    """The instance of DAGSTER_HOME (see use_instance_home), its event log pooled (see event_log);
+    the first use creates its storage, one process at a time."""
+    home = Path(os.environ["DAGSTER_HOME"])
+    with (home / ".ekvio-assets.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return dg.DagsterInstance.get()
+        return instance_of(home)

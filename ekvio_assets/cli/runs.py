@@ -23,13 +23,13 @@ _CONSOLE = {False: "CRITICAL", True: "DEBUG"}
 _POLL_SECONDS = 0.25
 DEFINITIONS_MODULE = "ekvio_assets.definitions"
 # The modules the report steps' fork server imports once: Dagster's executor (which it asks for
-# first), the definitions, and the instance's default (SQLite) storage, which every step process
-# opens (half a second of imports each otherwise). A module that is not there is skipped.
+# first), the definitions, and the instance's storage, which every step process opens (half a
+# second of imports each otherwise). A module that is not there is skipped.
 STEP_SERVER_PRELOAD = (
     "dagster._core.executor.multiprocess",
     DEFINITIONS_MODULE,
     "dagster._core.instance.factory",
-    "dagster._core.storage.sqlite_storage",
+    "ekvio_assets.cli.event_log",
 )
 # The CLI's environment no longer changes once it runs a job: its step processes may fork.
 REPORT_RUN_CONFIG = report_run_config(preload_modules=STEP_SERVER_PRELOAD)
