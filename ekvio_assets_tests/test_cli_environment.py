@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from ekvio_assets.cli.environment import open_instance, use_instance_home
+from ekvio_assets.cli.environment import use_instance_home
+from ekvio_assets.cli.instance import open_instance
 from ekvio_assets.config import Settings
 from ekvio_assets.simulator.faults import FaultPlan, FaultRule
 from ekvio_assets_tests.test_cli import clean_environment, run_cli

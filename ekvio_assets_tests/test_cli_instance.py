@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from ekvio_assets.cli.event_log import PooledSqliteEventLogStorage, instance_of
+from ekvio_assets.cli.instance import PooledSqliteEventLogStorage, instance_of
 
 
 @dg.asset(check_specs=[dg.AssetCheckSpec("positive", asset="balance")])

@@ -11,7 +11,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 from ekvio_assets.cli_arguments import ArgumentParser, iso_day
-from ekvio_assets.cli.environment import DOTENV, load_dotenv
+from ekvio_assets.cli.environment import DOTENV, load_dotenv, use_instance_home
+from ekvio_assets.cli.step_server import start_step_server
 from ekvio_assets.config import ConfigError, Settings
 from ekvio_assets.reports.specs import REPORTS
 
@@ -114,11 +115,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Before anything reads the settings: the definitions, which the step processes import too.
     if from_dotenv := load_dotenv():
         print(f"Read {', '.join(from_dotenv)} from ./{DOTENV}", flush=True)
-    from ekvio_assets.cli import commands
-    from ekvio_assets.cli.display import choose_display
-
     try:
         settings = Settings.from_env()
+        if args.command == "refresh":
+            # Before this process imports Dagster: the server imports it meanwhile (see step_server).
+            use_instance_home(settings)
+            start_step_server()
+        from ekvio_assets.cli import commands
+        from ekvio_assets.cli.display import choose_display
+
         if args.command == "ui":
             commands.ui(settings, args.host, args.port)
         if args.command == "tables":

@@ -16,9 +16,10 @@ import dagster as dg
 from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_JOB, analytics_to_rebuild
 from ekvio_assets.automation.partitions import daily_partitions, full_export_tags, partition_range_tags
 from ekvio_assets.cli.display import Display
-from ekvio_assets.cli.environment import WORKSPACE, open_instance, project_file, use_instance_home
+from ekvio_assets.cli.environment import WORKSPACE, project_file, use_instance_home
+from ekvio_assets.cli.instance import open_instance
 from ekvio_assets.cli.progress import RunProgress, TableChange
-from ekvio_assets.cli.runs import REPORT_RUN_CONFIG, definitions, execute, report_failure, start_step_server
+from ekvio_assets.cli.runs import REPORT_RUN_CONFIG, definitions, execute, report_failure
 from ekvio_assets.cli.summary import summary_lines
 from ekvio_assets.config import DATA_DIR, ConfigError, Settings
 from ekvio_assets.models.specs import MODELS
@@ -89,7 +90,6 @@ def refresh(settings: Settings, first: date | None, last: date | None, display: 
     peer = settings.api_url or "the embedded Ekvio simulator (EKVIO_API_URL is not set)"
     home = use_instance_home(settings)
     print(f"Refreshing {what} from {peer}; Dagster instance: {home}", flush=True)
-    start_step_server()
     # The analytics run, in this process, draws the learning report's charts that changed: their
     # plotting library is imported while this process only waits for the report steps.
     threading.Thread(target=importlib.import_module, args=(LEARNING_REPORT_CHARTS,), daemon=True).start()

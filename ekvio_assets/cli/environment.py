@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 from pathlib import Path
 
-import dagster as dg
 from dotenv import dotenv_values
 
-from ekvio_assets.cli.event_log import instance_of
 from ekvio_assets.config import Settings
 
 INSTANCE_CONFIG = "dagster.yaml"
@@ -59,11 +56,3 @@ def use_instance_home(settings: Settings) -> Path:
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
-
-def open_instance() -> dg.DagsterInstance:
-    """The instance of DAGSTER_HOME (see use_instance_home), its event log pooled (see event_log);
-    the first use creates its storage, one process at a time."""
-    home = Path(os.environ["DAGSTER_HOME"])
-    with (home / ".ekvio-assets.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return instance_of(home)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import multiprocessing
-import multiprocessing.forkserver
 import sys
 import threading
 import uuid
@@ -14,6 +12,7 @@ from typing import Any
 import dagster as dg
 
 from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_JOB, report_run_config
+from ekvio_assets.cli.step_server import DEFINITIONS_MODULE, STEP_SERVER_PRELOAD
 
 # Tags the runs one CLI command starts, so that its follower finds them among other processes' runs.
 INVOCATION_TAG = "ekvio/cli_invocation"
@@ -21,17 +20,7 @@ INVOCATION_TAG = "ekvio/cli_invocation"
 # its own progress from the event log, or every event, DEBUG included, with --verbose.
 _CONSOLE = {False: "CRITICAL", True: "DEBUG"}
 _POLL_SECONDS = 0.25
-DEFINITIONS_MODULE = "ekvio_assets.definitions"
-# The modules the report steps' fork server imports once: Dagster's executor (which it asks for
-# first), the definitions, and the instance's storage, which every step process opens (half a
-# second of imports each otherwise). A module that is not there is skipped.
-STEP_SERVER_PRELOAD = (
-    "dagster._core.executor.multiprocess",
-    DEFINITIONS_MODULE,
-    "dagster._core.instance.factory",
-    "ekvio_assets.cli.event_log",
-)
-# The CLI's environment no longer changes once it runs a job: its step processes may fork.
+# The report steps fork from the CLI's step server (see step_server).
 REPORT_RUN_CONFIG = report_run_config(preload_modules=STEP_SERVER_PRELOAD)
 
 
@@ -61,15 +50,6 @@ JOB_FACTORIES = {
     RECONCILE_JOB: reconcile_job_definition,
     ANALYTICS_JOB: analytics_job_definition,
 }
-
-
-def start_step_server() -> None:
-    """Starts the server that the report steps fork from (see report_run_config) now, so that it
-    imports Dagster and the definitions while this process opens the instance and creates the run;
-    Dagster's executor then finds it running, with the same modules preloaded."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(STEP_SERVER_PRELOAD))
-    multiprocessing.forkserver.ensure_running()
 
 
 class _EventFollower(threading.Thread):

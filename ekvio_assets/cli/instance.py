@@ -12,6 +12,7 @@ configured for another storage (Postgres) is opened as it is.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,3 +91,12 @@ def instance_of(home: Path) -> dg.DagsterInstance:
         pooled = ConfigurableClassData(PooledSqliteStorage.__module__, PooledSqliteStorage.__name__, stored.config_yaml)
         ref = ref._replace(storage_data=pooled)
     return dg.DagsterInstance.from_ref(ref)
+
+
+def open_instance() -> dg.DagsterInstance:
+    """The instance of DAGSTER_HOME (see environment.use_instance_home), its event log pooled; the
+    first use creates its storage, one process at a time."""
+    home = Path(os.environ["DAGSTER_HOME"])
+    with (home / ".ekvio-assets.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return instance_of(home)
