@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+from alembic.runtime.migration import MigrationContext
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SQLITE_BUSY_TIMEOUT_SECONDS, SqliteEventLogStorage
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
@@ -60,6 +61,14 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             while len(self._engines) > _ENGINES_KEPT:
                 self._engines.pop(next(iter(self._engines))).dispose()
         return engine
+
+    def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
+        # Dagster's creates the tables of a file that has no schema revision and leaves a stamped
+        # one alone, but reads its 170-odd migration scripts to tell, in every process for every file.
+        with engine.connect() as conn:
+            if MigrationContext.configure(conn).get_current_revision() is not None:
+                return
+        super()._initdb(engine, for_index_shard)
 
     def dispose(self) -> None:
         super().dispose()
