@@ -207,5 +207,5 @@ def test_the_refresh_timing_counts_overlapping_steps_once_and_reports_both_ratio
         RefreshTiming("a day, nothing to change", 8.0, (RunTiming("refresh_job", 4.0, 2.0), RunTiming("analytics_job", 2.0, 1.5))),
     ]
     lines = report(2.0, timings)
-    assert lines[-2] == "a day with nothing to change / T0: 4.0 (target <= 4)"
-    assert lines[-1] == "largest analytics run overhead / T0: 0.5 (target <= 2)"
+    assert lines[-2] == "a day with nothing to change / T0: 4.00 (target <= 4)"
+    assert lines[-1] == "largest analytics run overhead / T0: 0.50 (target <= 2)"

@@ -141,8 +141,8 @@ def report(t0: float, timings: Sequence[RefreshTiming]) -> list[str]:
     overhead = max(timing.run("analytics_job").overhead for timing in timings)
     lines += [
         "",
-        f"a day with nothing to change / T0: {idle.wall / t0:.1f} (target <= {TARGET_IDLE_DAY:g})",
-        f"largest analytics run overhead / T0: {overhead / t0:.1f} (target <= {TARGET_ANALYTICS_OVERHEAD:g})",
+        f"a day with nothing to change / T0: {idle.wall / t0:.2f} (target <= {TARGET_IDLE_DAY:g})",
+        f"largest analytics run overhead / T0: {overhead / t0:.2f} (target <= {TARGET_ANALYTICS_OVERHEAD:g})",
     ]
     return lines
 
