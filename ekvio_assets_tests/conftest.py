@@ -191,3 +191,18 @@ def cli_refresh(data_dir: Path, running: Any, output: Path, *args: str) -> subpr
         stdout=output.with_suffix(".out").open("w"),
         stderr=output.with_suffix(".err").open("w"),
     )
+
+
+def clean_environment(**env: str) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(("EKVIO_", "DAGSTER_"))}, **env}
+
+
+def run_cli(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ekvio_assets.cli", *args],
+        cwd=folder,
+        env=clean_environment(**env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

@@ -26,6 +26,7 @@ from ekvio_assets.cli.progress import RunProgress
 from ekvio_assets.config import Settings
 from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import REPORT_TABLES, REPORTS
+from ekvio_assets_tests.conftest import clean_environment, run_cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -35,21 +36,6 @@ def _analyst_queries() -> list[str]:
     section = text[text.index("## For analysts") :]
     section = section[: section.index("\n## ", 1)]
     return re.findall(r"```sql\n(.*?)```", section, re.S)
-
-
-def clean_environment(**env: str) -> dict[str, str]:
-    return {**{k: v for k, v in os.environ.items() if not k.startswith(("EKVIO_", "DAGSTER_"))}, **env}
-
-
-def run_cli(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ekvio_assets.cli", *args],
-        cwd=folder,
-        env=clean_environment(**env),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from ekvio_assets.cli.environment import use_instance_home
 from ekvio_assets.cli.instance import open_instance
 from ekvio_assets.config import Settings
 from ekvio_assets.simulator.faults import FaultPlan, FaultRule
-from ekvio_assets_tests.test_cli import clean_environment, run_cli
+from ekvio_assets_tests.conftest import clean_environment, run_cli
 
 PROJECT_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
 # Written as people write them: `export`, quotes, comments, a default through interpolation.
