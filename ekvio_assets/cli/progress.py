@@ -152,7 +152,7 @@ class RunProgress:
             return []
         step.finished, step.succeeded = entry.timestamp, kind == dg.DagsterEventType.STEP_SUCCESS
         seconds = step.seconds(entry.timestamp)
-        if seconds is None:  # its process died before the step began
+        if seconds is None:  # its resources (or its process) failed before the step began
             return [Note(step.key, "failed before it started")]
         took = f"{seconds:.1f} s"
         if not step.succeeded:
