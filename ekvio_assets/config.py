@@ -17,6 +17,7 @@ from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ekvio_assets.reports.specs import REPORTS
+from ekvio_assets.storage.archive import ARCHIVE_FOLDER
 
 API_URL = "EKVIO_API_URL"
 API_TOKEN = "EKVIO_API_TOKEN"
@@ -104,7 +105,7 @@ class Settings:
 
     @property
     def raw_dir(self) -> Path:
-        return self.data_dir / "raw"
+        return self.data_dir / ARCHIVE_FOLDER
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

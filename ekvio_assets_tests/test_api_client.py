@@ -10,10 +10,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ekvio_assets.api.client import FULL_EXPORT, EkvioApiError, EkvioClient, ExportWindow
+from ekvio_assets.api.client import EkvioApiError, EkvioClient
+from ekvio_assets.api.windows import FULL_EXPORT, ExportWindow
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS, REPORTS
 from ekvio_assets.simulator import FaultPlan, FaultRule
 from ekvio_assets_tests.conftest import FAST_RETRIES, TEST_TOKEN, result_records
+
 
 def _client(running: Any, **options: Any) -> EkvioClient:
     options.setdefault("poll_interval_seconds", 0.01)

@@ -14,7 +14,6 @@ import dagster as dg
 import duckdb
 import pytest
 
-from ekvio_assets.api.result_files import parse_raw_file_name
 from ekvio_assets.api.resource import EkvioApiResource
 from ekvio_assets.automation.partitions import daily_partitions, partition_range_tags
 from ekvio_assets.config import Settings
@@ -22,6 +21,7 @@ from ekvio_assets.reports.assets import build_report_assets
 from ekvio_assets.reports.specs import REPORTS, REPORTS_BY_NAME, ReportSpec
 from ekvio_assets.simulator import Dataset, FaultKind, FaultPlan, FaultRule, ProtocolOptions, running_simulator
 from ekvio_assets.simulator.faults import KINDS_BY_CALL, Call
+from ekvio_assets.storage.archive import parse_raw_file_name
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 from ekvio_assets_tests.conftest import TEST_TOKEN, day_key, end_of_day, table_by_key, truth_by_key
 

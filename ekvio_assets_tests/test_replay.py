@@ -9,10 +9,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ekvio_assets.api.result_files import raw_file_name
 from ekvio_assets.reports.replay import FOREIGN_TASK_ID, ReplayError, replay_raw_file
 from ekvio_assets.reports.specs import ATTEMPTS
 from ekvio_assets.reports.staging import ReportFileError
+from ekvio_assets.storage.archive import raw_file_name
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 from ekvio_assets_tests.conftest import attempt_record
 

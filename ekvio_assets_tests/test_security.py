@@ -14,7 +14,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ekvio_assets.api.client import FULL_EXPORT, EkvioApiError, EkvioClient, ExportedFile, RetryPolicy
+from ekvio_assets.api.client import EkvioApiError, EkvioClient, ExportedFile, RetryPolicy
+from ekvio_assets.api.windows import FULL_EXPORT
 from ekvio_assets.reports.load import load_report_file
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS
 from ekvio_assets.storage.warehouse import DuckDBWarehouse

@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 
-from ekvio_assets.api.client import FULL_EXPORT, EkvioApiError, EkvioClient, ExportWindow
-from ekvio_assets.api.result_files import inspect_result_file, parse_raw_file_name, raw_file_name
+from ekvio_assets.api.client import EkvioApiError, EkvioClient
+from ekvio_assets.api.result_files import inspect_result_file
 from ekvio_assets.api.retries import RetryPolicy
+from ekvio_assets.api.windows import FULL_EXPORT, ExportWindow
 from ekvio_assets.reports.replay import replay_raw_file
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS
 from ekvio_assets.simulator import Call, CannedAnswer, FaultPlan, FaultRule, ProtocolOptions
+from ekvio_assets.storage.archive import parse_raw_file_name, raw_file_name
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 from ekvio_assets_tests.conftest import (
     FAST_RETRIES,

@@ -32,14 +32,7 @@ from ekvio_assets.api.errors import (
     has_1007_on,
     module_unavailable,
 )
-from ekvio_assets.api.result_files import (
-    TASK_ID,
-    ResultContent,
-    inspect_result_file,
-    raw_file_name,
-    same_origin,
-    with_file_host,
-)
+from ekvio_assets.api.result_files import ResultContent, inspect_result_file, same_origin, with_file_host
 from ekvio_assets.api.retries import (
     RetryPolicy,
     TransientError,
@@ -47,30 +40,12 @@ from ekvio_assets.api.retries import (
     raise_if_transient,
     transient_faults,
 )
+from ekvio_assets.api.windows import ExportWindow
 from ekvio_assets.config import FILE_HOST, report_method_variable, report_path_variable
 from ekvio_assets.reports.specs import ReportSpec
+from ekvio_assets.storage.archive import TASK_ID, raw_file_name
 
 TASK_STATUS_PATH = "/v3/integration/{task_id}"
-
-
-@dataclass(frozen=True)
-class ExportWindow:
-    """The change-time window of an export; both bounds None means the full report."""
-
-    after: datetime | None = None
-    to: datetime | None = None
-
-    def query_params(self) -> dict[str, str]:
-        bounds = {"after_date": self.after, "to_date": self.to}
-        return {name: bound.isoformat(timespec="seconds") for name, bound in bounds.items() if bound is not None}
-
-    def describe(self) -> str:
-        if self.after is None and self.to is None:
-            return "full report"
-        return f"changes from {self.after or 'the beginning'} to {self.to or 'now'}"
-
-
-FULL_EXPORT = ExportWindow()
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from ekvio_assets.api.client import TASK_STATUS_PATH, EkvioClient, ExportedFile, ExportWindow
+from ekvio_assets.api.client import TASK_STATUS_PATH, EkvioClient, ExportedFile
 from ekvio_assets.api.retries import RetryPolicy
+from ekvio_assets.api.windows import ExportWindow
 from ekvio_assets.reports.specs import ReportSpec
 
 DEMO_DAYS = 60

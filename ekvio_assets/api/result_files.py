@@ -1,11 +1,9 @@
-"""Result files: where they are fetched from, what the archive calls them, what a downloaded one holds."""
+"""Result files: where they are fetched from and what a downloaded one holds."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -14,30 +12,8 @@ import ijson
 
 from ekvio_assets.api.errors import ekvio_errors
 
-TASK_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
-_RAW_FILE_STAMP = "%Y%m%dT%H%M%S%fZ"
-# A task's first download is `<stamp>_task-<id>.json`, each later one `<stamp>_task-<id>.download-<n>.json`:
-# a dot, which no task id holds, keeps the two parts apart.
-_RAW_FILE_NAME = re.compile(
-    r"(?P<stamp>[0-9]{8}T[0-9]{12}Z)_task-(?P<task_id>" + TASK_ID.pattern + r")(\.download-[0-9]+)?\.json"
-)
 # How much of a file that is no JSON its description quotes.
 _HEAD_CHARACTERS = 60
-
-
-def raw_file_name(requested_at: datetime, task_id: str, download: int = 1) -> str:
-    """The archive's name for the `download`-th file of a task: made here, never taken from the server."""
-    stamp = requested_at.astimezone(timezone.utc).strftime(_RAW_FILE_STAMP)
-    return f"{stamp}_task-{task_id}{'' if download == 1 else f'.download-{download}'}.json"
-
-
-def parse_raw_file_name(name: str) -> tuple[datetime, str] | None:
-    """(requested_at, task_id) of an archived file's name, or None for a name the archive did not make."""
-    match = _RAW_FILE_NAME.fullmatch(name)
-    if match is None:
-        return None
-    requested_at = datetime.strptime(match["stamp"], _RAW_FILE_STAMP).replace(tzinfo=timezone.utc)
-    return requested_at, match["task_id"]
 
 
 def with_file_host(url: str, file_host: str | None) -> str:

@@ -1,13 +1,12 @@
-"""Daily partitions in the company's time zone, and the export windows a partition range needs."""
+"""Daily partitions in the company's time zone, and the run tags of a range of them."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import dagster as dg
 
-from ekvio_assets.api.client import ExportWindow
 from ekvio_assets.config import ConfigError, Settings
 
 # Dagster's system tags for a run over a range of partitions (the single-run backfill form).
@@ -18,16 +17,6 @@ PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
     """One partition per day [00:00, next day 00:00) in EKVIO_TIMEZONE, from EKVIO_START_DATE."""
     return dg.DailyPartitionsDefinition(start_date=settings.start_date.isoformat(), timezone=settings.timezone)
-
-
-def export_windows(start: datetime, end: datetime, max_days: int) -> list[ExportWindow]:
-    """As few windows as cover [start, end), none longer than `max_days` days."""
-    windows: list[ExportWindow] = []
-    step = timedelta(days=max_days)
-    while start < end:
-        windows.append(ExportWindow(start, min(start + step, end)))
-        start = windows[-1].to  # type: ignore[assignment]
-    return windows
 
 
 def partition_range_tags(first: str, last: str) -> Mapping[str, str]:

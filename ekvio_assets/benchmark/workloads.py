@@ -27,8 +27,8 @@ def ingest(parameters: dict[str, Any]) -> dict[str, Any]:
     """The project's path: export from the API into the raw archive, then `load_report_file`."""
     import dagster as dg
 
-    from ekvio_assets.api.client import ExportWindow
     from ekvio_assets.api.resource import EkvioApiResource
+    from ekvio_assets.api.windows import ExportWindow
     from ekvio_assets.reports.load import load_report_file
     from ekvio_assets.reports.specs import REPORTS_BY_NAME
     from ekvio_assets.storage.warehouse import DuckDBWarehouse

@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ekvio_assets.api.client import ExportedFile
-from ekvio_assets.api.result_files import parse_raw_file_name, raw_file_name
 from ekvio_assets.reports.load import LoadResult, load_report_file
 from ekvio_assets.reports.specs import REPORTS_BY_NAME, ReportSpec
+from ekvio_assets.storage.archive import parse_raw_file_name, raw_file_name
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 FOREIGN_TASK_ID = "replay"

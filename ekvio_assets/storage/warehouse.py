@@ -31,6 +31,7 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
+from ekvio_assets.storage.archive import report_archive
 from ekvio_assets.storage.sql import literal, quote
 
 DATABASE_FILE = "ekvio.duckdb"
@@ -61,7 +62,7 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         return self.root / "work" / DATABASE_FILE
 
     def raw_dir(self, report: str) -> Path:
-        return self.root / "raw" / report
+        return report_archive(self.root, report)
 
     def staging_dir(self) -> Path:
         path = self.root / "staging"
