@@ -16,11 +16,16 @@ from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ekvio_assets.api.setting_names import (
+    API_TOKEN,
+    API_URL,
+    FILE_HOST,
+    report_method_variable,
+    report_path_variable,
+)
 from ekvio_assets.reports.specs import REPORTS
 from ekvio_assets.storage.archive import ARCHIVE_FOLDER
 
-API_URL = "EKVIO_API_URL"
-API_TOKEN = "EKVIO_API_TOKEN"
 DATA_DIR = "EKVIO_DATA_DIR"
 TIMEZONE = "EKVIO_TIMEZONE"
 POLL_INTERVAL = "EKVIO_POLL_INTERVAL_SECONDS"
@@ -31,18 +36,7 @@ LOOKBACK_DAYS = "EKVIO_LOOKBACK_DAYS"
 FRESHNESS_HOURS = "EKVIO_FRESHNESS_HOURS"
 MAX_ATTEMPTS = "EKVIO_MAX_ATTEMPTS"
 RETRY_BACKOFF = "EKVIO_RETRY_BACKOFF_SECONDS"
-FILE_HOST = "EKVIO_FILE_HOST"
 ASSET_OWNERS = "EKVIO_ASSET_OWNERS"
-
-
-def report_path_variable(report: str) -> str:
-    """EKVIO_<REPORT>_PATH: the report's path, for an installation that serves it elsewhere."""
-    return f"EKVIO_{report.upper()}_PATH"
-
-
-def report_method_variable(report: str) -> str:
-    """EKVIO_<REPORT>_METHOD: GET or POST (the attempts report's real method is not public)."""
-    return f"EKVIO_{report.upper()}_METHOD"
 
 
 DEFAULT_DATA_DIR = "data"

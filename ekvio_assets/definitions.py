@@ -3,17 +3,27 @@
 import dagster as dg
 
 from ekvio_assets.api.resource import EkvioApiResource
+from ekvio_assets.api.setting_names import API_TOKEN
 from ekvio_assets.automation.jobs import build_jobs
 from ekvio_assets.automation.ownership import with_owners_and_tags
 from ekvio_assets.automation.partitions import daily_partitions
 from ekvio_assets.automation.schedules import build_schedules
 from ekvio_assets.automation.sensors import build_analytics_automation_sensor, build_missing_days_sensor
-from ekvio_assets.config import API_TOKEN, Settings
+from ekvio_assets.config import Settings
 from ekvio_assets.models.assets import MODELS_GROUP, build_model_assets
 from ekvio_assets.models.learning_report.asset import build_learning_report_asset
 from ekvio_assets.models.publish import build_publish_asset
 from ekvio_assets.reports.assets import build_report_assets
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
+
+
+def _api_resource_class(settings: Settings) -> type[EkvioApiResource]:
+    """The one place that chooses the embedded simulator: only then is the simulator imported."""
+    if not settings.uses_embedded_simulator:
+        return EkvioApiResource
+    from ekvio_assets.simulator.embedded import EmbeddedSimulatorApiResource
+
+    return EmbeddedSimulatorApiResource
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -32,7 +42,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             build_analytics_automation_sensor(dg.AssetSelection.groups(MODELS_GROUP)),
         ],
         resources={
-            "ekvio_api": EkvioApiResource(
+            "ekvio_api": _api_resource_class(settings)(
                 api_url=settings.api_url,
                 api_token=None if settings.uses_embedded_simulator else dg.EnvVar(API_TOKEN),
                 poll_interval_seconds=settings.poll_interval_seconds,

@@ -17,6 +17,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from ekvio_assets.api.resource import EkvioApiResource
 from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_JOB
 from ekvio_assets.automation.partitions import daily_partitions
 from ekvio_assets.config import Settings
@@ -209,3 +210,9 @@ def test_loading_the_definitions_for_a_real_api_imports_neither_the_simulator_no
     assert "ekvio_assets.definitions" in loaded
     # Nor matplotlib: only drawing the learning report needs it.
     assert [name for name in loaded if name.startswith(("ekvio_assets.simulator", "ekvio_assets.benchmark", "matplotlib"))] == []
+
+
+def test_the_api_resource_without_a_url_fails_clearly_instead_of_starting_a_simulator() -> None:
+    resource = EkvioApiResource(poll_interval_seconds=1, poll_timeout_seconds=1)
+    with pytest.raises(dg.Failure, match="EKVIO_API_URL is not set"):
+        resource.setup_for_execution(dg.build_init_resource_context())

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -40,12 +40,25 @@ from ekvio_assets.api.retries import (
     raise_if_transient,
     transient_faults,
 )
+from ekvio_assets.api.setting_names import API_URL, FILE_HOST, report_method_variable, report_path_variable
 from ekvio_assets.api.windows import ExportWindow
-from ekvio_assets.config import FILE_HOST, report_method_variable, report_path_variable
-from ekvio_assets.reports.specs import ReportSpec
 from ekvio_assets.storage.archive import TASK_ID, raw_file_name
 
 TASK_STATUS_PATH = "/v3/integration/{task_id}"
+
+
+class ReportEndpoint(Protocol):
+    """What the client needs of a report: its name (for settings and logs), the title its messages
+    use, and where and how its tasks are created (a setting may override both per report name)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def method(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -107,7 +120,7 @@ class EkvioClient:
         self._api.close()
         self._files.close()
 
-    def export(self, spec: ReportSpec, window: ExportWindow, destination_dir: Path) -> ExportedFile:
+    def export(self, report: ReportEndpoint, window: ExportWindow, destination_dir: Path) -> ExportedFile:
         """Create the task, then poll it and download its file until the file holds data.
 
         A file with neither `data` nor `errors` is not written to storage yet (the vendor's SDK reads
@@ -115,94 +128,94 @@ class EkvioClient:
         poll timeout counted from the first poll. The archive keeps every download.
         """
         requested_at = datetime.now(timezone.utc)
-        task_id = self.create_task(spec, window)
+        task_id = self.create_task(report, window)
         polling_since = self._clock()
         number = 1
         while True:
-            file_url = self.wait_for_file(spec, task_id, polling_since)
-            exported = self.download(spec, task_id, file_url, destination_dir, requested_at, number)
+            file_url = self.wait_for_file(report, task_id, polling_since)
+            exported = self.download(report, task_id, file_url, destination_dir, requested_at, number)
             content = inspect_result_file(exported.path)
             if content.has_data:
                 return exported
             if content.errors:
                 if has_1007_on(content.errors, MODULE_UNAVAILABLE):
-                    raise module_unavailable(spec.title, spec.name, content.errors)
+                    raise module_unavailable(report.title, report.name, content.errors)
                 raise EkvioApiError(
-                    f"{spec.title} task {task_id}: the result file holds an error answer instead of data "
+                    f"{report.title} task {task_id}: the result file holds an error answer instead of data "
                     f"({describe_errors(content.errors)}). The raw file stays at {exported.path}"
                 )
-            self._wait_to_download_again(spec, exported, content, polling_since, number)
+            self._wait_to_download_again(report, exported, content, polling_since, number)
             number += 1
 
-    def create_task(self, spec: ReportSpec, window: ExportWindow) -> str:
-        path = self._report_paths.get(spec.name, spec.path)
-        method = self._report_methods.get(spec.name, spec.method)
+    def create_task(self, report: ReportEndpoint, window: ExportWindow) -> str:
+        path = self._report_paths.get(report.name, report.path)
+        method = self._report_methods.get(report.name, report.method)
         params = window.query_params()
         # The materials report's way, which the vendor's SDK follows: filters in the query string.
         body = {} if method == "POST" else None
         route_hints = {
-            404: f"not found: check EKVIO_API_URL and the report's path {path} ({report_path_variable(spec.name)})",
-            405: f"the server does not take {method} at {path}: set {report_method_variable(spec.name)} "
-            f"(GET or POST), or {report_path_variable(spec.name)}",
+            404: f"not found: check {API_URL} and the report's path {path} ({report_path_variable(report.name)})",
+            405: f"the server does not take {method} at {path}: set {report_method_variable(report.name)} "
+            f"(GET or POST), or {report_path_variable(report.name)}",
         }
         started = self._clock()
         busy_attempt = 0
         while True:
-            response = self._call(spec, "create the task", method, path, params=params, json=body)
+            response = self._call(report, "create the task", method, path, params=params, json=body)
             errors = ekvio_errors(_body(response))
             if has_1007_on(errors, TASK_RUNNING):
                 waited = self._clock() - started
                 if waited >= self._busy_wait_timeout:
                     raise EkvioApiError(
-                        f"The {spec.title} report could not start: another task of this report kept "
+                        f"The {report.title} report could not start: another task of this report kept "
                         f"running for {waited:.0f} s ({describe_errors(errors)}). Try again later."
                     )
                 delay = self._retry.delay(busy_attempt)
                 busy_attempt += 1
                 self._log.info(
-                    f"{spec.name}: another {spec.title} task is running on the Ekvio side; "
+                    f"{report.name}: another {report.title} task is running on the Ekvio side; "
                     f"trying again in {delay:.1f} s"
                 )
                 self._sleep(delay)
                 continue
-            self._raise_for_answer(spec, "create the task", response, errors, route_hints)
+            self._raise_for_answer(report, "create the task", response, errors, route_hints)
             task_id = str(_data(response).get("integration", ""))
             if not TASK_ID.fullmatch(task_id):
-                raise EkvioApiError(f"The {spec.title} report task was created but the answer carried no valid task id")
-            self._log.info(f"{spec.name}: created Ekvio task {task_id} ({window.describe()})")
+                raise EkvioApiError(f"The {report.title} report task was created but the answer carried no valid task id")
+            self._log.info(f"{report.name}: created Ekvio task {task_id} ({window.describe()})")
             return task_id
 
-    def wait_for_file(self, spec: ReportSpec, task_id: str, polling_since: float) -> str:
+    def wait_for_file(self, report: ReportEndpoint, task_id: str, polling_since: float) -> str:
         """Poll the task until its file is ready: at once (a day's export may be ready by then),
         then every poll interval, until the poll timeout counted from `polling_since`."""
         while True:
-            response = self._call(spec, f"poll task {task_id}", "GET", self._task_status_path.format(task_id=task_id))
-            self._raise_for_answer(spec, f"poll task {task_id}", response, ekvio_errors(_body(response)))
+            response = self._call(report, f"poll task {task_id}", "GET", self._task_status_path.format(task_id=task_id))
+            self._raise_for_answer(report, f"poll task {task_id}", response, ekvio_errors(_body(response)))
             answer = _data(response)
             status = answer.get("status")
             file_url = answer.get("file")
             elapsed = self._clock() - polling_since
             shown = status if isinstance(status, str) else "without a status"
-            self._log.info(f"{spec.name}: task {task_id} is {shown} ({elapsed:.0f} s elapsed)")
+            self._log.info(f"{report.name}: task {task_id} is {shown} ({elapsed:.0f} s elapsed)")
             if status == "fail":
                 has_log = isinstance(file_url, str) and file_url.strip()
                 log_hint = f"; its log is at {self._file_url(file_url)}" if has_log else ""
-                raise EkvioApiError(f"{spec.title} task {task_id} failed on the Ekvio side{log_hint}")
+                raise EkvioApiError(f"{report.title} task {task_id} failed on the Ekvio side{log_hint}")
             if status == "completed":
                 if not isinstance(file_url, str) or not file_url.strip():
-                    raise EkvioApiError(f"{spec.title} task {task_id} completed without a result file URL")
+                    raise EkvioApiError(f"{report.title} task {task_id} completed without a result file URL")
                 return file_url
             # Any other status (queued, progress, processing, one Ekvio adds later, none) means not yet.
             if elapsed + self._poll_interval > self._poll_timeout:
                 raise EkvioApiError(
-                    f"{spec.title} task {task_id} did not complete within {self._poll_timeout:.0f} s "
+                    f"{report.title} task {task_id} did not complete within {self._poll_timeout:.0f} s "
                     f"(EKVIO_POLL_TIMEOUT_SECONDS); it may still finish on the Ekvio side, run again later"
                 )
             self._sleep(self._poll_interval)
 
     def download(
         self,
-        spec: ReportSpec,
+        report: ReportEndpoint,
         task_id: str,
         file_url: str,
         destination_dir: Path,
@@ -212,7 +225,7 @@ class EkvioClient:
         """Stream the task's file into the archive as the task's `number`-th download."""
         url = self._file_url(file_url)
         if urlsplit(url).scheme not in ("http", "https"):
-            raise EkvioApiError(f"{spec.title} task {task_id} points to a result file that is not http(s)")
+            raise EkvioApiError(f"{report.title} task {task_id} points to a result file that is not http(s)")
         destination_dir.mkdir(parents=True, exist_ok=True)
         name = raw_file_name(requested_at, task_id, number)
         final_path = destination_dir / name
@@ -226,7 +239,7 @@ class EkvioClient:
                 raise_if_transient(response)
                 if not response.is_success:
                     response.read()
-                    self._raise_for_answer(spec, action, response, ekvio_errors(_body(response)))
+                    self._raise_for_answer(report, action, response, ekvio_errors(_body(response)))
                 written = 0
                 with partial_path.open("wb") as out:
                     # Pieces as they arrive: re-cutting them to a fixed size would copy every byte again.
@@ -241,37 +254,37 @@ class EkvioClient:
                 f"; the file is on {urlsplit(url).hostname}, not on the API's host: if that is a name only "
                 f"Ekvio's own servers reach, set {FILE_HOST} to the address that serves the files"
             )
-        size = self._with_retries(spec, action, fetch, unreachable_hint)
+        size = self._with_retries(report, action, fetch, unreachable_hint)
         partial_path.replace(final_path)
-        self._log.info(f"{spec.name}: task {task_id} file saved to {final_path} ({size:,} bytes)")
-        return ExportedFile(spec.name, task_id, final_path, size, requested_at)
+        self._log.info(f"{report.name}: task {task_id} file saved to {final_path} ({size:,} bytes)")
+        return ExportedFile(report.name, task_id, final_path, size, requested_at)
 
     def _file_url(self, file_url: str) -> str:
         """A file URL of a poll answer as it is fetched: absolute, on the file host if one is set."""
         return with_file_host(urljoin(self._base_url + "/", file_url.strip()), self._file_host)
 
     def _wait_to_download_again(
-        self, spec: ReportSpec, exported: ExportedFile, content: ResultContent, polling_since: float, downloads: int
+        self, report: ReportEndpoint, exported: ExportedFile, content: ResultContent, polling_since: float, downloads: int
     ) -> None:
         elapsed = self._clock() - polling_since
         held = f"{content.description}, {exported.size_bytes:,} bytes"
         if elapsed + self._poll_interval > self._poll_timeout:
             raise EkvioApiError(
-                f"{spec.title} task {exported.task_id} completed, but its result file held neither data nor "
+                f"{report.title} task {exported.task_id} completed, but its result file held neither data nor "
                 f"errors in {downloads} downloads over {elapsed:.0f} s (EKVIO_POLL_TIMEOUT_SECONDS); the last "
                 f"held {held} and stays at {exported.path}"
             )
         self._log.warning(
-            f"{spec.name}: the result file of task {exported.task_id} holds neither data nor errors ({held}; "
+            f"{report.name}: the result file of task {exported.task_id} holds neither data nor errors ({held}; "
             f"kept at {exported.path}), as a file not yet written to storage does; polling the task and "
             f"downloading its file again in {self._poll_interval:.1f} s"
         )
         self._sleep(self._poll_interval)
 
-    def _call(self, spec: ReportSpec, action: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return self._with_retries(spec, action, lambda: self._api.request(method, path, **kwargs))
+    def _call(self, report: ReportEndpoint, action: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self._with_retries(report, action, lambda: self._api.request(method, path, **kwargs))
 
-    def _with_retries(self, spec: ReportSpec, action: str, send: Callable[[], Any], unreachable_hint: str = "") -> Any:
+    def _with_retries(self, report: ReportEndpoint, action: str, send: Callable[[], Any], unreachable_hint: str = "") -> Any:
         attempt = 0
         while True:
             try:
@@ -282,7 +295,7 @@ class EkvioClient:
                 return result
             except UntrustedCertificate as error:
                 raise EkvioApiError(
-                    f"Could not {action} of the {spec.title} report: the server's TLS certificate did not "
+                    f"Could not {action} of the {report.title} report: the server's TLS certificate did not "
                     f"verify ({error}); certificates are always verified, fix the server's certificate or the URL"
                 ) from None
             except TransientError as fault:
@@ -290,18 +303,18 @@ class EkvioClient:
                 if attempt >= self._retry.max_attempts:
                     hint = unreachable_hint if fault.unreachable else ""
                     raise EkvioApiError(
-                        f"Could not {action} of the {spec.title} report: {fault} after {attempt} attempts{hint}"
+                        f"Could not {action} of the {report.title} report: {fault} after {attempt} attempts{hint}"
                     ) from None
                 delay = self._retry.delay(attempt - 1, fault.retry_after)
                 self._log.warning(
-                    f"{spec.name}: {action} failed ({fault}); retry {attempt} of "
+                    f"{report.name}: {action} failed ({fault}); retry {attempt} of "
                     f"{self._retry.max_attempts - 1} in {delay:.1f} s"
                 )
                 self._sleep(delay)
 
     def _raise_for_answer(
         self,
-        spec: ReportSpec,
+        report: ReportEndpoint,
         action: str,
         response: httpx.Response,
         errors: list[Any],
@@ -312,17 +325,17 @@ class EkvioClient:
         if response.is_success and not errors:
             return
         if has_1007_on(errors, MODULE_UNAVAILABLE):
-            raise module_unavailable(spec.title, spec.name, errors)
+            raise module_unavailable(report.title, report.name, errors)
         hint = (hints or {}).get(status) or {
             401: "the API token was refused: check EKVIO_API_TOKEN",
             403: "the API token lacks permission for this report",
-            404: "not found: check EKVIO_API_URL and the report path",
+            404: f"not found: check {API_URL} and the report path",
         }.get(status, "")
         # Any other error is final, 1007 on a parameter too (the vendor's validation error): reported
         # with its field and its message as the server wrote it.
         http_status = "" if response.is_success else f"HTTP {status}"
         detail = "; ".join(part for part in (http_status, hint, describe_errors(errors)) if part)
-        raise EkvioApiError(f"Could not {action} of the {spec.title} report: {detail}")
+        raise EkvioApiError(f"Could not {action} of the {report.title} report: {detail}")
 
 
 def _body(response: httpx.Response) -> Any:

@@ -1,39 +1,31 @@
-"""The Ekvio API as a Dagster resource, with the embedded simulator as its default peer."""
+"""The Ekvio API as a Dagster resource: the client of one company's API for the duration of a step."""
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, ExitStack
-from datetime import date, timedelta
+import logging
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from ekvio_assets.api.client import TASK_STATUS_PATH, EkvioClient, ExportedFile
+from ekvio_assets.api.client import TASK_STATUS_PATH, EkvioClient, ExportedFile, ReportEndpoint
 from ekvio_assets.api.retries import RetryPolicy
+from ekvio_assets.api.setting_names import API_TOKEN, API_URL
 from ekvio_assets.api.windows import ExportWindow
-from ekvio_assets.reports.specs import ReportSpec
 
-DEMO_DAYS = 60
-
-
-def _embedded_simulator() -> AbstractContextManager[Any]:
-    """The embedded simulator with its company's last two months, so recent partitions hold data.
-    Imported here: a run against a real API never loads the simulator (nor pays for importing it)."""
-    from ekvio_assets.simulator import DatasetConfig, generate, running_simulator
-
-    return running_simulator(generate(DatasetConfig(start=date.today() - timedelta(days=DEMO_DAYS), days=DEMO_DAYS)))
+# A step's log (Dagster's log manager is an adapter) or a plain logger outside a run.
+Log = logging.Logger | logging.LoggerAdapter
 
 
 class EkvioApiResource(dg.ConfigurableResource):
     """Creates Ekvio report tasks, polls them and streams their files into the raw archive.
 
-    With no `api_url` it starts the embedded Ekvio simulator (demo data) on a free loopback port
-    for the duration of the step, and says so in the log.
+    `_peer` says where the client goes: the configured URL with its token here; a subclass may start
+    a peer of its own (the embedded simulator when no URL is configured, chosen in `definitions.py`).
     """
 
-    api_url: str | None = Field(default=None, description="Base URL of the company's Ekvio API (EKVIO_API_URL); unset: the embedded simulator")
+    api_url: str | None = Field(default=None, description="Base URL of the company's Ekvio API (EKVIO_API_URL)")
     api_token: str | None = Field(default=None, description="Bearer token (EKVIO_API_TOKEN), read through EnvVar")
     poll_interval_seconds: float = Field(description="Pause between task status polls (EKVIO_POLL_INTERVAL_SECONDS)")
     poll_timeout_seconds: float = Field(description="Give up on a task after this long (EKVIO_POLL_TIMEOUT_SECONDS)")
@@ -52,17 +44,10 @@ class EkvioApiResource(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         log = context.log or dg.get_dagster_logger()
         self._resources = ExitStack()
-        base_url, token = self.api_url, self.api_token
-        if base_url is None:
-            simulator = self._resources.enter_context(_embedded_simulator())
-            base_url, token = simulator.url, simulator.token
-            # Info, not a warning: the CLI says it once for all steps, the run's log for each.
-            log.info(f"EKVIO_API_URL is not set: using the embedded Ekvio simulator at {base_url} with its demo data set")
-        elif not token:
-            raise dg.Failure("EKVIO_API_URL is set but EKVIO_API_TOKEN is empty: set the company's API token")
+        base_url, token = self._peer(self._resources, log)
         self._client = EkvioClient(
             base_url,
-            token or "",
+            token,
             poll_interval_seconds=self.poll_interval_seconds,
             poll_timeout_seconds=self.poll_timeout_seconds,
             busy_wait_timeout_seconds=self.busy_wait_timeout_seconds,
@@ -76,11 +61,19 @@ class EkvioApiResource(dg.ConfigurableResource):
         )
         self._resources.callback(self._client.close)
 
+    def _peer(self, resources: ExitStack, log: Log) -> tuple[str, str]:
+        """The base URL and the token of the API the step talks to; `resources` closes with the step."""
+        if not self.api_url:
+            raise dg.Failure(f"{API_URL} is not set: set the base URL of the company's Ekvio API")
+        if not self.api_token:
+            raise dg.Failure(f"{API_URL} is set but {API_TOKEN} is empty: set the company's API token")
+        return self.api_url, self.api_token
+
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._resources is not None:
             self._resources.close()
 
-    def export(self, spec: ReportSpec, window: ExportWindow, destination_dir: Path) -> ExportedFile:
+    def export(self, report: ReportEndpoint, window: ExportWindow, destination_dir: Path) -> ExportedFile:
         if self._client is None:
             raise RuntimeError("EkvioApiResource used outside a Dagster execution")
-        return self._client.export(spec, window, destination_dir)
+        return self._client.export(report, window, destination_dir)
