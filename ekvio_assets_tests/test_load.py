@@ -15,7 +15,6 @@ from ekvio_assets.api.client import ExportedFile
 from ekvio_assets.reports.load import load_report_file
 from ekvio_assets.reports.checks import (
     EXPORT_SIZE_CHECK,
-    QUESTION_COUNTS_CHECK,
     RANGES_CHECK,
     STATUSES_CHECK,
     evaluate_report_checks,
@@ -341,8 +340,8 @@ def test_report_checks_pass_on_clean_data_and_name_what_breaks_them(
     assert results[RANGES_CHECK].severity == dg.AssetCheckSeverity.ERROR
     assert not results[STATUSES_CHECK].passed and "status: archived" in results[STATUSES_CHECK].description
     assert results[STATUSES_CHECK].severity == dg.AssetCheckSeverity.WARN
-    assert not results[QUESTION_COUNTS_CHECK].passed
-    assert results[QUESTION_COUNTS_CHECK].metadata["attempts_not_adding_up"].value == 1
+    assert not results["question_counts_add_up"].passed
+    assert results["question_counts_add_up"].metadata["rows_not_adding_up"].value == 1
 
 
 def test_points_above_the_known_maximum_break_the_range_check(warehouse: DuckDBWarehouse, tmp_path: Path) -> None:

@@ -15,12 +15,11 @@ import dagster as dg
 import duckdb
 
 from ekvio_assets.reports.merge import MergeOutcome
-from ekvio_assets.reports.specs import ATTEMPTS, ReportSpec
+from ekvio_assets.reports.specs import ReportSpec, Total
 from ekvio_assets.storage.sql import fetch_count, quote
 
 RANGES_CHECK = "values_in_documented_ranges"
 STATUSES_CHECK = "statuses_documented"
-QUESTION_COUNTS_CHECK = "question_counts_add_up"
 EXPORT_SIZE_CHECK = "export_not_shrunk"
 _EXAMPLES = 5
 
@@ -47,12 +46,7 @@ def report_check_specs(spec: ReportSpec) -> list[dg.AssetCheckSpec]:
                 description="Status columns hold documented values; an unknown one is a warning that names it",
             )
         )
-    if spec is ATTEMPTS:
-        specs.append(
-            dg.AssetCheckSpec(
-                QUESTION_COUNTS_CHECK, asset=spec.name, description="q_success + q_fail + q_checking = q_count"
-            )
-        )
+    specs += [dg.AssetCheckSpec(total.check, asset=spec.name, description=total.describe()) for total in spec.totals]
     return specs
 
 
@@ -62,21 +56,7 @@ def evaluate_report_checks(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> 
         results.append(_ranges(con, spec))
     if spec.statuses:
         results.append(_statuses(con, spec))
-    if spec is ATTEMPTS:
-        mismatched = fetch_count(
-            con,
-            f"SELECT count(*) FROM {quote(spec.name)} "
-            "WHERE q_success + q_fail + q_checking IS DISTINCT FROM q_count AND q_count IS NOT NULL",
-        )
-        results.append(
-            dg.AssetCheckResult(
-                check_name=QUESTION_COUNTS_CHECK,
-                asset_key=spec.name,
-                passed=mismatched == 0,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"attempts_not_adding_up": mismatched},
-            )
-        )
+    results += [_total(con, spec, total) for total in spec.totals]
     return results
 
 
@@ -134,6 +114,22 @@ def _statuses(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> dg.AssetCheck
         description=None if not unknown else "Undocumented values: "
         + "; ".join(f"{column}: {', '.join(values)}" for column, values in unknown.items()),
         metadata={"unknown_values": "; ".join(f"{c}: {', '.join(v)}" for c, v in unknown.items())},
+    )
+
+
+def _total(con: duckdb.DuckDBPyConnection, spec: ReportSpec, total: Total) -> dg.AssetCheckResult:
+    parts_sum = " + ".join(quote(part) for part in total.parts)
+    mismatched = fetch_count(
+        con,
+        f"SELECT count(*) FROM {quote(spec.name)} "
+        f"WHERE {parts_sum} IS DISTINCT FROM {quote(total.total)} AND {quote(total.total)} IS NOT NULL",
+    )
+    return dg.AssetCheckResult(
+        check_name=total.check,
+        asset_key=spec.name,
+        passed=mismatched == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"rows_not_adding_up": mismatched},
     )
 
 

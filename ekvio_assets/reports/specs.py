@@ -50,6 +50,19 @@ COURSE_DYNAMIC_COLUMNS = re.compile(r"^(form_question_[0-9]+|group_[a-z][a-z0-9_
 
 
 @dataclass(frozen=True)
+class Total:
+    """A documented sum: wherever `total` is known, the `parts` add up to it. `check` names the asset
+    check that counts the rows where they do not."""
+
+    check: str
+    total: str
+    parts: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"{' + '.join(self.parts)} = {self.total}"
+
+
+@dataclass(frozen=True)
 class ReportSpec:
     """A report of the Ekvio API as one table.
 
@@ -81,6 +94,8 @@ class ReportSpec:
     ranges: tuple[tuple[str, str | None, str | None], ...] = ()
     # Documented value sets of status columns.
     statuses: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Documented sums of columns, each checked by an asset check of its own.
+    totals: tuple[Total, ...] = ()
 
     @property
     def columns(self) -> tuple[Field, ...]:
@@ -116,6 +131,7 @@ class ReportSpec:
             parent_key=(),
             ranges=tuple(bounds for bounds in self.ranges if {bounds[0], *_columns_named(bounds[1:])} <= own),
             statuses=tuple(status for status in self.statuses if status[0] in own),
+            totals=tuple(total for total in self.totals if {total.total, *total.parts} <= own),
         )
 
 
@@ -144,6 +160,7 @@ ATTEMPTS = ReportSpec(
         *((column, "0", None) for column in ("q_count", "q_success", "q_fail", "q_checking")),
     ),
     statuses=(("status", ("fail", "completed", "checking")),),
+    totals=(Total("question_counts_add_up", "q_count", ("q_success", "q_fail", "q_checking")),),
     fields=(
         _field("attempt_id", T, "Attempt id (a UUID)", source="id"),
         _field("material_id", I, "Id of the test material"),
