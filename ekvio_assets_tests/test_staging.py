@@ -12,8 +12,9 @@ import pytest
 
 from ekvio_assets.reports import staging
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS, PROGRAM_STATISTICS, ReportSpec
-from ekvio_assets.reports.flatten import flatten
-from ekvio_assets.reports.staging import StagedFile, copy_report_records, stream_report_records
+from ekvio_assets.reports.flatten import FlattenedFile, flatten
+from ekvio_assets.reports.staged import with_staged_rows
+from ekvio_assets.reports.staging import ReportFileError, StagedFile, copy_report_records, stream_report_records
 
 LEARNER = {"login": "ivanov", "user_status": "active", "material_status": "completed", "points": None,
            "progress": 100, "update_at": "2024-03-01T10:00:00+03:00"}
@@ -123,11 +124,39 @@ def test_copied_and_streamed_records_flatten_to_the_same_rows(tmp_path: Path, sp
 def test_lines_that_are_not_one_record_each_are_never_read_as_records(
     tmp_path: Path, content: str, spec: ReportSpec
 ) -> None:
-    copied = copy_report_records(_file(tmp_path, content), tmp_path / "copied.json", spec)
-    assert copied is not None
-    if copied.lines:
-        with duckdb.connect() as con, pytest.raises(duckdb.InvalidInputException):
-            flatten(con, spec, copied)
+    raw = _file(tmp_path, content)
+    # The file's rows are those of its records parsed one by one, or its own error for a file that
+    # is no JSON; never the reader's error about a layout, never rows of lines taken for records.
+    try:
+        expected: Any = _rows(spec, stream_report_records(raw, tmp_path / "streamed.json", spec))
+    except ReportFileError as error:
+        expected = str(error)
+    try:
+        got: Any = _staged_rows(spec, raw, tmp_path)
+    except ReportFileError as error:
+        got = str(error)
+    assert got == expected
+
+
+def test_the_entry_point_leaves_no_relation_and_no_staging_file_behind(tmp_path: Path) -> None:
+    # A key twice in a record: a copy the reader refuses, staged again record by record.
+    raw = _file(tmp_path, '{"data": [\n{"id": "a1", "login": "ivanov", "id": "a2"}\n]}')
+    database = tmp_path / "db.duckdb"
+    _, rows = _staged_rows(ATTEMPTS, raw, tmp_path, database)
+    assert len(rows) == 1
+    with duckdb.connect(database) as con:
+        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone() == (0,)
+    assert not (tmp_path / "staged.json").exists()
+
+
+def _staged_rows(
+    spec: ReportSpec, raw: Path, tmp_path: Path, database: Path | None = None
+) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    def rows(con: duckdb.DuckDBPyConnection, flattened: FlattenedFile) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+        query = f"SELECT * FROM ({flattened.rows.query}) ORDER BY _record, _child"
+        return flattened.rows.dynamic_columns, con.execute(query).fetchall()
+
+    return with_staged_rows(spec, raw, tmp_path / "staged.json", lambda: duckdb.connect(database or ":memory:"), rows)
 
 
 def test_json_lines_keep_each_records_place_and_fields_across_the_readers_threads(tmp_path: Path) -> None:

@@ -54,6 +54,10 @@ _RECORDS = "ekvio_records"
 _RECORD_TEXTS = "ekvio_record_texts"
 
 
+class StagedLayoutUnreadable(Exception):
+    """The staged copy cannot be read as it is laid out; staged record by record, it can."""
+
+
 @dataclass(frozen=True)
 class FlattenedFile:
     """The rows of a file's report table, and for a nested report the rows of its parents' table:
@@ -78,7 +82,8 @@ class StagedRows:
 
 def flatten(con: duckdb.DuckDBPyConnection, spec: ReportSpec, staged: StagedFile) -> FlattenedFile:
     """Flatten the staged records into temporary tables. Run outside any transaction: a statement
-    that fails here leaves nothing to roll back. A file the reader cannot take raises its error."""
+    that fails here leaves nothing to roll back. A copy the reader cannot take raises the reader's
+    error or `StagedLayoutUnreadable`; `staged.with_staged_rows` stages such a file again."""
     drop_flattened(con)
     record = _record_object(spec, staged)
     records_of = _RecordReader(staged)
@@ -188,7 +193,7 @@ class _RecordReader:
         if self._lines and self._number_key is None:
             records = fetch_count(con, f"SELECT count(*) FROM {_ALL_RECORD_KEYS}")
             if records != self._separators + 1:
-                raise duckdb.InvalidInputException(
+                raise StagedLayoutUnreadable(
                     f"the staged lines hold {records} records between {self._separators} commas: not one record a line"
                 )
         return f"SELECT record_number, keys FROM ({numbered}) WHERE kept"

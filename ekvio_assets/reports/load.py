@@ -11,10 +11,11 @@ from typing import Any
 import duckdb
 
 from ekvio_assets.api.client import ExportedFile
+from ekvio_assets.reports.flatten import FlattenedFile, StagedRows
 from ekvio_assets.reports.merge import Lineage, MergeOutcome, merge_staged
 from ekvio_assets.reports.specs import ReportSpec
-from ekvio_assets.reports.flatten import StagedRows, drop_flattened, flatten
-from ekvio_assets.reports.staging import ReportFileError, StagedFile, copy_report_records, stream_report_records
+from ekvio_assets.reports.staged import with_staged_rows
+from ekvio_assets.reports.staging import ReportFileError
 from ekvio_assets.storage.metadata import table_metadata
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
@@ -43,36 +44,30 @@ def load_report_file(
     """Merge an archived report file into its table; on any error the table is left as it was."""
     staging_path = warehouse.staging_dir() / f"{exported.path.stem}.{spec.name}.json"
     lineage = Lineage(exported.task_id, exported.path, exported.requested_at, window_start, window_end)
-    try:
-        with _naming_the_file(spec, exported):
-            staged = copy_report_records(exported.path, staging_path, spec) or stream_report_records(
-                exported.path, staging_path, spec
-            )
+
+    def merged(con: duckdb.DuckDBPyConnection, flattened: FlattenedFile) -> LoadResult:
+        con.execute("BEGIN TRANSACTION")
         try:
-            return _merge(warehouse, spec, staged, lineage)
-        except duckdb.InvalidInputException:
-            if staged.streamed:
-                raise
-        # DuckDB cannot read the records as they came: parsing them one by one says why (a
-        # truncated or otherwise broken file), or stages them in a shape it reads.
-        with _naming_the_file(spec, exported):
-            staged = stream_report_records(exported.path, staging_path, spec)
-        return _merge(warehouse, spec, staged, lineage)
-    finally:
-        staging_path.unlink(missing_ok=True)
+            loaded = _merged(con, spec, flattened.rows, lineage)
+            parents = None
+            if spec.parents is not None and flattened.parents is not None:
+                parents = _merged(con, spec.parents, flattened.parents, lineage)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return LoadResult(loaded.outcome, loaded.table_metadata, parents)
 
-
-@contextmanager
-def _naming_the_file(spec: ReportSpec, exported: ExportedFile) -> Iterator[None]:
     try:
-        yield
+        return with_staged_rows(spec, exported.path, staging_path, lambda: _load_connection(warehouse), merged)
     except ReportFileError as error:
         raise ReportFileError(
             f"{spec.title} task {exported.task_id}: {error}. The raw file stays at {exported.path}"
         ) from None
 
 
-def _merge(warehouse: DuckDBWarehouse, spec: ReportSpec, staged: StagedFile, lineage: Lineage) -> LoadResult:
+@contextmanager
+def _load_connection(warehouse: DuckDBWarehouse) -> Iterator[duckdb.DuckDBPyConnection]:
     with warehouse.write_connection() as con:
         # Bounded memory whatever the file's size: what does not fit spills to the temp directory
         # beside the database. Row order is never relied on: every row carries its place in the file.
@@ -82,19 +77,7 @@ def _merge(warehouse: DuckDBWarehouse, spec: ReportSpec, staged: StagedFile, lin
         # is left to the next checkpoint (publishing, a big load's commit, DuckDB's own once the log
         # passes 16 MB), once for all the loads before it, rather than to each load on closing.
         con.execute("PRAGMA disable_checkpoint_on_shutdown")
-        flattened = flatten(con, spec, staged)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            loaded = _merged(con, spec, flattened.rows, lineage)
-            parents = None
-            if spec.parents is not None and flattened.parents is not None:
-                parents = _merged(con, spec.parents, flattened.parents, lineage)
-            drop_flattened(con)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    return LoadResult(loaded.outcome, loaded.table_metadata, parents)
+        yield con
 
 
 def _merged(con: duckdb.DuckDBPyConnection, spec: ReportSpec, rows: StagedRows, lineage: Lineage) -> LoadResult:
