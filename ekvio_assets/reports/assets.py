@@ -19,9 +19,9 @@ from ekvio_assets.api.windows import FULL_EXPORT, export_windows
 from ekvio_assets.reports.checks import evaluate_report_checks, export_size_result, report_check_specs
 from ekvio_assets.reports.load import LoadResult, load_report_file
 from ekvio_assets.reports.merge import rows_changed_per_window
-from ekvio_assets.reports.specs import REPORTS, ReportSpec, table_description
+from ekvio_assets.reports.specs import REPORTS, ReportSpec
 from ekvio_assets.reports.staging import ReportFileError
-from ekvio_assets.reports.tables import table_columns
+from ekvio_assets.reports.tables import table_columns, table_description
 from ekvio_assets.storage.metadata import qualified_table_name
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 

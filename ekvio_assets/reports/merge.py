@@ -23,7 +23,7 @@ import duckdb
 
 from ekvio_assets.reports.conversions import CONVERSION_MACROS, typed_select
 from ekvio_assets.reports.flatten import CHILD_NUMBER, EXTRA_FIELDS, RECORD_NUMBER, StagedRows
-from ekvio_assets.reports.specs import ReportSpec, table_description
+from ekvio_assets.reports.specs import ReportSpec
 from ekvio_assets.reports.tables import (
     BOOKKEEPING_TABLES,
     BOOKKEEPING_TABLES_SQL,
@@ -33,6 +33,7 @@ from ekvio_assets.reports.tables import (
     ORDINAL,
     REJECTS_TABLE,
     table_columns,
+    table_description,
 )
 from ekvio_assets.storage.sql import fetch_count, literal, quote, row_count
 

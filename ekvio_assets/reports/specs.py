@@ -350,19 +350,3 @@ REPORTS_BY_NAME = {spec.name: spec for spec in REPORTS}
 REPORT_TABLES: tuple[ReportSpec, ...] = tuple(
     table for spec in REPORTS for table in (spec, spec.parents) if table is not None
 )
-
-
-def table_description(table: ReportSpec) -> str:
-    """What a table of `REPORT_TABLES` holds and its grain: the Dagster asset's description and the
-    DuckDB table's comment."""
-    key = " + ".join(table.key)
-    for report in REPORTS:
-        if report.parents_table == table.name:
-            return (
-                f"Every parent object of the {report.title} report (with learners in `{report.children_key}` "
-                f"or none), one row per {key} with its latest fields, filled by the same exports as `{report.name}`."
-            )
-    return (
-        f"{table.title} from the Ekvio API ({table.method} {table.path}), one row per {key}, "
-        f"merged by its change time `{table.change_time}`."
-    )

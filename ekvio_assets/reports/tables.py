@@ -1,12 +1,12 @@
-"""The tables a load writes: a report table's columns (documented, company-specific, undocumented
-and lineage), and the bookkeeping tables beside the report tables, each with its comments."""
+"""The tables a load writes, described once: a report table's comment and columns (documented,
+company-specific, undocumented and lineage), and the bookkeeping tables beside the report tables."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ekvio_assets.reports.flatten import EXTRA_FIELDS
-from ekvio_assets.reports.specs import ReportSpec
+from ekvio_assets.reports.specs import REPORTS, ReportSpec
 from ekvio_assets.storage.sql import quote
 
 CHANGED_AT = "_changed_at"
@@ -87,3 +87,19 @@ def table_columns(spec: ReportSpec, dynamic: tuple[str, ...] = ()) -> list[tuple
     columns = [(field.column, field.type.duckdb_type, field.description) for field in spec.columns]
     columns += [(name, "VARCHAR", "Company-specific field") for name in dynamic]
     return [*columns, (EXTRA_FIELDS, "JSON", EXTRA_FIELDS_DESCRIPTION), *LINEAGE_COLUMNS]
+
+
+def table_description(table: ReportSpec) -> str:
+    """What a table of `REPORT_TABLES` holds and its grain: the Dagster asset's description and the
+    DuckDB table's comment."""
+    key = " + ".join(table.key)
+    for report in REPORTS:
+        if report.parents_table == table.name:
+            return (
+                f"Every parent object of the {report.title} report (with learners in `{report.children_key}` "
+                f"or none), one row per {key} with its latest fields, filled by the same exports as `{report.name}`."
+            )
+    return (
+        f"{table.title} from the Ekvio API ({table.method} {table.path}), one row per {key}, "
+        f"merged by its change time `{table.change_time}`."
+    )
