@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -206,3 +207,17 @@ def run_cli(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess
         text=True,
         timeout=300,
     )
+
+
+# --- what the docs promise --------------------------------------------------------------------------
+
+ANALYSTS_GUIDE = Path(__file__).resolve().parents[1] / "docs" / "analysts.md"
+EXAMPLE_QUERIES_HEADING = "## Example queries"
+
+
+def analyst_queries() -> list[str]:
+    """The ```sql blocks of the analysts' guide's example queries, as an analyst copies them."""
+    text = ANALYSTS_GUIDE.read_text(encoding="utf-8")
+    section = text[text.index(EXAMPLE_QUERIES_HEADING) :]
+    next_section = section.find("\n## ", 1)
+    return re.findall(r"```sql\n(.*?)```", section if next_section < 0 else section[:next_section], re.S)

@@ -18,10 +18,9 @@ from ekvio_assets.automation.jobs import ANALYTICS_JOB
 from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import REPORT_TABLES
 from ekvio_assets.simulator import Dataset, running_simulator
-from ekvio_assets_tests.conftest import TEST_TOKEN, full_export, run_job, settings_for
+from ekvio_assets_tests.conftest import TEST_TOKEN, analyst_queries, full_export, run_job, settings_for
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-README = REPOSITORY / "README.md"
 # Client environments are built once and kept (git-ignored) for the next runs.
 CLIENTS_DIR = REPOSITORY / ".venv-clients"
 # The oldest release the file promises to serve, and a later 1.x one.
@@ -56,13 +55,6 @@ EXPECTED_TABLES = {
     "rejected_records",
     "report_loads",
 }
-
-
-def _analyst_queries() -> list[str]:
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("## For analysts") :]
-    section = section[: section.index("\n## ", 1)]
-    return re.findall(r"```sql\n(.*?)```", section, re.S)
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +123,11 @@ def _catalog(database: Path) -> dict[str, Any]:
     return {name: seen[name] for name in ("tables", "columns", "counts")}
 
 
-def test_older_duckdb_releases_open_the_file_and_run_the_readme_queries(published: Path, client: tuple[str, Path]) -> None:
+def test_older_duckdb_releases_open_the_file_and_run_the_example_queries(
+    published: Path, client: tuple[str, Path]
+) -> None:
     version, python = client
-    queries = _analyst_queries()
+    queries = analyst_queries()
     assert len(queries) == 5
     seen = _ask(python, published, queries)
     assert seen["version"] == version

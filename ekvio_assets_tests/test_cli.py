@@ -26,16 +26,9 @@ from ekvio_assets.cli.progress import RunProgress
 from ekvio_assets.config import Settings
 from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import REPORT_TABLES, REPORTS
-from ekvio_assets_tests.conftest import clean_environment, run_cli
+from ekvio_assets_tests.conftest import analyst_queries, clean_environment, run_cli
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def _analyst_queries() -> list[str]:
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("## For analysts") :]
-    section = section[: section.index("\n## ", 1)]
-    return re.findall(r"```sql\n(.*?)```", section, re.S)
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -74,7 +67,7 @@ def test_refresh_on_the_embedded_simulator_fills_the_report_and_analytics_tables
             rows = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
             assert rows > 0, name
             assert f"  {name} " in finished.stdout
-        queries = _analyst_queries()
+        queries = analyst_queries()
         assert len(queries) == 5
         for query in queries:
             assert con.execute(query).fetchall(), query
@@ -198,7 +191,7 @@ def test_ui_opens_the_instance_where_the_cli_recorded_its_runs_and_materializati
     workspace = Path(command[command.index("-w") + 1])
     assert "module_name: ekvio_assets.definitions" in workspace.read_text()
     assert command[-4:] == ["--host", "127.0.0.1", "--port", "3000"]
-    assert (home / "dagster.yaml").read_text() == (README.parent / "dagster.yaml").read_text()
+    assert (home / "dagster.yaml").read_text() == (REPOSITORY / "dagster.yaml").read_text()
 
     run_ids = demo.run_ids()
     with mock.patch.dict(os.environ, {"DAGSTER_HOME": environment["DAGSTER_HOME"]}):
