@@ -181,7 +181,9 @@ class EkvioClient:
             self._raise_for_answer(report, "create the task", response, errors, route_hints)
             task_id = str(_data(response).get("integration", ""))
             if not TASK_ID.fullmatch(task_id):
-                raise EkvioApiError(f"The {report.title} report task was created but the answer carried no valid task id")
+                raise EkvioApiError(
+                    f"The {report.title} report task was created but the answer carried no valid task id"
+                )
             self._log.info(f"{report.name}: created Ekvio task {task_id} ({window.describe()})")
             return task_id
 
@@ -264,7 +266,12 @@ class EkvioClient:
         return with_file_host(urljoin(self._base_url + "/", file_url.strip()), self._file_host)
 
     def _wait_to_download_again(
-        self, report: ReportEndpoint, exported: ExportedFile, content: ResultContent, polling_since: float, downloads: int
+        self,
+        report: ReportEndpoint,
+        exported: ExportedFile,
+        content: ResultContent,
+        polling_since: float,
+        downloads: int,
     ) -> None:
         elapsed = self._clock() - polling_since
         held = f"{content.description}, {exported.size_bytes:,} bytes"
@@ -284,7 +291,9 @@ class EkvioClient:
     def _call(self, report: ReportEndpoint, action: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return self._with_retries(report, action, lambda: self._api.request(method, path, **kwargs))
 
-    def _with_retries(self, report: ReportEndpoint, action: str, send: Callable[[], Any], unreachable_hint: str = "") -> Any:
+    def _with_retries(
+        self, report: ReportEndpoint, action: str, send: Callable[[], Any], unreachable_hint: str = ""
+    ) -> Any:
         attempt = 0
         while True:
             try:

@@ -54,7 +54,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         if engine is None or shard not in self._initialized_dbs:
             if engine is not None:
                 engine.dispose()
-            engine = create_engine(self.conn_string_for_shard(shard), connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+            engine = create_engine(
+                self.conn_string_for_shard(shard), connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+            )
             self._initdb(engine)
             self._initialized_dbs.add(shard)
             self._engines[shard] = engine

@@ -69,7 +69,9 @@ def export_size_result(spec: ReportSpec, outcomes: Sequence[MergeOutcome]) -> dg
         asset_key=spec.name,
         passed=not shrunk,
         severity=dg.AssetCheckSeverity.WARN,
-        description=None if not shrunk else (
+        description=None
+        if not shrunk
+        else (
             f"The export returned {exported} rows for windows the table held {held} rows of: "
             "a partial answer from Ekvio, or data removed there"
         ),
@@ -90,8 +92,9 @@ def _ranges(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> dg.AssetCheckRe
         asset_key=spec.name,
         passed=not outside,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=None if not outside else "Rows outside the documented bounds: "
-        + ", ".join(f"{column} {rows}" for column, rows in outside.items()),
+        description=None
+        if not outside
+        else "Rows outside the documented bounds: " + ", ".join(f"{column} {rows}" for column, rows in outside.items()),
         metadata={"rows_outside_bounds": sum(outside.values())},
     )
 
@@ -111,7 +114,9 @@ def _statuses(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> dg.AssetCheck
         asset_key=spec.name,
         passed=not unknown,
         severity=dg.AssetCheckSeverity.WARN,
-        description=None if not unknown else "Undocumented values: "
+        description=None
+        if not unknown
+        else "Undocumented values: "
         + "; ".join(f"{column}: {', '.join(values)}" for column, values in unknown.items()),
         metadata={"unknown_values": "; ".join(f"{c}: {', '.join(v)}" for c, v in unknown.items())},
     )

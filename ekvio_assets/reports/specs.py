@@ -221,7 +221,9 @@ MATERIAL_STATISTICS = ReportSpec(
     fields=(
         _field("login", T, "Learner's login"),
         _field("user_status", T, "Learner's account status: active, blocked"),
-        _field("material_status", T, "Learner's status on the material: appointed, in_progress, completed, checking, fail"),
+        _field(
+            "material_status", T, "Learner's status on the material: appointed, in_progress, completed, checking, fail"
+        ),
         _field("points", I, "Points the learner scored on the material"),
         _field("attempts", I, "Attempts the learner made on the material, a test (null for other types)"),
         _field("progress", I, "Learner's progress on the material, percent"),
@@ -323,7 +325,9 @@ PROGRAM_STATISTICS = ReportSpec(
     fields=(
         _field("login", T, "Learner's login"),
         _field("user_status", T, "Learner's account status: active, blocked"),
-        _field("program_status", T, "Learner's status on the programme: appointed, in_progress, completed, checking, fail"),
+        _field(
+            "program_status", T, "Learner's status on the programme: appointed, in_progress, completed, checking, fail"
+        ),
         _field("progress", I, "Learner's progress on the programme, percent"),
         _field("points", I, "Points the learner scored on the programme"),
         _field("start_at", TS, "When the learner started the programme"),

@@ -37,7 +37,9 @@ def with_staged_rows(
     what `use` makes of them. `use` may run twice: when it fails it must leave nothing behind (a
     transaction it rolls back). The relations and the staging file are gone when this returns."""
     try:
-        staged = copy_report_records(raw_path, staging_path, spec) or stream_report_records(raw_path, staging_path, spec)
+        staged = copy_report_records(raw_path, staging_path, spec) or stream_report_records(
+            raw_path, staging_path, spec
+        )
         if not staged.streamed:
             try:
                 return _flattened_use(spec, staged, connect, use)
