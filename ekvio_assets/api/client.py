@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
@@ -45,6 +45,8 @@ from ekvio_assets.api.windows import ExportWindow
 from ekvio_assets.storage.archive import TASK_ID, raw_file_name
 
 TASK_STATUS_PATH = "/v3/integration/{task_id}"
+# Frozen, so one instance may be every client's default.
+DEFAULT_RETRY_POLICY = RetryPolicy()
 
 
 class ReportEndpoint(Protocol):
@@ -80,7 +82,7 @@ class EkvioClient:
         poll_timeout_seconds: float,
         busy_wait_timeout_seconds: float = 900.0,
         request_timeout_seconds: float = 120.0,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY_POLICY,
         report_paths: Mapping[str, str] | None = None,
         report_methods: Mapping[str, str] | None = None,
         task_status_path: str = TASK_STATUS_PATH,
@@ -127,7 +129,7 @@ class EkvioClient:
         it so): the task is polled and its file downloaded again, every poll interval, within the
         poll timeout counted from the first poll. The archive keeps every download.
         """
-        requested_at = datetime.now(timezone.utc)
+        requested_at = datetime.now(UTC)
         task_id = self.create_task(report, window)
         polling_since = self._clock()
         number = 1

@@ -37,7 +37,8 @@ class EkvioApiResource(dg.ConfigurableResource):
     backoff_base_seconds: float = Field(default=1.0, description="First retry delay; doubles per attempt, with jitter")
     report_paths: dict[str, str] = Field(
         default_factory=dict,
-        description='Per-report path overrides (EKVIO_<REPORT>_PATH), e.g. {"attempts": "/v2/materials/tests/attempts"}',
+        description="Per-report path overrides (EKVIO_<REPORT>_PATH), "
+        'e.g. {"attempts": "/v2/materials/tests/attempts"}',
     )
     report_methods: dict[str, str] = Field(
         default_factory=dict, description="Per-report method overrides, GET or POST (EKVIO_<REPORT>_METHOD)"
@@ -47,7 +48,8 @@ class EkvioApiResource(dg.ConfigurableResource):
     )
     file_host: str | None = Field(
         default=None,
-        description="scheme://host[:port] that replaces those of every result file URL (EKVIO_FILE_HOST); unset: the URLs as given",
+        description="scheme://host[:port] that replaces those of every result file URL (EKVIO_FILE_HOST); "
+        "unset: the URLs as given",
     )
 
     _client: EkvioClient | None = PrivateAttr(default=None)

@@ -29,7 +29,6 @@ from ekvio_assets.storage.dictionary import as_markdown, as_text, read_dictionar
 from ekvio_assets.storage.sql import table_names
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
-
 # What draws the learning report's charts (matplotlib).
 LEARNING_REPORT_CHARTS = "ekvio_assets.models.learning_report.charts"
 

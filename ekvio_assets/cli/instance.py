@@ -40,9 +40,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
-        with self._db_lock:
-            with self._engine(shard).connect() as conn, conn.begin():
-                yield conn
+        with self._db_lock, self._engine(shard).connect() as conn, conn.begin():
+            yield conn
 
     def _engine(self, shard: str) -> Engine:
         """The shard's engine; called under the storage's lock, so no other engine is in use."""

@@ -210,7 +210,8 @@ class _Load:
         con.execute("DROP TABLE ekvio_typed")
         latest = fetch_count(con, "SELECT count(*) FROM ekvio_latest")
         on_keys = " AND ".join(
-            f"t.{quote(column)} {'IS NOT DISTINCT FROM' if column in self._spec.nullable_key else '='} s.{quote(column)}"
+            f"t.{quote(column)} {'IS NOT DISTINCT FROM' if column in self._spec.nullable_key else '='} "
+            f"s.{quote(column)}"
             for column in self._spec.key
         )
         data_differs = (
@@ -235,7 +236,8 @@ class _Load:
         if fetch_count(con, "SELECT count(*) FROM ekvio_stored WHERE version = 'same time'"):
             con.execute(
                 f"UPDATE ekvio_stored m SET version = 'newer' FROM ekvio_latest s, {self._table} t "
-                f"WHERE m.version = 'same time' AND s.rowid = m.latest_row AND t.rowid = m.stored_row AND {data_differs}"
+                f"WHERE m.version = 'same time' AND s.rowid = m.latest_row AND t.rowid = m.stored_row "
+                f"AND {data_differs}"
             )
         # A changed row is deleted and inserted anew rather than updated in place: an update
         # rewrites, at the next checkpoint, every row group it touches (a day's changes touch

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import duckdb
 
-
 CATALOG_SQL = (Path(__file__).with_name("dictionary.sql")).read_text(encoding="utf-8")
 WIDTH = 100
 NO_COMMENT = "(no comment)"

@@ -110,7 +110,8 @@ class DuckDBWarehouse(dg.ConfigurableResource):
             with self._connect(read_only=False) as con:
                 source = con.execute("SELECT current_database()").fetchone()[0]
                 con.execute(
-                    f"ATTACH {literal(str(migrated))} AS ekvio_migrated (STORAGE_VERSION {literal(PUBLISHED_STORAGE_VERSION)})"
+                    f"ATTACH {literal(str(migrated))} AS ekvio_migrated "
+                    f"(STORAGE_VERSION {literal(PUBLISHED_STORAGE_VERSION)})"
                 )
                 con.execute(f"COPY FROM DATABASE {quote(source)} TO ekvio_migrated")
                 con.execute("DETACH ekvio_migrated")
