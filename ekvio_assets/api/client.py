@@ -154,7 +154,7 @@ class EkvioClient:
         method = self._report_methods.get(report.name, report.method)
         params = window.query_params()
         # The materials report's way, which the vendor's SDK follows: filters in the query string.
-        body = {} if method == "POST" else None
+        body: dict[str, object] | None = {} if method == "POST" else None
         route_hints = {
             404: f"not found: check {API_URL} and the report's path {path} ({report_path_variable(report.name)})",
             405: f"the server does not take {method} at {path}: set {report_method_variable(report.name)} "
@@ -202,8 +202,9 @@ class EkvioClient:
             shown = status if isinstance(status, str) else "without a status"
             self._log.info(f"{report.name}: task {task_id} is {shown} ({elapsed:.0f} s elapsed)")
             if status == "fail":
-                has_log = isinstance(file_url, str) and file_url.strip()
-                log_hint = f"; its log is at {self._file_url(file_url)}" if has_log else ""
+                log_hint = ""
+                if isinstance(file_url, str) and file_url.strip():
+                    log_hint = f"; its log is at {self._file_url(file_url)}"
                 raise EkvioApiError(f"{report.title} task {task_id} failed on the Ekvio side{log_hint}")
             if status == "completed":
                 if not isinstance(file_url, str) or not file_url.strip():

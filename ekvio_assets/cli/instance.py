@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Self
 
 import dagster as dg
 from alembic.runtime.migration import MigrationContext
@@ -86,7 +87,8 @@ class PooledSqliteStorage(DagsterSqliteStorage):
         self._event_log_storage = PooledSqliteEventLogStorage(_event_logs_directory(base_dir))
 
     @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: dict[str, str]) -> PooledSqliteStorage:
+    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]) -> Self:
+        # ConfigurableClass's signature: DagsterSqliteStorage narrows it to its TypedDict, which this accepts too.
         return cls.from_local(inst_data=inst_data, **config_value)
 
 

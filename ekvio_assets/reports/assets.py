@@ -47,7 +47,9 @@ def _declared_schema(spec: ReportSpec) -> dg.TableSchema:
     )
 
 
-def _run_metadata(window_label: str, exported: list[ExportedFile], loads: list[LoadResult]) -> dict[str, object]:
+def _run_metadata(
+    window_label: str, exported: list[ExportedFile], loads: list[LoadResult]
+) -> dict[str, dg.MetadataValue | int | str]:
     outcomes = [loaded.outcome for loaded in loads]
     inserted = sum(outcome.inserted for outcome in outcomes)
     updated = sum(outcome.updated for outcome in outcomes)

@@ -148,10 +148,19 @@ def drop_flattened(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _record_object(spec: ReportSpec, staged: StagedFile) -> ObjectSql:
-    reserved = {"malformed_key": staged.malformed_key, "number_key": staged.number_key}
     if spec.is_nested:
-        return ObjectSql(source_tree(spec.parent_fields), children_key=spec.children_key, **reserved)
-    return ObjectSql(source_tree(spec.fields), dynamic_pattern=spec.dynamic_columns, **reserved)
+        return ObjectSql(
+            source_tree(spec.parent_fields),
+            children_key=spec.children_key,
+            malformed_key=staged.malformed_key,
+            number_key=staged.number_key,
+        )
+    return ObjectSql(
+        source_tree(spec.fields),
+        dynamic_pattern=spec.dynamic_columns,
+        malformed_key=staged.malformed_key,
+        number_key=staged.number_key,
+    )
 
 
 class _RecordReader:

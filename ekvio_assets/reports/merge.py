@@ -35,7 +35,7 @@ from ekvio_assets.reports.tables import (
     table_columns,
     table_description,
 )
-from ekvio_assets.storage.sql import fetch_count, literal, quote, row_count
+from ekvio_assets.storage.sql import fetch_count, literal, one_row, quote, row_count
 
 
 @dataclass(frozen=True)
@@ -197,9 +197,7 @@ class _Load:
         )
         with self._staged.reading(con):
             con.execute(f"CREATE OR REPLACE TEMP TABLE ekvio_typed AS {self._typed}")
-        rows, rejected = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE _has_problem) FROM ekvio_typed"
-        ).fetchone()
+        rows, rejected = one_row(con, "SELECT count(*), count(*) FILTER (WHERE _has_problem) FROM ekvio_typed")
         if rejected:
             with self._staged.reading(con):
                 self._set_aside_rejects(con, "SELECT * FROM ekvio_typed")

@@ -21,7 +21,10 @@ def source_tree(fields: tuple[Field, ...]) -> _SourceTree:
     for field in fields:
         node = tree
         for key in field.source[:-1]:
-            node = node.setdefault(key, {})  # type: ignore[assignment]
+            subtree = node.setdefault(key, {})
+            if not isinstance(subtree, dict):
+                raise ValueError(f"{field.column}: the spec reads {key} both as a column and as an object of fields")
+            node = subtree
         node[field.source[-1]] = field.column
     return tree
 
