@@ -38,7 +38,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         jobs=[jobs.refresh, jobs.reconcile, jobs.analytics],
         schedules=build_schedules(jobs, partitions, settings.lookback_days),
         sensors=[
-            build_missing_days_sensor(jobs, partitions, [key for a in reports for key in a.keys], settings.lookback_days),
+            build_missing_days_sensor(
+                jobs, partitions, [key for a in reports for key in a.keys], settings.lookback_days
+            ),
             build_analytics_automation_sensor(dg.AssetSelection.groups(MODELS_GROUP)),
         ],
         resources={

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
@@ -45,6 +45,8 @@ from ekvio_assets.api.windows import ExportWindow
 from ekvio_assets.storage.archive import TASK_ID, raw_file_name
 
 TASK_STATUS_PATH = "/v3/integration/{task_id}"
+# Frozen, so one instance may be every client's default.
+DEFAULT_RETRY_POLICY = RetryPolicy()
 
 
 class ReportEndpoint(Protocol):
@@ -80,7 +82,7 @@ class EkvioClient:
         poll_timeout_seconds: float,
         busy_wait_timeout_seconds: float = 900.0,
         request_timeout_seconds: float = 120.0,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY_POLICY,
         report_paths: Mapping[str, str] | None = None,
         report_methods: Mapping[str, str] | None = None,
         task_status_path: str = TASK_STATUS_PATH,
@@ -127,7 +129,7 @@ class EkvioClient:
         it so): the task is polled and its file downloaded again, every poll interval, within the
         poll timeout counted from the first poll. The archive keeps every download.
         """
-        requested_at = datetime.now(timezone.utc)
+        requested_at = datetime.now(UTC)
         task_id = self.create_task(report, window)
         polling_since = self._clock()
         number = 1
@@ -152,7 +154,7 @@ class EkvioClient:
         method = self._report_methods.get(report.name, report.method)
         params = window.query_params()
         # The materials report's way, which the vendor's SDK follows: filters in the query string.
-        body = {} if method == "POST" else None
+        body: dict[str, object] | None = {} if method == "POST" else None
         route_hints = {
             404: f"not found: check {API_URL} and the report's path {path} ({report_path_variable(report.name)})",
             405: f"the server does not take {method} at {path}: set {report_method_variable(report.name)} "
@@ -181,7 +183,9 @@ class EkvioClient:
             self._raise_for_answer(report, "create the task", response, errors, route_hints)
             task_id = str(_data(response).get("integration", ""))
             if not TASK_ID.fullmatch(task_id):
-                raise EkvioApiError(f"The {report.title} report task was created but the answer carried no valid task id")
+                raise EkvioApiError(
+                    f"The {report.title} report task was created but the answer carried no valid task id"
+                )
             self._log.info(f"{report.name}: created Ekvio task {task_id} ({window.describe()})")
             return task_id
 
@@ -198,8 +202,9 @@ class EkvioClient:
             shown = status if isinstance(status, str) else "without a status"
             self._log.info(f"{report.name}: task {task_id} is {shown} ({elapsed:.0f} s elapsed)")
             if status == "fail":
-                has_log = isinstance(file_url, str) and file_url.strip()
-                log_hint = f"; its log is at {self._file_url(file_url)}" if has_log else ""
+                log_hint = ""
+                if isinstance(file_url, str) and file_url.strip():
+                    log_hint = f"; its log is at {self._file_url(file_url)}"
                 raise EkvioApiError(f"{report.title} task {task_id} failed on the Ekvio side{log_hint}")
             if status == "completed":
                 if not isinstance(file_url, str) or not file_url.strip():
@@ -264,7 +269,12 @@ class EkvioClient:
         return with_file_host(urljoin(self._base_url + "/", file_url.strip()), self._file_host)
 
     def _wait_to_download_again(
-        self, report: ReportEndpoint, exported: ExportedFile, content: ResultContent, polling_since: float, downloads: int
+        self,
+        report: ReportEndpoint,
+        exported: ExportedFile,
+        content: ResultContent,
+        polling_since: float,
+        downloads: int,
     ) -> None:
         elapsed = self._clock() - polling_since
         held = f"{content.description}, {exported.size_bytes:,} bytes"
@@ -284,7 +294,9 @@ class EkvioClient:
     def _call(self, report: ReportEndpoint, action: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return self._with_retries(report, action, lambda: self._api.request(method, path, **kwargs))
 
-    def _with_retries(self, report: ReportEndpoint, action: str, send: Callable[[], Any], unreachable_hint: str = "") -> Any:
+    def _with_retries(
+        self, report: ReportEndpoint, action: str, send: Callable[[], Any], unreachable_hint: str = ""
+    ) -> Any:
         attempt = 0
         while True:
             try:

@@ -29,14 +29,28 @@ class EkvioApiResource(dg.ConfigurableResource):
     api_token: str | None = Field(default=None, description="Bearer token (EKVIO_API_TOKEN), read through EnvVar")
     poll_interval_seconds: float = Field(description="Pause between task status polls (EKVIO_POLL_INTERVAL_SECONDS)")
     poll_timeout_seconds: float = Field(description="Give up on a task after this long (EKVIO_POLL_TIMEOUT_SECONDS)")
-    busy_wait_timeout_seconds: float = Field(default=900.0, description="How long to keep retrying while another task of the report runs (Ekvio error 1007)")
+    busy_wait_timeout_seconds: float = Field(
+        default=900.0, description="How long to keep retrying while another task of the report runs (Ekvio error 1007)"
+    )
     request_timeout_seconds: float = Field(default=120.0, description="Timeout of one HTTP request")
     max_attempts: int = Field(default=6, description="Attempts per HTTP call on transient faults")
     backoff_base_seconds: float = Field(default=1.0, description="First retry delay; doubles per attempt, with jitter")
-    report_paths: dict[str, str] = Field(default_factory=dict, description="Per-report path overrides (EKVIO_<REPORT>_PATH), e.g. {\"attempts\": \"/v2/materials/tests/attempts\"}")
-    report_methods: dict[str, str] = Field(default_factory=dict, description="Per-report method overrides, GET or POST (EKVIO_<REPORT>_METHOD)")
-    task_status_path: str = Field(default=TASK_STATUS_PATH, description="Path of the task status poll; /v2/integration/{task_id} works the same")
-    file_host: str | None = Field(default=None, description="scheme://host[:port] that replaces those of every result file URL (EKVIO_FILE_HOST); unset: the URLs as given")
+    report_paths: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-report path overrides (EKVIO_<REPORT>_PATH), "
+        'e.g. {"attempts": "/v2/materials/tests/attempts"}',
+    )
+    report_methods: dict[str, str] = Field(
+        default_factory=dict, description="Per-report method overrides, GET or POST (EKVIO_<REPORT>_METHOD)"
+    )
+    task_status_path: str = Field(
+        default=TASK_STATUS_PATH, description="Path of the task status poll; /v2/integration/{task_id} works the same"
+    )
+    file_host: str | None = Field(
+        default=None,
+        description="scheme://host[:port] that replaces those of every result file URL (EKVIO_FILE_HOST); "
+        "unset: the URLs as given",
+    )
 
     _client: EkvioClient | None = PrivateAttr(default=None)
     _resources: ExitStack | None = PrivateAttr(default=None)

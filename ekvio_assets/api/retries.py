@@ -15,7 +15,7 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 
@@ -87,5 +87,5 @@ def _retry_after(value: str | None) -> float | None:
             return None
         if moment.tzinfo is None:  # a date without a zone names no instant
             return None
-        seconds = (moment - datetime.now(timezone.utc)).total_seconds()
+        seconds = (moment - datetime.now(UTC)).total_seconds()
     return seconds if math.isfinite(seconds) and seconds > 0 else None

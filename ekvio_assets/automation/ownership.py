@@ -28,9 +28,7 @@ def _owned_and_tagged(spec: dg.AssetSpec, owners: Sequence[str]) -> dg.AssetSpec
     return spec.merge_attributes(owners=list(owners), tags=tags)
 
 
-def with_owners_and_tags(
-    assets: Sequence[dg.AssetsDefinition], owners: Sequence[str]
-) -> list[dg.AssetsDefinition]:
+def with_owners_and_tags(assets: Sequence[dg.AssetsDefinition], owners: Sequence[str]) -> list[dg.AssetsDefinition]:
     """The assets with `owners` (EKVIO_ASSET_OWNERS), a `layer` tag (report or analytics), and
     `pii: true` on those whose tables hold personal data (logins, names)."""
     return list(dg.map_asset_specs(lambda spec: _owned_and_tagged(spec, owners), assets))

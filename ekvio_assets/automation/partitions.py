@@ -24,11 +24,9 @@ def partition_range_tags(first: str, last: str) -> Mapping[str, str]:
     return {PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last}
 
 
-def recent_days(
-    partitions: dg.DailyPartitionsDefinition, lookback_days: int, now: datetime | None = None
-) -> list[str]:
+def recent_days(partitions: dg.DailyPartitionsDefinition, lookback_days: int, now: datetime | None = None) -> list[str]:
     """The day just ended (the daily schedule's) and the `lookback_days` before it (the sensor's)."""
-    return partitions.get_partition_keys(current_time=now)[-(lookback_days + 1) :]
+    return list(partitions.get_partition_keys(current_time=now)[-(lookback_days + 1) :])
 
 
 def full_export_tags(

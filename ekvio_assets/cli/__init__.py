@@ -6,13 +6,13 @@ import argparse
 import gc
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 from importlib.metadata import version
 from pathlib import Path
+from typing import NoReturn
 
-from ekvio_assets.cli_arguments import ArgumentParser, iso_day
 from ekvio_assets.cli.environment import DOTENV, load_dotenv, use_instance_home
 from ekvio_assets.cli.step_server import start_step_server
+from ekvio_assets.cli_arguments import ArgumentParser, iso_day
 from ekvio_assets.config import ConfigError, Settings
 from ekvio_assets.reports.specs import REPORTS
 

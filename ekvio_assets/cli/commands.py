@@ -29,7 +29,6 @@ from ekvio_assets.storage.dictionary import as_markdown, as_text, read_dictionar
 from ekvio_assets.storage.sql import table_names
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
-
 # What draws the learning report's charts (matplotlib).
 LEARNING_REPORT_CHARTS = "ekvio_assets.models.learning_report.charts"
 
@@ -114,9 +113,11 @@ def refresh(settings: Settings, first: date | None, last: date | None, display: 
     print(f"Refreshing {what} from {peer}; Dagster instance: {home}", flush=True)
     with open_instance() as instance:
         reports = _run(instance, job, tags, display, verbose, _ChartsImport(), run_config=REPORT_RUN_CONFIG)
-        changed = [table for table, change in reports.tables().items() if change.changed] if reports else []
-        analytics = reports and _run_analytics(instance, settings, changed, display, verbose)
-        if not analytics:
+        if reports is None:
+            return 1
+        changed = [table for table, change in reports.tables().items() if change.changed]
+        analytics = _run_analytics(instance, settings, changed, display, verbose)
+        if analytics is None:
             return 1
     print(f"Runs {reports.run_id} (reports) and {analytics.run_id} (analytics) succeeded.")
     print("\n".join(summary_lines(settings, [reports, analytics])))

@@ -10,13 +10,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+import dagster as dg
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from ekvio_assets.cli.progress import RunProgress, TableChange
 
-EntryHandler = Callable[[Any], None]
+# Takes each event of the run; what it returns (the verbose display's notes) is not read.
+EntryHandler = Callable[[dg.EventLogEntry], object]
 
 
 class Display(Protocol):

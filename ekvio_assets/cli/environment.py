@@ -55,4 +55,3 @@ def use_instance_home(settings: Settings) -> Path:
         shutil.copyfile(config, home / INSTANCE_CONFIG)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
-

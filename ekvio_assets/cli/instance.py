@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Self
 
 import dagster as dg
 from alembic.runtime.migration import MigrationContext
@@ -40,9 +41,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
-        with self._db_lock:
-            with self._engine(shard).connect() as conn, conn.begin():
-                yield conn
+        with self._db_lock, self._engine(shard).connect() as conn, conn.begin():
+            yield conn
 
     def _engine(self, shard: str) -> Engine:
         """The shard's engine; called under the storage's lock, so no other engine is in use."""
@@ -54,7 +54,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         if engine is None or shard not in self._initialized_dbs:
             if engine is not None:
                 engine.dispose()
-            engine = create_engine(self.conn_string_for_shard(shard), connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+            engine = create_engine(
+                self.conn_string_for_shard(shard), connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+            )
             self._initdb(engine)
             self._initialized_dbs.add(shard)
             self._engines[shard] = engine
@@ -85,7 +87,8 @@ class PooledSqliteStorage(DagsterSqliteStorage):
         self._event_log_storage = PooledSqliteEventLogStorage(_event_logs_directory(base_dir))
 
     @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: dict[str, str]) -> PooledSqliteStorage:
+    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]) -> Self:
+        # ConfigurableClass's signature: DagsterSqliteStorage narrows it to its TypedDict, which this accepts too.
         return cls.from_local(inst_data=inst_data, **config_value)
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 import dagster as dg
 
@@ -114,19 +116,21 @@ class RunProgress:
         elif kind in (dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE):
             self.finished = entry.timestamp
         elif kind in _STEP_EVENTS and entry.step_key:
-            return self._apply_step_event(entry, kind)
+            return self._apply_step_event(entry, entry.step_key, kind)
         elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION and entry.step_key:
             return self._apply_materialization(entry.step_key, event.step_materialization_data.materialization)
         elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-            return self._apply_check(event.event_specific_data)
+            return self._apply_check(event.asset_check_evaluation_data)
         return []
 
     def _apply_log_line(self, entry: dg.EventLogEntry) -> list[Note]:
         message = entry.user_message
+        # EventLogEntry coerces its level to the logging number when built; its annotation says str | int.
+        level = cast(int, entry.level)
         if entry.step_key is None:
-            return [Note(None, message, warning=True)] if entry.level >= logging.WARNING else []
+            return [Note(None, message, warning=True)] if level >= logging.WARNING else []
         step = self.step(entry.step_key)
-        if entry.level >= logging.WARNING:
+        if level >= logging.WARNING:
             return [Note(step.key, message.removeprefix(f"{step.key}: "), warning=True)]
         if created := _CREATED.fullmatch(message):
             step.task_id, step.task_status, step.task_elapsed_seconds = created["task"], "created", 0
@@ -145,8 +149,8 @@ class RunProgress:
             return [Note(step.key, f"{completed}, {size:,} bytes downloaded")]
         return []
 
-    def _apply_step_event(self, entry: dg.EventLogEntry, kind: dg.DagsterEventType) -> list[Note]:
-        step = self.step(entry.step_key)
+    def _apply_step_event(self, entry: dg.EventLogEntry, step_key: str, kind: dg.DagsterEventType) -> list[Note]:
+        step = self.step(step_key)
         if kind == dg.DagsterEventType.STEP_START:
             step.started = entry.timestamp
             return []
@@ -171,9 +175,9 @@ class RunProgress:
             return []
         name = materialization.asset_key.to_user_string()
         self.step(step_key).tables[name] = TableChange(
-            inserted=metadata["rows_inserted"].value,
-            updated=metadata["rows_updated"].value,
-            rejected=metadata["rows_rejected"].value,
+            inserted=_row_count(metadata, "rows_inserted"),
+            updated=_row_count(metadata, "rows_updated"),
+            rejected=_row_count(metadata, "rows_rejected"),
         )
         return []
 
@@ -189,3 +193,11 @@ class RunProgress:
         )
         self.failed_checks.append(failure)
         return [Note(failure.asset, f"check {failure.check} failed ({failure.severity}): {failure.description}", True)]
+
+
+def _row_count(metadata: Mapping[str, dg.MetadataValue], key: str) -> int:
+    """A report step's row count: reports/assets.py writes them as plain ints (IntMetadataValue)."""
+    count = metadata[key].value
+    if not isinstance(count, int):
+        raise TypeError(f"The materialization's {key} is {count!r}, not a row count")
+    return count

@@ -41,13 +41,15 @@ def report_pool(spec: ReportSpec) -> str:
 
 def _declared_schema(spec: ReportSpec) -> dg.TableSchema:
     return dg.TableSchema(
-        columns=[dg.TableColumn(name, type_, description=description) for name, type_, description in table_columns(spec)]
+        columns=[
+            dg.TableColumn(name, type_, description=description) for name, type_, description in table_columns(spec)
+        ]
     )
 
 
 def _run_metadata(
     window_label: str, exported: list[ExportedFile], loads: list[LoadResult]
-) -> dict[str, object]:
+) -> dict[str, dg.MetadataValue | int | str]:
     outcomes = [loaded.outcome for loaded in loads]
     inserted = sum(outcome.inserted for outcome in outcomes)
     updated = sum(outcome.updated for outcome in outcomes)

@@ -69,9 +69,11 @@ def export_size_result(spec: ReportSpec, outcomes: Sequence[MergeOutcome]) -> dg
         asset_key=spec.name,
         passed=not shrunk,
         severity=dg.AssetCheckSeverity.WARN,
-        description=None if not shrunk else (
+        description=(
             f"The export returned {exported} rows for windows the table held {held} rows of: "
             "a partial answer from Ekvio, or data removed there"
+            if shrunk
+            else None
         ),
         metadata={"rows_exported": exported, "rows_held_for_window": held},
     )
@@ -90,8 +92,11 @@ def _ranges(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> dg.AssetCheckRe
         asset_key=spec.name,
         passed=not outside,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=None if not outside else "Rows outside the documented bounds: "
-        + ", ".join(f"{column} {rows}" for column, rows in outside.items()),
+        description=(
+            "Rows outside the documented bounds: " + ", ".join(f"{column} {rows}" for column, rows in outside.items())
+            if outside
+            else None
+        ),
         metadata={"rows_outside_bounds": sum(outside.values())},
     )
 
@@ -111,8 +116,11 @@ def _statuses(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> dg.AssetCheck
         asset_key=spec.name,
         passed=not unknown,
         severity=dg.AssetCheckSeverity.WARN,
-        description=None if not unknown else "Undocumented values: "
-        + "; ".join(f"{column}: {', '.join(values)}" for column, values in unknown.items()),
+        description=(
+            "Undocumented values: " + "; ".join(f"{column}: {', '.join(values)}" for column, values in unknown.items())
+            if unknown
+            else None
+        ),
         metadata={"unknown_values": "; ".join(f"{c}: {', '.join(v)}" for c, v in unknown.items())},
     )
 

@@ -54,10 +54,12 @@ def typed_select(spec: ReportSpec, dynamic: tuple[str, ...], staged_rows: str) -
         column = quote(field.column)
         if field.type is not FieldType.TEXT:
             # A CASE, not an AND: only its branches are evaluated for the rows that reach them.
-            checks.append((
-                f"CASE WHEN {name} IS NOT NULL OR {column} IS NULL THEN false ELSE trim({column}) <> '' END",
-                f"{literal(f'{field.column} is not {_READABLE_TYPE[field.type]}: ')} || {column}",
-            ))
+            checks.append(
+                (
+                    f"CASE WHEN {name} IS NOT NULL OR {column} IS NULL THEN false ELSE trim({column}) <> '' END",
+                    f"{literal(f'{field.column} is not {_READABLE_TYPE[field.type]}: ')} || {column}",
+                )
+            )
         if field.column in spec.key and field.column not in spec.nullable_key:
             checks.append((f"{MALFORMED} IS NULL AND {name} IS NULL", literal(f"key field {field.column} is missing")))
     problems = ", ".join(f"CASE WHEN {test} THEN {problem} END" for test, problem in checks)

@@ -148,10 +148,19 @@ def drop_flattened(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _record_object(spec: ReportSpec, staged: StagedFile) -> ObjectSql:
-    reserved = {"malformed_key": staged.malformed_key, "number_key": staged.number_key}
     if spec.is_nested:
-        return ObjectSql(source_tree(spec.parent_fields), children_key=spec.children_key, **reserved)
-    return ObjectSql(source_tree(spec.fields), dynamic_pattern=spec.dynamic_columns, **reserved)
+        return ObjectSql(
+            source_tree(spec.parent_fields),
+            children_key=spec.children_key,
+            malformed_key=staged.malformed_key,
+            number_key=staged.number_key,
+        )
+    return ObjectSql(
+        source_tree(spec.fields),
+        dynamic_pattern=spec.dynamic_columns,
+        malformed_key=staged.malformed_key,
+        number_key=staged.number_key,
+    )
 
 
 class _RecordReader:
@@ -187,8 +196,11 @@ class _RecordReader:
         kept = f"all_keys IS NULL OR len({notable}) > 0"
         # A record's keys do not say its number (a map of nulls holds no values).
         numbered = self._numbered(
-            con, f"{kept} AS kept, CASE WHEN {kept} THEN {notable} END AS keys", self.read(json_type),
-            _ALL_RECORD_KEYS, f"{keys} AS all_keys",
+            con,
+            f"{kept} AS kept, CASE WHEN {kept} THEN {notable} END AS keys",
+            self.read(json_type),
+            _ALL_RECORD_KEYS,
+            f"{keys} AS all_keys",
         )
         if self._lines and self._number_key is None:
             records = fetch_count(con, f"SELECT count(*) FROM {_ALL_RECORD_KEYS}")
@@ -237,13 +249,15 @@ def _flat_rows(
     fragments = record.fragments("record", "coalesce(keys, [])", "raw")
     malformed = record.malformed_text("record")
     _create_relation(
-        con, relation, as_view,
+        con,
+        relation,
+        as_view,
         f"SELECT record_number AS {RECORD_NUMBER}, 0 AS {CHILD_NUMBER}, "
         + "".join(f"{expression} AS {quote(name)}, " for name, expression in record.columns("record"))
         + f"CASE WHEN record IS NULL THEN 'null' ELSE {malformed} END AS {MALFORMED}, "
         f"{_extras_sql('[]::VARCHAR[]', 'fragments')} AS {EXTRA_FIELDS} "
         f"FROM (SELECT *, {fragments} AS fragments FROM ({records}))"
-        + (f" WHERE record IS NOT NULL AND {malformed} IS NULL" if objects_only else "")
+        + (f" WHERE record IS NOT NULL AND {malformed} IS NULL" if objects_only else ""),
     )
     return StagedRows(f"SELECT * FROM {relation}", record.dynamic)
 
@@ -267,12 +281,14 @@ def _create_rows(
     )
     names = "".join(f"{quote(name)}, " for name, _ in columns)
     return _create_relation(
-        con, (_ROWS_VIEW if as_view else _ROWS), as_view,
+        con,
+        (_ROWS_VIEW if as_view else _ROWS),
+        as_view,
         f"SELECT record_number, {names}well_formed, malformed_record, parent_fragments, "
         f"unnest(children) AS child, unnest(range(len(children))) AS child_number FROM ({parents}) "
         "UNION ALL SELECT record_number, "
         + "".join(f"NULL AS {quote(name)}, " for name, _ in columns)
-        + f"false, 'null', []::VARCHAR[], NULL::JSON, 0 FROM {_RECORD_KEYS} WHERE keys IS NULL"
+        + f"false, 'null', []::VARCHAR[], NULL::JSON, 0 FROM {_RECORD_KEYS} WHERE keys IS NULL",
     )
 
 

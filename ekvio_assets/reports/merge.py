@@ -35,8 +35,7 @@ from ekvio_assets.reports.tables import (
     table_columns,
     table_description,
 )
-from ekvio_assets.storage.sql import fetch_count, literal, quote, row_count
-
+from ekvio_assets.storage.sql import fetch_count, literal, one_row, quote, row_count
 
 
 @dataclass(frozen=True)
@@ -69,9 +68,7 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
         _describe(con, table.name, table.description, [(name, description) for name, _, description in table.columns])
 
 
-def _describe(
-    con: duckdb.DuckDBPyConnection, table: str, description: str, columns: Sequence[tuple[str, str]]
-) -> None:
+def _describe(con: duckdb.DuckDBPyConnection, table: str, description: str, columns: Sequence[tuple[str, str]]) -> None:
     """Comment the table and its columns where their comments differ (a new table, an older spec)."""
     # One catalog query: the table's comment under the name '' (no column has it), then its columns'.
     existing = dict(
@@ -128,8 +125,16 @@ def merge_staged(
     con.execute(
         f"INSERT INTO {LOADS_TABLE} VALUES (?, ?, ?, ?, ?, ?, now(), ?, ?, ?, ?, ?)",
         [
-            spec.name, lineage.task_id, str(lineage.raw_file), lineage.window_start, lineage.window_end,
-            lineage.fetched_at, outcome.rows_in_file, outcome.inserted, outcome.updated, outcome.rejected,
+            spec.name,
+            lineage.task_id,
+            str(lineage.raw_file),
+            lineage.window_start,
+            lineage.window_end,
+            lineage.fetched_at,
+            outcome.rows_in_file,
+            outcome.inserted,
+            outcome.updated,
+            outcome.rejected,
             outcome.duplicates,
         ],
     )
@@ -156,7 +161,8 @@ class _Load:
         # repeat every conversion it reads.
         with self._staged.reading(con, "filter_pushdown"):
             rows = fetch_count(
-                con, self._insert(self._rows(self._typed, newest_only=False, marking_unreadable=True)),
+                con,
+                self._insert(self._rows(self._typed, newest_only=False, marking_unreadable=True)),
                 self._parameters(),
             )
             # Every readable row has a task id: the statistics of a file without unreadable rows
@@ -191,7 +197,7 @@ class _Load:
         )
         with self._staged.reading(con):
             con.execute(f"CREATE OR REPLACE TEMP TABLE ekvio_typed AS {self._typed}")
-        rows, rejected = con.execute("SELECT count(*), count(*) FILTER (WHERE _has_problem) FROM ekvio_typed").fetchone()
+        rows, rejected = one_row(con, "SELECT count(*), count(*) FILTER (WHERE _has_problem) FROM ekvio_typed")
         if rejected:
             with self._staged.reading(con):
                 self._set_aside_rejects(con, "SELECT * FROM ekvio_typed")
@@ -202,7 +208,8 @@ class _Load:
         con.execute("DROP TABLE ekvio_typed")
         latest = fetch_count(con, "SELECT count(*) FROM ekvio_latest")
         on_keys = " AND ".join(
-            f"t.{quote(column)} {'IS NOT DISTINCT FROM' if column in self._spec.nullable_key else '='} s.{quote(column)}"
+            f"t.{quote(column)} {'IS NOT DISTINCT FROM' if column in self._spec.nullable_key else '='} "
+            f"s.{quote(column)}"
             for column in self._spec.key
         )
         data_differs = (
@@ -227,7 +234,8 @@ class _Load:
         if fetch_count(con, "SELECT count(*) FROM ekvio_stored WHERE version = 'same time'"):
             con.execute(
                 f"UPDATE ekvio_stored m SET version = 'newer' FROM ekvio_latest s, {self._table} t "
-                f"WHERE m.version = 'same time' AND s.rowid = m.latest_row AND t.rowid = m.stored_row AND {data_differs}"
+                f"WHERE m.version = 'same time' AND s.rowid = m.latest_row AND t.rowid = m.stored_row "
+                f"AND {data_differs}"
             )
         # A changed row is deleted and inserted anew rather than updated in place: an update
         # rewrites, at the next checkpoint, every row group it touches (a day's changes touch
@@ -287,9 +295,15 @@ class _Load:
         lineage = self._lineage
         # A record of a window changed in it, by its end at the latest (a full export: its request);
         # a row of a table without change times is as its export showed it when requested.
-        default_change = lineage.fetched_at if self._spec.change_time is None else lineage.window_end or lineage.fetched_at
+        default_change = (
+            lineage.fetched_at if self._spec.change_time is None else lineage.window_end or lineage.fetched_at
+        )
         return [
-            default_change, lineage.window_start, lineage.window_end, lineage.fetched_at, lineage.task_id,
+            default_change,
+            lineage.window_start,
+            lineage.window_end,
+            lineage.fetched_at,
+            lineage.task_id,
             str(lineage.raw_file),
         ]
 

@@ -21,7 +21,10 @@ def source_tree(fields: tuple[Field, ...]) -> _SourceTree:
     for field in fields:
         node = tree
         for key in field.source[:-1]:
-            node = node.setdefault(key, {})  # type: ignore[assignment]
+            subtree = node.setdefault(key, {})
+            if not isinstance(subtree, dict):
+                raise ValueError(f"{field.column}: the spec reads {key} both as a column and as an object of fields")
+            node = subtree
         node[field.source[-1]] = field.column
     return tree
 
@@ -135,7 +138,9 @@ class ObjectSql:
         """The undocumented fields' fragments: from the record's JSON text where it was kept
         (`raw`, see `case_collisions`), else from its struct."""
         from_raw = self.fragments_from_json(raw, struct, f"json_keys({raw})", prefix)
-        return f"CASE WHEN {raw} IS NOT NULL THEN {from_raw} ELSE {self.fragments_from_struct(struct, keys, prefix)} END"
+        return (
+            f"CASE WHEN {raw} IS NOT NULL THEN {from_raw} ELSE {self.fragments_from_struct(struct, keys, prefix)} END"
+        )
 
     def fragments_from_json(self, json_value: str, struct: str, keys: str, prefix: str = "") -> str:
         """The object's undocumented fields as a list of `"name":value` JSON fragments (see

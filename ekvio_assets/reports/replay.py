@@ -4,7 +4,7 @@ data that has since been handled (a fixed spec, a file repaired by hand)."""
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ekvio_assets.api.client import ExportedFile
@@ -50,7 +50,7 @@ def replay_raw_file(
     if archived_as is not None and path.parent == archive.resolve():
         (requested_at, task_id), archived = archived_as, path
     else:
-        requested_at, task_id = datetime.now(timezone.utc), FOREIGN_TASK_ID
+        requested_at, task_id = datetime.now(UTC), FOREIGN_TASK_ID
         archive.mkdir(parents=True, exist_ok=True)
         archived = archive / raw_file_name(requested_at, task_id)
         shutil.copyfile(path, archived)

@@ -43,7 +43,7 @@ def _field(column: str, type_: FieldType, description: str, source: str | None =
     return Field(column=column, source=path, type=type_, description=description)
 
 
-T, I, B, TS = FieldType.TEXT, FieldType.INTEGER, FieldType.BOOLEAN, FieldType.TIMESTAMP
+T, INT, B, TS = FieldType.TEXT, FieldType.INTEGER, FieldType.BOOLEAN, FieldType.TIMESTAMP
 
 # Company-specific columns of the course report: one per questionnaire question and group type.
 COURSE_DYNAMIC_COLUMNS = re.compile(r"^(form_question_[0-9]+|group_[a-z][a-z0-9_]{0,62})$")
@@ -163,16 +163,16 @@ ATTEMPTS = ReportSpec(
     totals=(Total("question_counts_add_up", "q_count", ("q_success", "q_fail", "q_checking")),),
     fields=(
         _field("attempt_id", T, "Attempt id (a UUID)", source="id"),
-        _field("material_id", I, "Id of the test material"),
+        _field("material_id", INT, "Id of the test material"),
         _field("login", T, "Learner's login"),
         _field("status", T, "Attempt status: fail, completed, checking"),
-        _field("number", I, "Sequence number of the attempt"),
-        _field("points", I, "Points scored"),
-        _field("percent", I, "Percent of the test passed"),
-        _field("q_count", I, "Number of questions"),
-        _field("q_success", I, "Questions answered correctly"),
-        _field("q_fail", I, "Questions answered wrongly"),
-        _field("q_checking", I, "Questions waiting for a manual check"),
+        _field("number", INT, "Sequence number of the attempt"),
+        _field("points", INT, "Points scored"),
+        _field("percent", INT, "Percent of the test passed"),
+        _field("q_count", INT, "Number of questions"),
+        _field("q_success", INT, "Questions answered correctly"),
+        _field("q_fail", INT, "Questions answered wrongly"),
+        _field("q_checking", INT, "Questions waiting for a manual check"),
         _field("started_at", TS, "When the attempt started"),
         _field("ended_at", TS, "When the attempt ended"),
         _field("created_at", TS, "When the record was created"),
@@ -207,10 +207,10 @@ MATERIAL_STATISTICS = ReportSpec(
     parents_table="reported_materials",
     parent_key=("material_id", "material_type"),
     parent_fields=(
-        _field("material_id", I, "Id of the learning material (unique within its type only)", source="id"),
+        _field("material_id", INT, "Id of the learning material (unique within its type only)", source="id"),
         _field("material_type", T, f"Material type: {', '.join(MATERIAL_TYPES)}", source="type"),
         _field("material_name", T, "Name of the material", source="name"),
-        _field("material_points", I, "Maximum points for the material (null if it has none)", source="points"),
+        _field("material_points", INT, "Maximum points for the material (null if it has none)", source="points"),
         _field(
             "material_visibility",
             T,
@@ -221,10 +221,12 @@ MATERIAL_STATISTICS = ReportSpec(
     fields=(
         _field("login", T, "Learner's login"),
         _field("user_status", T, "Learner's account status: active, blocked"),
-        _field("material_status", T, "Learner's status on the material: appointed, in_progress, completed, checking, fail"),
-        _field("points", I, "Points the learner scored on the material"),
-        _field("attempts", I, "Attempts the learner made on the material, a test (null for other types)"),
-        _field("progress", I, "Learner's progress on the material, percent"),
+        _field(
+            "material_status", T, "Learner's status on the material: appointed, in_progress, completed, checking, fail"
+        ),
+        _field("points", INT, "Points the learner scored on the material"),
+        _field("attempts", INT, "Attempts the learner made on the material, a test (null for other types)"),
+        _field("progress", INT, "Learner's progress on the material, percent"),
         _field("start_at", TS, "When the learner started the material"),
         _field("end_at", TS, "When the learner finished the material"),
         _field("update_at", TS, "The learner's last activity on the material"),
@@ -253,35 +255,35 @@ COURSE_STATISTICS = ReportSpec(
     ),
     dynamic_columns=COURSE_DYNAMIC_COLUMNS,
     fields=(
-        _field("user_id", I, "Learner's user id"),
-        _field("material_id", I, "Id of the course material"),
+        _field("user_id", INT, "Learner's user id"),
+        _field("material_id", INT, "Id of the course material"),
         _field("fio", T, "Learner's full name"),
         _field("user_status", T, "Learner's account status: active, blocked"),
         _field("login", T, "Learner's login"),
         _field("start_time", TS, "When the learner started the course"),
         _field("complete_date", TS, "When the learner completed the course"),
-        _field("total_time", I, "Total time spent on the course, seconds"),
+        _field("total_time", INT, "Total time spent on the course, seconds"),
         _field("course_name", T, "Name of the course", source="name"),
-        _field("is_required", I, "1 if the course is required, else 0"),
-        _field("user_scores", I, "Points the learner scored"),
-        _field("max_interaction_scores", I, "Maximum points for interactive inserts"),
+        _field("is_required", INT, "1 if the course is required, else 0"),
+        _field("user_scores", INT, "Points the learner scored"),
+        _field("max_interaction_scores", INT, "Maximum points for interactive inserts"),
         *(
             field
             for content in _COURSE_CONTENT
             for field in (
-                _field(f"{content}_viewed", I, f"{content.upper()} materials of the course viewed"),
-                _field(f"{content}_total", I, f"{content.upper()} materials in the course"),
+                _field(f"{content}_viewed", INT, f"{content.upper()} materials of the course viewed"),
+                _field(f"{content}_total", INT, f"{content.upper()} materials in the course"),
             )
         ),
-        _field("scorm_total_time", I, "Time spent on the SCORM material"),
+        _field("scorm_total_time", INT, "Time spent on the SCORM material"),
         _field("scorm_status", T, "SCORM status: completed, not completed, not started, Unknown, passed, failed"),
-        _field("scorm_percent", I, "Percent of the SCORM material passed"),
-        _field("user_final_scores", I, "Points scored in the final test"),
-        _field("max_final_scores", I, "Maximum points of the final test"),
-        _field("percent_final_scores", I, "Percent of the final test passed"),
+        _field("scorm_percent", INT, "Percent of the SCORM material passed"),
+        _field("user_final_scores", INT, "Points scored in the final test"),
+        _field("max_final_scores", INT, "Maximum points of the final test"),
+        _field("percent_final_scores", INT, "Percent of the final test passed"),
         _field("last_activity", TS, "The learner's last activity on the course"),
-        _field("current_turn", I, "Number of the current final-test attempt"),
-        _field("turns_count", I, "Number of final-test attempts"),
+        _field("current_turn", INT, "Number of the current final-test attempt"),
+        _field("turns_count", INT, "Number of final-test attempts"),
         _field("filled_type", T, "Source that filled the record"),
         _field("group_region", T, "Group: region"),
         _field("group_city", T, "Group: city"),
@@ -308,24 +310,26 @@ PROGRAM_STATISTICS = ReportSpec(
     parents_table="reported_programs",
     parent_key=("program_id",),
     parent_fields=(
-        _field("program_id", I, "Id of the learning programme", source="id"),
+        _field("program_id", INT, "Id of the learning programme", source="id"),
         _field("program_name", T, "Name of the programme", source="name"),
         _field("deadline_type", T, "Type of the recommended completion date"),
         _field("deadline_at", TS, "The programme's recommended completion date (sent as unix time or as a date-time)"),
         _field("deadline_period_at", T, "Period of a relative completion date"),
-        _field("program_points", I, "Maximum points for the programme", source="points"),
+        _field("program_points", INT, "Maximum points for the programme", source="points"),
         *(
-            _field(f"materials_{kind}", I, f"{kind.upper()} materials in the programme", source=f"materials.{kind}")
+            _field(f"materials_{kind}", INT, f"{kind.upper()} materials in the programme", source=f"materials.{kind}")
             for kind in MATERIAL_TYPES
         ),
-        _field("materials_total", I, "Materials in the programme", source="materials.total"),
+        _field("materials_total", INT, "Materials in the programme", source="materials.total"),
     ),
     fields=(
         _field("login", T, "Learner's login"),
         _field("user_status", T, "Learner's account status: active, blocked"),
-        _field("program_status", T, "Learner's status on the programme: appointed, in_progress, completed, checking, fail"),
-        _field("progress", I, "Learner's progress on the programme, percent"),
-        _field("points", I, "Points the learner scored on the programme"),
+        _field(
+            "program_status", T, "Learner's status on the programme: appointed, in_progress, completed, checking, fail"
+        ),
+        _field("progress", INT, "Learner's progress on the programme, percent"),
+        _field("points", INT, "Points the learner scored on the programme"),
         _field("start_at", TS, "When the learner started the programme"),
         _field("active_at", TS, "The learner's last activity on the programme"),
         _field("end_at", TS, "When the learner finished the programme"),
@@ -338,7 +342,7 @@ PROGRAM_STATISTICS = ReportSpec(
             source="deadline_at",
         ),
         *(
-            _field(f"completed_{kind}", I, f"{kind.upper()} materials the learner completed", source=kind)
+            _field(f"completed_{kind}", INT, f"{kind.upper()} materials the learner completed", source=kind)
             for kind in MATERIAL_TYPES
         ),
     ),

@@ -37,7 +37,10 @@ def with_staged_rows(
     what `use` makes of them. `use` may run twice: when it fails it must leave nothing behind (a
     transaction it rolls back). The relations and the staging file are gone when this returns."""
     try:
-        staged = copy_report_records(raw_path, staging_path, spec) or stream_report_records(raw_path, staging_path, spec)
+        # A file that starts with its `data` array is copied unparsed; any other is streamed record by record.
+        staged = copy_report_records(raw_path, staging_path, spec)
+        if staged is None:
+            staged = stream_report_records(raw_path, staging_path, spec)
         if not staged.streamed:
             try:
                 return _flattened_use(spec, staged, connect, use)

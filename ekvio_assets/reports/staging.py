@@ -20,6 +20,7 @@ import re
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from io import BufferedReader
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -151,7 +152,7 @@ def _copy_numbered_lines(raw: BinaryIO, staged: BinaryIO, start: int, end: int, 
 _FIRST_RECORD_LINE = re.compile(rb"[ \t]*\{.*\},[ \t]*")
 
 
-def _copy_lines(raw: BinaryIO, staged: BinaryIO, start: int, end: int) -> int | None:
+def _copy_lines(raw: BufferedReader, staged: BinaryIO, start: int, end: int) -> int | None:
     """Write the records between `start` and `end` (the inside of the `data` array) as JSON lines
     if they look laid out one a line (the first line holds an object and its comma), taking out the
     comma before each line's end; how many it took out, or None (having written nothing) for any
@@ -167,9 +168,10 @@ def _copy_lines(raw: BinaryIO, staged: BinaryIO, start: int, end: int) -> int | 
     remaining = end - start
     separators = 0
     chunk = numpy.empty(_LINES_CHUNK + 1, dtype=numpy.uint8)
+    chunk_bytes = chunk.data  # the chunk's own memory: reads land in it, writes take from it, uncopied
     filled = 0
     while remaining:
-        read = raw.readinto(memoryview(chunk)[filled : filled + min(_LINES_CHUNK, remaining)])
+        read = raw.readinto(chunk_bytes[filled : filled + min(_LINES_CHUNK, remaining)])
         if not read:
             raise ReportFileError(f"the file shrank while it was read ({remaining} bytes of records missing)")
         remaining -= read
@@ -179,7 +181,7 @@ def _copy_lines(raw: BinaryIO, staged: BinaryIO, start: int, end: int) -> int | 
         ready = filled - 1 if remaining else filled
         chunk[commas] = ord(" ")
         separators += len(commas)
-        staged.write(memoryview(chunk)[:ready])
+        staged.write(chunk_bytes[:ready])
         chunk[: filled - ready] = chunk[ready:filled]
         filled -= ready
     return separators

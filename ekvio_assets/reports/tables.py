@@ -11,7 +11,11 @@ from ekvio_assets.storage.sql import quote
 
 CHANGED_AT = "_changed_at"
 LINEAGE_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    (CHANGED_AT, "TIMESTAMPTZ", "Change time that ordered this version (the record's own, else the window's end or the fetch time)"),
+    (
+        CHANGED_AT,
+        "TIMESTAMPTZ",
+        "Change time that ordered this version (the record's own, else the window's end or the fetch time)",
+    ),
     ("_window_start", "TIMESTAMPTZ", "Start of the export window the row came from (null: full export)"),
     ("_window_end", "TIMESTAMPTZ", "End of the export window the row came from (null: full export)"),
     ("_fetched_at", "TIMESTAMPTZ", "When the export that brought this version was requested"),

@@ -4,7 +4,7 @@ makes (the request time and the task id), never one taken from the server."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ARCHIVE_FOLDER = "raw"
@@ -25,7 +25,7 @@ def report_archive(root: Path, report: str) -> Path:
 
 def raw_file_name(requested_at: datetime, task_id: str, download: int = 1) -> str:
     """The archive's name for the `download`-th file of a task: made here, never taken from the server."""
-    stamp = requested_at.astimezone(timezone.utc).strftime(_RAW_FILE_STAMP)
+    stamp = requested_at.astimezone(UTC).strftime(_RAW_FILE_STAMP)
     return f"{stamp}_task-{task_id}{'' if download == 1 else f'.download-{download}'}.json"
 
 
@@ -34,5 +34,5 @@ def parse_raw_file_name(name: str) -> tuple[datetime, str] | None:
     match = _RAW_FILE_NAME.fullmatch(name)
     if match is None:
         return None
-    requested_at = datetime.strptime(match["stamp"], _RAW_FILE_STAMP).replace(tzinfo=timezone.utc)
+    requested_at = datetime.strptime(match["stamp"], _RAW_FILE_STAMP).replace(tzinfo=UTC)
     return requested_at, match["task_id"]

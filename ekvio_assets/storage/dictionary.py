@@ -14,7 +14,6 @@ from pathlib import Path
 
 import duckdb
 
-
 CATALOG_SQL = (Path(__file__).with_name("dictionary.sql")).read_text(encoding="utf-8")
 WIDTH = 100
 NO_COMMENT = "(no comment)"
@@ -53,16 +52,16 @@ def as_text(tables: Sequence[Table]) -> str:
         indent = " " * (2 + name_width + 2 + type_width + 2)
         lines = [table.name, *_wrapped(table.description, "  ", "  ")]
         for column in table.columns:
-            lines += _wrapped(column.description, f"  {column.name:<{name_width}}  {column.type:<{type_width}}  ", indent)
+            lines += _wrapped(
+                column.description, f"  {column.name:<{name_width}}  {column.type:<{type_width}}  ", indent
+            )
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
 
 
 def _wrapped(text: str | None, first: str, rest: str) -> list[str]:
     # At least 40 characters of text a line, however long the names and types before it.
-    return textwrap.wrap(
-        text or NO_COMMENT, max(WIDTH, len(first) + 40), initial_indent=first, subsequent_indent=rest
-    )
+    return textwrap.wrap(text or NO_COMMENT, max(WIDTH, len(first) + 40), initial_indent=first, subsequent_indent=rest)
 
 
 def as_markdown(tables: Sequence[Table]) -> str:

@@ -6,6 +6,7 @@ names that matched a strict pattern, and are quoted anyway.
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from typing import Any
 
 import duckdb
 
@@ -21,6 +22,14 @@ def literal(text: str) -> str:
 def fetch_count(con: duckdb.DuckDBPyConnection, sql: str, parameters: Sequence[object] = ()) -> int:
     row = con.execute(sql, parameters).fetchone()
     return int(row[0]) if row else 0
+
+
+def one_row(con: duckdb.DuckDBPyConnection, sql: str, parameters: Sequence[object] = ()) -> tuple[Any, ...]:
+    """The row of a query that always has exactly one (an aggregate without GROUP BY, say)."""
+    row = con.execute(sql, parameters).fetchone()
+    if row is None:
+        raise RuntimeError(f"A query that always has a row had none: {sql}")
+    return row
 
 
 def row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:

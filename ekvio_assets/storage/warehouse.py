@@ -32,7 +32,7 @@ import duckdb
 from pydantic import Field
 
 from ekvio_assets.storage.archive import report_archive
-from ekvio_assets.storage.sql import literal, quote
+from ekvio_assets.storage.sql import literal, one_row, quote
 
 DATABASE_FILE = "ekvio.duckdb"
 # The oldest DuckDB release whose readers the analyst file serves: 1.1 and every later one.
@@ -89,8 +89,8 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         with self._locked(fcntl.LOCK_EX):
             with self._connect(read_only=False) as con:
                 con.execute("CHECKPOINT")
-                tags = con.execute("SELECT tags FROM duckdb_databases() WHERE database_name = current_database()")
-                storage = tags.fetchone()[0].get("storage_version")
+                (tags,) = one_row(con, "SELECT tags FROM duckdb_databases() WHERE database_name = current_database()")
+                storage = tags.get("storage_version")
             if storage != _PUBLISHED_STORAGE_TAG:
                 self._migrate_working_database()
             try:
@@ -108,9 +108,10 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         self._remove(migrated)
         try:
             with self._connect(read_only=False) as con:
-                source = con.execute("SELECT current_database()").fetchone()[0]
+                (source,) = one_row(con, "SELECT current_database()")
                 con.execute(
-                    f"ATTACH {literal(str(migrated))} AS ekvio_migrated (STORAGE_VERSION {literal(PUBLISHED_STORAGE_VERSION)})"
+                    f"ATTACH {literal(str(migrated))} AS ekvio_migrated "
+                    f"(STORAGE_VERSION {literal(PUBLISHED_STORAGE_VERSION)})"
                 )
                 con.execute(f"COPY FROM DATABASE {quote(source)} TO ekvio_migrated")
                 con.execute("DETACH ekvio_migrated")
