@@ -10,6 +10,7 @@ half of them is a partial answer worth a look.
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -63,19 +64,16 @@ def evaluate_report_checks(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> 
 def export_size_result(spec: ReportSpec, outcomes: Sequence[MergeOutcome]) -> dg.AssetCheckResult:
     exported = sum(outcome.rows_in_file for outcome in outcomes)
     held = sum(outcome.rows_held_for_window for outcome in outcomes)
-    shrunk = 2 * exported < held
-    return dg.AssetCheckResult(
-        check_name=EXPORT_SIZE_CHECK,
-        asset_key=spec.name,
-        passed=not shrunk,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=(
-            f"The export returned {exported} rows for windows the table held {held} rows of: "
-            "a partial answer from Ekvio, or data removed there"
-            if shrunk
-            else None
-        ),
-        metadata={"rows_exported": exported, "rows_held_for_window": held},
+    problem = (
+        f"The export returned {exported} rows for windows the table held {held} rows of: "
+        "a partial answer from Ekvio, or data removed there"
+    )
+    return _result(
+        EXPORT_SIZE_CHECK,
+        spec,
+        dg.AssetCheckSeverity.WARN,
+        problem if 2 * exported < held else None,
+        {"rows_exported": exported, "rows_held_for_window": held},
     )
 
 
@@ -87,17 +85,13 @@ def _ranges(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> dg.AssetCheckRe
         rows = fetch_count(con, f"SELECT count(*) FROM {quote(spec.name)} WHERE {' OR '.join(conditions)}")
         if rows:
             outside[column] = rows
-    return dg.AssetCheckResult(
-        check_name=RANGES_CHECK,
-        asset_key=spec.name,
-        passed=not outside,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            "Rows outside the documented bounds: " + ", ".join(f"{column} {rows}" for column, rows in outside.items())
-            if outside
-            else None
-        ),
-        metadata={"rows_outside_bounds": sum(outside.values())},
+    counts = ", ".join(f"{column} {rows}" for column, rows in outside.items())
+    return _result(
+        RANGES_CHECK,
+        spec,
+        dg.AssetCheckSeverity.ERROR,
+        f"Rows outside the documented bounds: {counts}" if outside else None,
+        {"rows_outside_bounds": sum(outside.values())},
     )
 
 
@@ -111,17 +105,13 @@ def _statuses(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> dg.AssetCheck
         ).fetchall()
         if values:
             unknown[column] = [value for (value,) in values]
-    return dg.AssetCheckResult(
-        check_name=STATUSES_CHECK,
-        asset_key=spec.name,
-        passed=not unknown,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=(
-            "Undocumented values: " + "; ".join(f"{column}: {', '.join(values)}" for column, values in unknown.items())
-            if unknown
-            else None
-        ),
-        metadata={"unknown_values": "; ".join(f"{c}: {', '.join(v)}" for c, v in unknown.items())},
+    found = "; ".join(f"{column}: {', '.join(values)}" for column, values in unknown.items())
+    return _result(
+        STATUSES_CHECK,
+        spec,
+        dg.AssetCheckSeverity.WARN,
+        f"Undocumented values: {found}" if unknown else None,
+        {"unknown_values": found},
     )
 
 
@@ -132,12 +122,26 @@ def _total(con: duckdb.DuckDBPyConnection, spec: ReportSpec, total: Total) -> dg
         f"SELECT count(*) FROM {quote(spec.name)} "
         f"WHERE {parts_sum} IS DISTINCT FROM {quote(total.total)} AND {quote(total.total)} IS NOT NULL",
     )
+    return _result(
+        total.check,
+        spec,
+        dg.AssetCheckSeverity.WARN,
+        f"{mismatched} rows where {total.describe()} does not hold" if mismatched else None,
+        {"rows_not_adding_up": mismatched},
+    )
+
+
+def _result(
+    check: str, spec: ReportSpec, severity: dg.AssetCheckSeverity, problem: str | None, metadata: dict[str, Any]
+) -> dg.AssetCheckResult:
+    """The check's result on the report's table: passed unless `problem` says what is wrong."""
     return dg.AssetCheckResult(
-        check_name=total.check,
+        check_name=check,
         asset_key=spec.name,
-        passed=mismatched == 0,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"rows_not_adding_up": mismatched},
+        passed=problem is None,
+        severity=severity,
+        description=problem,
+        metadata=metadata,
     )
 
 
