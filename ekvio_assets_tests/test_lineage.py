@@ -40,6 +40,18 @@ def test_columns_are_traced_through_ctes_joins_unions_stars_and_subqueries() -> 
     }
 
 
+def test_the_parameters_bound_anywhere_in_the_statement_are_listed() -> None:
+    lineage = trace_lineage(
+        """
+        WITH passed AS (SELECT login FROM scores WHERE percent >= $pass_mark)
+        SELECT p.login, $team AS team FROM people p
+        WHERE p.login IN (SELECT login FROM passed) AND p.team <> (SELECT $excluded)
+        """,
+        TABLES,
+    )
+    assert lineage.parameters == {"pass_mark", "team", "excluded"}
+
+
 @pytest.mark.parametrize(
     "sql",
     [
@@ -69,6 +81,8 @@ def test_the_tables_read_are_those_duckdb_itself_lists(sql: str) -> None:
         ("SELECT p.nickname AS nick FROM people p", "p does not provide"),
         ("SELECT login, 1 + 1 FROM people", "have no name"),
         ("SELEC login FROM people", "syntax"),
+        ("SELECT login FROM people; SELECT 1 AS one", "expected one SELECT statement, found 2"),
+        ("CREATE TABLE copy AS SELECT login FROM people", "Only SELECT statements"),
     ],
 )
 def test_sql_that_cannot_be_traced_is_an_error_naming_why(sql: str, message: str) -> None:

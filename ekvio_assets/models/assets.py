@@ -21,9 +21,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from ekvio_assets.models.lineage import trace_lineage
-from ekvio_assets.models.specs import MODELS, SETUP_SQL, ModelSpec, Reference
-from ekvio_assets.models.validation import columns_by_table
+from ekvio_assets.models.specs import MODEL_LINEAGE, MODELS, SETUP_SQL, ModelSpec, Reference
 from ekvio_assets.reports.specs import REPORT_TABLES
 from ekvio_assets.reports.tables import table_columns
 from ekvio_assets.storage.metadata import qualified_table_name, table_metadata
@@ -136,12 +134,9 @@ def declared_schema(spec: ModelSpec) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in spec.columns])
 
 
-_TABLE_COLUMNS = columns_by_table(MODELS)
-
-
 def column_lineage(spec: ModelSpec) -> dg.TableColumnLineage:
     """Each column's source columns, traced through the model's SQL (columns counted or constant have none)."""
-    lineage = trace_lineage(spec.sql, _TABLE_COLUMNS)
+    lineage = MODEL_LINEAGE[spec.name]
     return dg.TableColumnLineage(
         deps_by_column={
             column: [

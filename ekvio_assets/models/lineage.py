@@ -1,14 +1,15 @@
 """Where each column of a model comes from, read from DuckDB's own parse of the model's SELECT.
 
-`json_serialize_sql` gives the statement's tree; every output column is traced through CTEs,
-subqueries, joins and set operations down to the columns of the tables the model reads. A second
-walk of the same tree lists every table the statement reads, wherever it names one (FROM, joins,
-subqueries in any clause), a CTE's name meaning the CTE where one is in scope: the asset graph is
-derived from the SQL, not written beside it.
+`json_serialize_sql` gives the statement's tree (it serializes SELECTs only); every output column
+is traced through CTEs, subqueries, joins and set operations down to the columns of the tables the
+model reads. Other walks of the same tree list every table the statement reads, wherever it names
+one (FROM, joins, subqueries in any clause), a CTE's name meaning the CTE where one is in scope, and
+the `$name` parameters it binds: the asset graph is derived from the SQL, not written beside it.
 
 Why not `duckdb.get_table_names`: in DuckDB 2.0 it binds the statement, so it rejects the models'
-`$name` parameters ("Unexpected prepared parameter") and needs every table, column and macro the
-statement uses to exist already; parsing alone needs none of them.
+`$name` parameters ("Unexpected prepared parameter"), needs every table, column and macro the
+statement uses to exist already, and even then fails on some valid SELECTs (a USING join on a CTE
+that selects `*`); parsing alone needs none of them.
 """
 
 from __future__ import annotations
@@ -41,19 +42,19 @@ class _Relation:
     outputs: dict[str, set[Source]] | None = None
 
 
-def _nodes(expression: Any, wanted: str) -> Iterator[dict[str, Any]]:
-    """The nodes of class `wanted` in an expression; it does not descend into them, nor into
-    subqueries, which have their own scope."""
+def _nodes(expression: Any, wanted: str, into_subqueries: bool = False) -> Iterator[dict[str, Any]]:
+    """The nodes of class `wanted` in an expression; it does not descend into them, nor (unless
+    told) into subqueries, which have their own scope."""
     if isinstance(expression, dict):
         kind = expression.get("class")
         if kind == wanted:
             yield expression
-        elif kind != "SUBQUERY":
+        elif kind != "SUBQUERY" or into_subqueries:
             for value in expression.values():
-                yield from _nodes(value, wanted)
+                yield from _nodes(value, wanted, into_subqueries)
     elif isinstance(expression, list):
         for item in expression:
-            yield from _nodes(item, wanted)
+            yield from _nodes(item, wanted, into_subqueries)
 
 
 class _Tracer:
@@ -170,6 +171,8 @@ def _cte_entries(node: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 class ModelLineage:
     tables_read: frozenset[str]
     sources_by_column: Mapping[str, frozenset[Source]]
+    # The names of the `$name` parameters the statement binds.
+    parameters: frozenset[str]
 
 
 def _tables_in(tree: Any, ctes: frozenset[str]) -> Iterator[str]:
@@ -195,17 +198,23 @@ def _statement(sql: str) -> dict[str, Any]:
     parsed = json.loads(serialized)
     if parsed["error"]:
         raise LineageError(parsed.get("error_message", "the SQL does not parse"))
+    if len(parsed["statements"]) != 1:
+        raise LineageError(f"expected one SELECT statement, found {len(parsed['statements'])}")
     return parsed["statements"][0]["node"]
 
 
 def trace_lineage(sql: str, table_columns: Mapping[str, Sequence[str]]) -> ModelLineage:
-    """The tables `sql` reads and, per output column, the (table, column) pairs it is computed from;
-    `table_columns` are the columns of every table a model may read."""
+    """The tables `sql` reads, the parameters it binds and, per output column, the (table, column)
+    pairs it is computed from; `table_columns` are the columns of every table a model may read."""
     statement = _statement(sql)
     outputs = _Tracer(table_columns)._positional(statement, {}, None)
     unnamed = [str(index + 1) for index, (name, _) in enumerate(outputs) if not name]
     if unnamed:
         raise LineageError(f"the output columns {', '.join(unnamed)} have no name: give them an alias")
     return ModelLineage(
-        frozenset(_tables_in(statement, frozenset())), {name: frozenset(found) for name, found in outputs if name}
+        tables_read=frozenset(_tables_in(statement, frozenset())),
+        sources_by_column={name: frozenset(found) for name, found in outputs if name},
+        parameters=frozenset(
+            parameter["identifier"] for parameter in _nodes(statement, "PARAMETER", into_subqueries=True)
+        ),
     )

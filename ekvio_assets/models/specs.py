@@ -42,6 +42,7 @@ from typing import Any
 
 import yaml
 
+from ekvio_assets.models.lineage import ModelLineage
 from ekvio_assets.models.validation import ModelFileError, check_models
 
 MODELS_DIR = Path(__file__).with_name("sql")
@@ -123,6 +124,9 @@ class ModelSpec:
         return tuple(column.name for column in self.columns)
 
 
+# libyaml's parser where PyYAML has it: four times faster, and every process that loads the
+# definitions reads these files.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _REQUIRED = frozenset({"description", "key", "reads", "columns"})
 _OPTIONAL = frozenset({"nullable_key", "parameters", "references", "reads_the_clock"})
 _REFERENCE_FIELDS = frozenset({"table", "column", "target", "target_column", "with_columns", "target_values"})
@@ -184,7 +188,7 @@ def load_model(directory: Path, name: str) -> ModelSpec:
     """The model `name` as its two files in `directory` describe it (checked for their shape only)."""
     path = directory / f"{name}.yaml"
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except yaml.YAMLError as error:
         raise ModelFileError(f"{path.name}: not YAML: {error}") from None
     found = _fields(document, _REQUIRED, _OPTIONAL, path.name)
@@ -220,9 +224,9 @@ def load_model(directory: Path, name: str) -> ModelSpec:
     )
 
 
-def load_models(directory: Path, names: tuple[str, ...]) -> tuple[ModelSpec, ...]:
+def load_models(directory: Path, names: tuple[str, ...]) -> tuple[tuple[ModelSpec, ...], dict[str, ModelLineage]]:
     """The models `names`, each from its pair of files in `directory`, checked against their SQL and
-    the report specs; every model file there must be one of them."""
+    the report specs, and their lineage; every model file there must be one of them."""
     for suffix in (".sql", ".yaml"):
         stems = {path.stem for path in directory.glob(f"*{suffix}")}
         if missing := set(names) - stems:
@@ -232,9 +236,10 @@ def load_models(directory: Path, names: tuple[str, ...]) -> tuple[ModelSpec, ...
                 f"{directory}: {', '.join(sorted(unlisted))} ({suffix}) are no models: name them in MODEL_NAMES"
             )
     models = tuple(load_model(directory, name) for name in names)
-    check_models(models)
-    return models
+    return models, check_models(models)
 
 
-MODELS: tuple[ModelSpec, ...] = load_models(MODELS_DIR, MODEL_NAMES)
+# MODEL_LINEAGE: what DuckDB's parse of each model's SQL says (the tables it reads, where each
+# column comes from), traced once, when the files load.
+MODELS, MODEL_LINEAGE = load_models(MODELS_DIR, MODEL_NAMES)
 MODELS_BY_NAME = {spec.name: spec for spec in MODELS}

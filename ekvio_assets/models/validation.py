@@ -6,9 +6,10 @@ naming the file and what to change, before any asset exists.
   as DuckDB's parse of the SQL lists them, and those its references check.
 - The `parameters` it declares are exactly the `$name` parameters its SQL binds.
 - A list of columns written out from the report specs (the course report's group columns, a column
-  per course content type or per material type) is written out whole: a model that reads or produces
-  one of them reads or produces them all, so a value added to a report spec fails the load until every
-  model that lists them lists it too.
+  per course content type or per material type) is written out whole: a model that produces one of
+  them produces them all, and one whose columns are computed from one of a table's reads them all
+  from it; a value added to a report spec fails the load until every model that lists them lists it.
+- Its key and references name columns that exist.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-import duckdb
 
 from ekvio_assets.models.lineage import LineageError, ModelLineage, trace_lineage
 from ekvio_assets.reports.specs import COURSE_STATISTICS, MATERIAL_TYPES, REPORT_TABLES
@@ -61,7 +60,7 @@ WRITTEN_OUT_LISTS = (
 )
 
 
-def columns_by_table(models: Iterable[ModelSpec]) -> dict[str, list[str]]:
+def _columns_by_table(models: Iterable[ModelSpec]) -> dict[str, list[str]]:
     """The columns of every table a model may read: the report tables and the models."""
     return {
         **{table.name: [name for name, _, _ in table_columns(table)] for table in REPORT_TABLES},
@@ -69,9 +68,11 @@ def columns_by_table(models: Iterable[ModelSpec]) -> dict[str, list[str]]:
     }
 
 
-def check_models(models: Sequence[ModelSpec]) -> None:
-    """Raise a `ModelFileError` for the first model whose files disagree with its SQL or the report specs."""
-    readable = columns_by_table(models)
+def check_models(models: Sequence[ModelSpec]) -> dict[str, ModelLineage]:
+    """Each model's lineage (what its SQL reads and binds), once it is checked; a `ModelFileError`
+    for the first model whose files disagree with its SQL or the report specs."""
+    readable = _columns_by_table(models)
+    lineages = {}
     for model in models:
         try:
             lineage = trace_lineage(model.sql, readable)
@@ -80,8 +81,10 @@ def check_models(models: Sequence[ModelSpec]) -> None:
         _check_columns(model, lineage)
         _check_named_columns(model, readable)
         _check_reads(model, lineage)
-        _check_parameters(model)
+        _check_parameters(model, lineage)
         _check_written_out_lists(model, lineage)
+        lineages[model.name] = lineage
+    return lineages
 
 
 def _listed(names: Iterable[str]) -> str:
@@ -92,7 +95,7 @@ def _check_columns(model: ModelSpec, lineage: ModelLineage) -> None:
     selected = list(lineage.sources_by_column)
     if selected != list(model.column_names):
         raise ModelFileError(
-            f"{model.name}: {model.name}.sql selects the columns {', '.join(selected)}; "
+            f"{model.name}.sql selects the columns {', '.join(selected)}; "
             f"{model.name}.yaml declares {', '.join(model.column_names)}"
         )
 
@@ -127,14 +130,10 @@ def _check_reads(model: ModelSpec, lineage: ModelLineage) -> None:
         )
 
 
-def _check_parameters(model: ModelSpec) -> None:
-    statements = duckdb.extract_statements(model.sql)
-    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-        raise ModelFileError(f"{model.name}.sql: expected one SELECT statement")
-    bound = statements[0].named_parameters
-    if bound != set(model.parameters):
+def _check_parameters(model: ModelSpec, lineage: ModelLineage) -> None:
+    if lineage.parameters != set(model.parameters):
         raise ModelFileError(
-            f"{model.name}: {model.name}.sql binds the parameters {_listed(bound)}; "
+            f"{model.name}.sql binds the parameters {_listed(lineage.parameters)}; "
             f"{model.name}.yaml declares {_listed(model.parameters)}"
         )
 
