@@ -7,13 +7,14 @@ import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
 import pytest
+import yaml
 
 from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
@@ -25,12 +26,14 @@ from ekvio_assets.models.assets import (
     key_violations,
     references_check_result,
 )
-from ekvio_assets.models.specs import LEARNERS, MATERIALS, MODELS, MODELS_BY_NAME, MATERIAL_TYPES
+from ekvio_assets.models.specs import MODELS, MODELS_BY_NAME, MODELS_DIR
+from ekvio_assets.reports.specs import MATERIAL_TYPES
 from ekvio_assets.simulator import Dataset, running_simulator
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 from ekvio_assets_tests.conftest import TEST_TOKEN, full_export
 
 MODEL_KEYS = [dg.AssetKey(spec.name) for spec in MODELS]
+LEARNERS, MATERIALS = MODELS_BY_NAME["learners"], MODELS_BY_NAME["materials"]
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,9 @@ def loaded(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         patch.setenv("EKVIO_START_DATE", dataset.config.start.isoformat())
         settings = Settings.from_env()
         assert full_export(settings).success
-        built_from = datetime.now(timezone.utc)
+        built_from = datetime.now(UTC)
         result = _materialize_models(settings.data_dir, settings.timezone)
-        built_to = datetime.now(timezone.utc)
+        built_to = datetime.now(UTC)
     assert result.success
     yield Loaded(settings, dataset, result, built_from, built_to)
 
@@ -74,7 +77,7 @@ def _rows(settings: Settings, sql: str) -> list[dict[str, Any]]:
     with duckdb.connect(str(settings.working_database_path), read_only=True) as con:
         cursor = con.execute(sql)
         names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _by_key(settings: Settings, model: str) -> dict[tuple[Any, ...], dict[str, Any]]:
@@ -111,17 +114,32 @@ def test_definitions_register_every_model_with_its_blocking_key_check_and_its_re
     assert login_checked == fact_tables
 
 
+# How duckdb_columns() spells the types the model files name.
+_DUCKDB_TYPE_NAMES = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
+
+
 def test_models_materialize_with_their_schema_comments_and_passing_checks(loaded: Loaded) -> None:
     for spec in MODELS:
         metadata = loaded.result.asset_materializations_for_node(spec.name)[0].metadata
-        row_count = metadata["dagster/row_count"].value
-        assert row_count > 0, spec.name
-        schema = metadata["dagster/column_schema"].schema
-        # Types are the declared casts; information_schema spells some differently (TIMESTAMP WITH TIME ZONE).
-        assert [(c.name, c.description) for c in schema.columns] == [
-            (c.name, c.description) for c in spec.columns
-        ], spec.name
+        assert metadata["dagster/row_count"].value > 0, spec.name
         assert metadata["missing_report_tables"].value == ""
+    with duckdb.connect(str(loaded.settings.working_database_path), read_only=True) as con:
+        for spec in MODELS:
+            # What the model's YAML file says, read as the file itself, against what DuckDB stored.
+            written = yaml.safe_load((MODELS_DIR / f"{spec.name}.yaml").read_text(encoding="utf-8"))
+            stored = con.execute(
+                "SELECT column_name, data_type, comment FROM duckdb_columns() "
+                "WHERE table_name = ? ORDER BY column_index",
+                [spec.name],
+            ).fetchall()
+            assert stored == [
+                (column["name"], _DUCKDB_TYPE_NAMES.get(column["type"], column["type"]), column["description"])
+                for column in written["columns"]
+            ], spec.name
+            [(table_comment,)] = con.execute(
+                "SELECT comment FROM duckdb_tables() WHERE table_name = ?", [spec.name]
+            ).fetchall()
+            assert table_comment == f"{written['description']} One row per {' + '.join(written['key'])}.", spec.name
     evaluations = _evaluations(loaded.result)
     expected = {(spec.name, KEY_CHECK) for spec in MODELS}
     expected |= {(spec.name, REFERENCES_CHECK) for spec in MODELS if spec.references}
@@ -150,7 +168,9 @@ def test_every_learner_of_every_report_and_model_is_in_learners(loaded: Loaded) 
     for (login,), row in learners.items():
         if login in courses:
             assert (row["user_id"], row["fio"], row["group_region"]) == (
-                courses[login]["user_id"], courses[login]["fio"], courses[login]["group_region"]
+                courses[login]["user_id"],
+                courses[login]["fio"],
+                courses[login]["group_region"],
             )
         else:
             assert row["user_id"] is None
@@ -207,8 +227,15 @@ def test_learner_summary_counts_for_every_learner(loaded: Loaded) -> None:
     assert len(summary) == len(_by_key(loaded.settings, "learners"))
     checked = 0
     for (login,), row in summary.items():
-        for column in ("courses_assigned", "courses_completed", "programs_assigned", "programs_completed",
-                       "programs_failed", "tests_assigned", "tests_passed"):
+        for column in (
+            "courses_assigned",
+            "courses_completed",
+            "programs_assigned",
+            "programs_completed",
+            "programs_failed",
+            "tests_assigned",
+            "tests_passed",
+        ):
             assert row[column] == expected[login][column], (login, column)
         if best[login]:
             assert row["average_test_percent"] == pytest.approx(sum(best[login]) / len(best[login]))
@@ -260,7 +287,9 @@ def test_every_material_and_programme_sent_is_a_row_with_or_without_learners(loa
     for material in dataset.materials:
         row = materials[(material.material_id, material.type)]
         assert (row["material_name"], row["max_points"], row["material_visibility"]) == (
-            material.name, material.points, material.visibility
+            material.name,
+            material.points,
+            material.visibility,
         )
         assert row["learners_assigned"] == assigned[(material.material_id, material.type)]
         assert row["attempts_count"] == (tried[material.material_id] if material.type == "test" else 0)
@@ -315,7 +344,10 @@ def test_attempts_refer_to_the_test_of_their_id_and_statistics_to_their_type_and
         con.execute("INSERT INTO material_statistics VALUES (135, 'document'), (9, 'longread'), (75, NULL)")
         result = references_check_result(con, MATERIALS)
     assert not result.passed
-    assert result.metadata["orphans: attempts.material_id in materials.material_id where material_type = 'test'"].value == 1
+    assert (
+        result.metadata["orphans: attempts.material_id in materials.material_id where material_type = 'test'"].value
+        == 1
+    )
     statistics = "material_statistics.(material_id, material_type) in materials.(material_id, material_type)"
     assert result.metadata[f"orphans: {statistics}"].value == 3
     assert f"{statistics}: 3 rows, e.g. (9, 'longread'), (75, None), (135, 'document')" in result.description

@@ -21,10 +21,9 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from ekvio_assets.models.lineage import trace_lineage
-from ekvio_assets.models.specs import MODELS, SETUP_SQL, ModelSpec, Reference
-from ekvio_assets.reports.tables import table_columns
+from ekvio_assets.models.specs import MODEL_LINEAGE, MODELS, SETUP_SQL, ModelSpec, Reference
 from ekvio_assets.reports.specs import REPORT_TABLES
+from ekvio_assets.reports.tables import table_columns
 from ekvio_assets.storage.metadata import qualified_table_name, table_metadata
 from ekvio_assets.storage.sql import fetch_count, literal, quote, table_names
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
@@ -81,7 +80,9 @@ def key_check_result(spec: ModelSpec, violations: KeyViolations) -> dg.AssetChec
         asset_key=dg.AssetKey(spec.name),
         passed=violations.passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=None if violations.passed else (
+        description=None
+        if violations.passed
+        else (
             f"{spec.name}: {violations.null_keys} rows with a null key, {violations.duplicate_keys} key "
             f"values on more than one row (key {', '.join(spec.key)})"
         ),
@@ -102,11 +103,11 @@ def orphans(con: duckdb.DuckDBPyConnection, reference: Reference) -> tuple[int, 
     matches += [f"t.{quote(target)} = {literal(value)}" for target, value in reference.target_values]
     own_columns = [f"s.{quote(own)}" for own in (reference.column, *(own for own, _ in reference.with_columns))]
     named = own_columns[0] if len(own_columns) == 1 else f"({', '.join(own_columns)})"
-    count, examples = con.execute(
+    [(count, examples)] = con.execute(
         f"SELECT count(*), (list(DISTINCT {named} ORDER BY {named}))[1:{_EXAMPLES}] "
         f"FROM {quote(reference.table)} AS s ANTI JOIN {quote(reference.target)} AS t "
         f"ON {' AND '.join(matches)} WHERE s.{column} IS NOT NULL"
-    ).fetchone()
+    ).fetchall()
     return int(count), [tuple(value.values()) if isinstance(value, dict) else value for value in examples or []]
 
 
@@ -118,7 +119,10 @@ def references_check_result(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> 
         asset_key=dg.AssetKey(spec.name),
         passed=not broken,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=None if not broken else "Rows referring to nothing: " + "; ".join(
+        description=None
+        if not broken
+        else "Rows referring to nothing: "
+        + "; ".join(
             f"{described}: {count} rows, e.g. {', '.join(map(str, examples))}"
             for described, (count, examples) in broken.items()
         ),
@@ -127,24 +131,17 @@ def references_check_result(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> 
 
 
 def declared_schema(spec: ModelSpec) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in spec.columns]
-    )
-
-
-# The columns of every table a model may read: the report tables and the models.
-_TABLE_COLUMNS = {
-    **{table.name: [name for name, _, _ in table_columns(table)] for table in REPORT_TABLES},
-    **{model.name: list(model.column_names) for model in MODELS},
-}
+    return dg.TableSchema(columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in spec.columns])
 
 
 def column_lineage(spec: ModelSpec) -> dg.TableColumnLineage:
     """Each column's source columns, traced through the model's SQL (columns counted or constant have none)."""
-    lineage = trace_lineage(spec.sql, _TABLE_COLUMNS)
+    lineage = MODEL_LINEAGE[spec.name]
     return dg.TableColumnLineage(
         deps_by_column={
-            column: [dg.TableColumnDep(asset_key=dg.AssetKey(table), column_name=source) for table, source in sorted(sources)]
+            column: [
+                dg.TableColumnDep(asset_key=dg.AssetKey(table), column_name=source) for table, source in sorted(sources)
+            ]
             for column, sources in lineage.sources_by_column.items()
             if sources
         }
@@ -153,7 +150,13 @@ def column_lineage(spec: ModelSpec) -> dg.TableColumnLineage:
 
 def code_version(spec: ModelSpec) -> str:
     """Changes whenever what the build runs changes: the SQL, its parameters, the columns' types and comments."""
-    built_from = [SETUP_SQL, spec.sql, sorted(spec.parameters.items()), spec.description, [(c.name, c.type, c.description) for c in spec.columns]]
+    built_from = [
+        SETUP_SQL,
+        spec.sql,
+        sorted(spec.parameters.items()),
+        spec.description,
+        [(c.name, c.type, c.description) for c in spec.columns],
+    ]
     return hashlib.sha256(json.dumps(built_from, default=str).encode()).hexdigest()[:16]
 
 
@@ -269,4 +272,3 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
 
 def build_model_assets() -> list[dg.AssetsDefinition]:
     return [build_model_asset(spec) for spec in MODELS]
-
