@@ -81,10 +81,22 @@ def result_records(path: Path) -> list[Any]:
 def attempt_record(attempt_id: str, updated_at: str, **fields: Any) -> dict[str, Any]:
     """A test attempt as the API sends it, changed at `updated_at`; `fields` add or replace fields."""
     return {
-        "id": attempt_id, "material_id": 742, "login": "ivanov", "status": "completed", "number": 1,
-        "points": 10, "percent": 100, "q_count": 5, "q_success": 5, "q_fail": 0, "q_checking": 0,
-        "started_at": "2024-03-01T10:00:00+03:00", "ended_at": "2024-03-01T10:05:00+03:00",
-        "created_at": "2024-03-01T10:05:00+03:00", "updated_at": updated_at, **fields,
+        "id": attempt_id,
+        "material_id": 742,
+        "login": "ivanov",
+        "status": "completed",
+        "number": 1,
+        "points": 10,
+        "percent": 100,
+        "q_count": 5,
+        "q_success": 5,
+        "q_fail": 0,
+        "q_checking": 0,
+        "started_at": "2024-03-01T10:00:00+03:00",
+        "ended_at": "2024-03-01T10:05:00+03:00",
+        "created_at": "2024-03-01T10:05:00+03:00",
+        "updated_at": updated_at,
+        **fields,
     }
 
 
@@ -133,20 +145,24 @@ def day_key(running: Any, index: int) -> str:
 
 def run_job(settings: Settings, job_name: str, tags: dict[str, str], instance: dg.DagsterInstance | None = None):
     job = build_definitions(settings).resolve_job_def(job_name)
-    result = job.execute_in_process(instance=instance or dg.DagsterInstance.ephemeral(), tags=tags, raise_on_error=False)
+    result = job.execute_in_process(
+        instance=instance or dg.DagsterInstance.ephemeral(), tags=tags, raise_on_error=False
+    )
     assert result.success
     return result
 
 
 def refresh_days(settings: Settings, running: Any, first: int, last: int | None = None, **kwargs: Any):
-    return run_job(settings, REFRESH_JOB, partition_range_tags(day_key(running, first), day_key(running, last or first)), **kwargs)
+    return run_job(
+        settings, REFRESH_JOB, partition_range_tags(day_key(running, first), day_key(running, last or first)), **kwargs
+    )
 
 
 def table_by_key(database: Path, spec: ReportSpec) -> dict[tuple[Any, ...], dict[str, Any]]:
     with duckdb.connect(str(database), read_only=True) as con:
         cursor = con.execute(f'SELECT * FROM "{spec.name}"')
         names = [column[0] for column in cursor.description]
-        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     table = {}
     for row in rows:
         data = {name: value for name, value in row.items() if not name.startswith("_")}

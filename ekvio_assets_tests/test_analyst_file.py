@@ -46,7 +46,8 @@ columns = con.execute(
     "WHERE database_name = current_database() AND NOT internal ORDER BY table_name, column_index"
 ).fetchall()
 counts = {table: con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] for table, _ in tables}
-json.dump({"version": duckdb.__version__, "rows": rows, "tables": tables, "columns": columns, "counts": counts}, sys.stdout)
+seen = {"version": duckdb.__version__, "rows": rows, "tables": tables, "columns": columns, "counts": counts}
+json.dump(seen, sys.stdout)
 """
 
 EXPECTED_TABLES = {
@@ -114,7 +115,11 @@ def _ask(python: Path | str, database: Path, queries: list[str]) -> dict[str, An
     )
     assert answer.returncode == 0, answer.stderr[-3000:]
     seen = json.loads(answer.stdout)
-    return {**seen, "tables": [tuple(row) for row in seen["tables"]], "columns": [tuple(row) for row in seen["columns"]]}
+    return {
+        **seen,
+        "tables": [tuple(row) for row in seen["tables"]],
+        "columns": [tuple(row) for row in seen["columns"]],
+    }
 
 
 def _catalog(database: Path) -> dict[str, Any]:
@@ -131,7 +136,7 @@ def test_older_duckdb_releases_open_the_file_and_run_the_example_queries(
     assert len(queries) == 5
     seen = _ask(python, published, queries)
     assert seen["version"] == version
-    assert all(rows > 0 for rows in seen["rows"]), dict(zip(queries, seen["rows"]))
+    assert all(rows > 0 for rows in seen["rows"]), dict(zip(queries, seen["rows"], strict=True))
     # Every table, column, type, comment and row, as this project's DuckDB reads them.
     ours = _catalog(published)
     assert {table for table, _ in seen["tables"]} == EXPECTED_TABLES
@@ -175,7 +180,7 @@ def test_the_tables_command_prints_the_dictionary_of_the_published_file(publishe
     for table, comment in catalog["tables"]:
         # Wrapped lines, read back as one text.
         assert comment.split() == blocks[table].split("\n  ", 1)[1].split()[: len(comment.split())], table
-    for table, column, data_type, comment in catalog["columns"]:
+    for _table, column, data_type, comment in catalog["columns"]:
         line = re.search(rf"^  {re.escape(column)} +{re.escape(data_type)} +(.*)$", blocks[table], re.M)
         assert line and comment.startswith(line.group(1)), (table, column)
 
@@ -183,7 +188,7 @@ def test_the_tables_command_prints_the_dictionary_of_the_published_file(publishe
     assert markdown.returncode == 0, markdown.stderr
     for table, comment in catalog["tables"]:
         assert f"## {table}\n\n{comment}\n" in markdown.stdout
-    for table, column, data_type, comment in catalog["columns"]:
+    for _table, column, data_type, comment in catalog["columns"]:
         assert f"| `{column}` | {data_type} | {comment} |" in markdown.stdout
 
 
@@ -191,4 +196,7 @@ def test_the_tables_command_before_the_first_refresh_is_one_line_and_exit_1(tmp_
     finished = _tables_command(tmp_path / "data")
     assert finished.returncode == 1
     assert finished.stdout == ""
-    assert finished.stderr.strip() == f"{tmp_path / 'data' / 'ekvio.duckdb'} does not exist yet: `ekvio-assets refresh` publishes it"
+    assert (
+        finished.stderr.strip()
+        == f"{tmp_path / 'data' / 'ekvio.duckdb'} does not exist yet: `ekvio-assets refresh` publishes it"
+    )

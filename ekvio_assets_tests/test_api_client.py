@@ -54,28 +54,36 @@ def test_another_running_task_is_waited_out(simulator_factory: Any, tmp_path: Pa
     assert sum("another Course (training) statistics task is running" in m for m in caplog.messages) == 2
 
 
-def test_a_task_that_keeps_running_elsewhere_fails_after_the_bounded_wait(simulator_factory: Any, tmp_path: Path) -> None:
+def test_a_task_that_keeps_running_elsewhere_fails_after_the_bounded_wait(
+    simulator_factory: Any, tmp_path: Path
+) -> None:
     faults = FaultPlan([FaultRule("create", "task_running", count=1000)])
     with simulator_factory(faults=faults) as running, pytest.raises(EkvioApiError, match="kept running"):
         _client(running, busy_wait_timeout_seconds=0.2).export(ATTEMPTS, FULL_EXPORT, tmp_path)
 
 
 def test_a_failed_task_names_its_id(simulator_factory: Any, tmp_path: Path) -> None:
-    with simulator_factory(faults=FaultPlan([FaultRule("poll", "task_fail")])) as running:
-        with pytest.raises(EkvioApiError, match=r"Test attempts task \d+ failed on the Ekvio side"):
-            _client(running).export(ATTEMPTS, FULL_EXPORT, tmp_path)
+    with (
+        simulator_factory(faults=FaultPlan([FaultRule("poll", "task_fail")])) as running,
+        pytest.raises(EkvioApiError, match=r"Test attempts task \d+ failed on the Ekvio side"),
+    ):
+        _client(running).export(ATTEMPTS, FULL_EXPORT, tmp_path)
 
 
 def test_a_task_completed_without_a_file_is_an_error(simulator_factory: Any, tmp_path: Path) -> None:
-    with simulator_factory(faults=FaultPlan([FaultRule("poll", "completed_without_file")])) as running:
-        with pytest.raises(EkvioApiError, match=r"task \d+ completed without a result file URL"):
-            _client(running).export(ATTEMPTS, FULL_EXPORT, tmp_path)
+    with (
+        simulator_factory(faults=FaultPlan([FaultRule("poll", "completed_without_file")])) as running,
+        pytest.raises(EkvioApiError, match=r"task \d+ completed without a result file URL"),
+    ):
+        _client(running).export(ATTEMPTS, FULL_EXPORT, tmp_path)
 
 
 def test_a_task_that_never_completes_times_out(simulator_factory: Any, tmp_path: Path) -> None:
-    with simulator_factory(faults=FaultPlan([FaultRule("poll", "never_complete", count=None)])) as running:
-        with pytest.raises(EkvioApiError, match=r"task \d+ did not complete within 1 s"):
-            _client(running, poll_interval_seconds=0.05, poll_timeout_seconds=1).export(ATTEMPTS, FULL_EXPORT, tmp_path)
+    with (
+        simulator_factory(faults=FaultPlan([FaultRule("poll", "never_complete", count=None)])) as running,
+        pytest.raises(EkvioApiError, match=r"task \d+ did not complete within 1 s"),
+    ):
+        _client(running, poll_interval_seconds=0.05, poll_timeout_seconds=1).export(ATTEMPTS, FULL_EXPORT, tmp_path)
 
 
 @pytest.mark.parametrize("call", ["create", "poll", "download"])
@@ -86,14 +94,19 @@ def test_gateway_errors_are_retried(simulator_factory: Any, tmp_path: Path, call
 
 
 def test_retries_are_bounded(simulator_factory: Any, tmp_path: Path) -> None:
-    with simulator_factory(faults=FaultPlan([FaultRule("poll", "http_503", count=10)])) as running:
-        with pytest.raises(EkvioApiError, match=r"poll task \d+ of the Test attempts report: HTTP 503 after 4 attempts"):
-            _client(running).export(ATTEMPTS, FULL_EXPORT, tmp_path)
+    with (
+        simulator_factory(faults=FaultPlan([FaultRule("poll", "http_503", count=10)])) as running,
+        pytest.raises(EkvioApiError, match=r"poll task \d+ of the Test attempts report: HTTP 503 after 4 attempts"),
+    ):
+        _client(running).export(ATTEMPTS, FULL_EXPORT, tmp_path)
 
 
 def test_a_wrong_token_fails_at_once_without_showing_it(simulator: Any, tmp_path: Path, caplog: Any) -> None:
     wrong = "wrong-token-visible-if-leaked"
-    with caplog.at_level(logging.DEBUG), pytest.raises(EkvioApiError, match="HTTP 401; the API token was refused") as raised:
+    with (
+        caplog.at_level(logging.DEBUG),
+        pytest.raises(EkvioApiError, match="HTTP 401; the API token was refused") as raised,
+    ):
         _client(simulator, token=wrong).export(ATTEMPTS, FULL_EXPORT, tmp_path)
     assert wrong not in str(raised.value) and wrong not in caplog.text
     assert TEST_TOKEN not in caplog.text
@@ -102,7 +115,9 @@ def test_a_wrong_token_fails_at_once_without_showing_it(simulator: Any, tmp_path
 def test_an_unavailable_module_says_what_to_do(simulator_factory: Any, tmp_path: Path) -> None:
     faults = FaultPlan([FaultRule("create", "module_unavailable", count=None, report=COURSE_STATISTICS.name)])
     with simulator_factory(faults=faults) as running:
-        with pytest.raises(EkvioApiError, match="Course .* report is not available for this company .*enable the module"):
+        with pytest.raises(
+            EkvioApiError, match="Course .* report is not available for this company .*enable the module"
+        ):
             _client(running).export(COURSE_STATISTICS, FULL_EXPORT, tmp_path)
         assert result_records(_client(running).export(ATTEMPTS, FULL_EXPORT, tmp_path / "a").path)
 

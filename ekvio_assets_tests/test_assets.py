@@ -36,7 +36,7 @@ def _table(settings: Settings, spec: ReportSpec) -> dict[tuple[Any, ...], dict[s
     with duckdb.connect(str(settings.working_database_path), read_only=True) as con:
         cursor = con.execute(f'SELECT * FROM "{spec.name}"')
         names = [column[0] for column in cursor.description]
-        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     return {tuple(row[column] for column in spec.key): row for row in rows}
 
 
@@ -74,11 +74,26 @@ def test_every_asset_has_owners_a_layer_a_qualified_table_and_pii_where_people_a
     defs = build_definitions(Settings.from_env({"EKVIO_ASSET_OWNERS": "team:hr-analytics,anna@example.com"}))
     graph = defs.resolve_asset_graph()
     personal = {
-        "attempts", "material_statistics", "course_statistics", "program_statistics", "learners",
-        "learner_material_progress", "learner_course_progress", "learner_program_progress", "learner_summary",
-        "analyst_database", "learning_report",
+        "attempts",
+        "material_statistics",
+        "course_statistics",
+        "program_statistics",
+        "learners",
+        "learner_material_progress",
+        "learner_course_progress",
+        "learner_program_progress",
+        "learner_summary",
+        "analyst_database",
+        "learning_report",
     }
-    reports = {"attempts", "material_statistics", "reported_materials", "course_statistics", "program_statistics", "reported_programs"}
+    reports = {
+        "attempts",
+        "material_statistics",
+        "reported_materials",
+        "course_statistics",
+        "program_statistics",
+        "reported_programs",
+    }
     for key in graph.get_all_asset_keys():
         node, name = graph.get(key), key.to_user_string()
         assert node.owners == ["team:hr-analytics", "anna@example.com"], name
@@ -92,7 +107,10 @@ def test_a_models_code_version_follows_its_sql() -> None:
     graph = build_definitions(Settings.from_env({})).resolve_asset_graph()
     versions = {model.name: graph.get(dg.AssetKey(model.name)).code_version for model in MODELS}
     assert all(versions.values()) and len(set(versions.values())) == len(MODELS)
-    assert build_definitions(Settings.from_env({})).resolve_asset_graph().get(dg.AssetKey("learners")).code_version == versions["learners"]
+    assert (
+        build_definitions(Settings.from_env({})).resolve_asset_graph().get(dg.AssetKey("learners")).code_version
+        == versions["learners"]
+    )
     changed = dataclasses.replace(MODELS[0], sql=MODELS[0].sql.replace("SELECT", "SELECT DISTINCT", 1))
     assert code_version(changed) != versions[MODELS[0].name]
 
@@ -143,7 +161,11 @@ def test_refreshing_again_changes_nothing(
     assert {spec.name: _table(settings, spec) for spec in REPORTS} == before
     for event in second.get_asset_materialization_events():
         metadata = event.materialization.metadata
-        assert (metadata["rows_inserted"].value, metadata["rows_updated"].value, metadata["rows_changed"].value) == (0, 0, 0)
+        assert (metadata["rows_inserted"].value, metadata["rows_updated"].value, metadata["rows_changed"].value) == (
+            0,
+            0,
+            0,
+        )
     materialized = {event.asset_key.to_user_string() for event in second.get_asset_materialization_events()}
     assert materialized == {table.name for table in REPORT_TABLES}
 
@@ -194,22 +216,28 @@ def test_dagsters_dg_cli_loads_the_project(command: list[str]) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "Deprecat" not in done.stdout + done.stderr
     if "--json" in command:
-        listed = json.loads(done.stdout[done.stdout.index("{"):])
+        listed = json.loads(done.stdout[done.stdout.index("{") :])
         assert {asset["asset_key"] for asset in listed["assets"]} >= {"attempts", "learner_summary", "learning_report"}
 
 
-def test_loading_the_definitions_for_a_real_api_imports_neither_the_simulator_nor_the_benchmark_nor_matplotlib() -> None:
+def test_loading_the_definitions_for_a_real_api_imports_neither_the_simulator_nor_the_benchmark_nor_matplotlib() -> (
+    None
+):
     env = {name: value for name, value in os.environ.items() if not name.startswith(("EKVIO_", "DAGSTER_"))}
     env.update(EKVIO_API_URL="https://api.example.test", EKVIO_API_TOKEN="not-used")
     script = (
         "import sys, ekvio_assets.definitions; "
         "print(sorted(m for m in sys.modules if m.startswith(('ekvio_assets', 'matplotlib'))))"
     )
-    done = subprocess.run([sys.executable, "-W", "error", "-c", script], env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script], env=env, capture_output=True, text=True, check=True
+    )
     loaded = ast.literal_eval(done.stdout)
     assert "ekvio_assets.definitions" in loaded
     # Nor matplotlib: only drawing the learning report needs it.
-    assert [name for name in loaded if name.startswith(("ekvio_assets.simulator", "ekvio_assets.benchmark", "matplotlib"))] == []
+    assert [
+        name for name in loaded if name.startswith(("ekvio_assets.simulator", "ekvio_assets.benchmark", "matplotlib"))
+    ] == []
 
 
 def test_the_api_resource_without_a_url_fails_clearly_instead_of_starting_a_simulator() -> None:

@@ -194,13 +194,15 @@ def test_ui_opens_the_instance_where_the_cli_recorded_its_runs_and_materializati
     assert (home / "dagster.yaml").read_text() == (REPOSITORY / "dagster.yaml").read_text()
 
     run_ids = demo.run_ids()
-    with mock.patch.dict(os.environ, {"DAGSTER_HOME": environment["DAGSTER_HOME"]}):
-        with dg.DagsterInstance.get() as instance:
-            assert [instance.get_run_by_id(run_id).status for run_id in run_ids] == [dg.DagsterRunStatus.SUCCESS] * 2
-            built_by = {table.name: run_ids[0] for table in REPORT_TABLES} | {model.name: run_ids[1] for model in MODELS}
-            for name, run_id in built_by.items():
-                records = instance.fetch_materializations(dg.AssetKey(name), limit=1000).records
-                assert run_id in {record.run_id for record in records}, name
+    with (
+        mock.patch.dict(os.environ, {"DAGSTER_HOME": environment["DAGSTER_HOME"]}),
+        dg.DagsterInstance.get() as instance,
+    ):
+        assert [instance.get_run_by_id(run_id).status for run_id in run_ids] == [dg.DagsterRunStatus.SUCCESS] * 2
+        built_by = {table.name: run_ids[0] for table in REPORT_TABLES} | {model.name: run_ids[1] for model in MODELS}
+        for name, run_id in built_by.items():
+            records = instance.fetch_materializations(dg.AssetKey(name), limit=1000).records
+            assert run_id in {record.run_id for record in records}, name
 
 
 def test_ui_serves_the_cli_runs(demo: Demo) -> None:
@@ -239,9 +241,11 @@ def test_on_a_terminal_the_progress_is_a_live_table_of_the_steps(demo: Demo) -> 
     reports_run = demo.run_ids()[0]
     console = Console(record=True, force_terminal=True, width=160)
     progress = RunProgress("reconcile_job")
-    with mock.patch.dict(os.environ, {"DAGSTER_HOME": str(demo.folder / "data" / "dagster_home")}):
-        with dg.DagsterInstance.get() as instance:
-            records = instance.get_records_for_run(reports_run, limit=10_000).records
+    with (
+        mock.patch.dict(os.environ, {"DAGSTER_HOME": str(demo.folder / "data" / "dagster_home")}),
+        dg.DagsterInstance.get() as instance,
+    ):
+        records = instance.get_records_for_run(reports_run, limit=10_000).records
     with LiveDisplay(console).following(progress) as on_entry:
         for record in records:
             on_entry(record.event_log_entry)

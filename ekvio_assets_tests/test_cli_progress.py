@@ -47,7 +47,6 @@ def test_a_failed_check_is_a_warning_with_its_description_and_counted_in_the_sum
     ]
 
 
-
 class BrokenResource(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         raise RuntimeError("cannot reach the database")

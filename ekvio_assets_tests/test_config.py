@@ -41,7 +41,16 @@ def test_every_problem_is_named_at_once_and_the_token_never_shown() -> None:
             }
         )
     message = str(raised.value)
-    for name in ("EKVIO_API_URL must be", "EKVIO_API_TOKEN must be set", "EKVIO_TIMEZONE", "EKVIO_POLL_INTERVAL_SECONDS", "EKVIO_POLL_TIMEOUT_SECONDS", "EKVIO_FRESHNESS_HOURS", "EKVIO_MAX_ATTEMPTS must be a whole number of attempts", "EKVIO_RETRY_BACKOFF_SECONDS"):
+    for name in (
+        "EKVIO_API_URL must be",
+        "EKVIO_API_TOKEN must be set",
+        "EKVIO_TIMEZONE",
+        "EKVIO_POLL_INTERVAL_SECONDS",
+        "EKVIO_POLL_TIMEOUT_SECONDS",
+        "EKVIO_FRESHNESS_HOURS",
+        "EKVIO_MAX_ATTEMPTS must be a whole number of attempts",
+        "EKVIO_RETRY_BACKOFF_SECONDS",
+    ):
         assert name in message
 
 
@@ -60,8 +69,15 @@ def test_the_file_host_is_read_and_unset_by_default() -> None:
 
 @pytest.mark.parametrize(
     "file_host",
-    ["ftp://files.example.test", "files.example.test", "http://", "https://files.example.test/content",
-     "http://files.example.test?x=1", "http://files.example.test/#top", "http://files.example.test:http"],
+    [
+        "ftp://files.example.test",
+        "files.example.test",
+        "http://",
+        "https://files.example.test/content",
+        "http://files.example.test?x=1",
+        "http://files.example.test/#top",
+        "http://files.example.test:http",
+    ],
 )
 def test_a_file_host_that_is_not_scheme_host_and_port_is_refused(file_host: str) -> None:
     with pytest.raises(ConfigError, match=re.escape("EKVIO_FILE_HOST must be scheme://host[:port]")) as raised:
@@ -76,11 +92,13 @@ def test_a_file_host_with_user_info_is_refused_without_echoing_it() -> None:
 
 
 def test_the_report_routes_are_read_and_unset_by_default() -> None:
-    settings = Settings.from_env({
-        "EKVIO_ATTEMPTS_PATH": "/v1/custom/attempts",
-        "EKVIO_ATTEMPTS_METHOD": "post",
-        "EKVIO_PROGRAM_STATISTICS_METHOD": "Get",
-    })
+    settings = Settings.from_env(
+        {
+            "EKVIO_ATTEMPTS_PATH": "/v1/custom/attempts",
+            "EKVIO_ATTEMPTS_METHOD": "post",
+            "EKVIO_PROGRAM_STATISTICS_METHOD": "Get",
+        }
+    )
     assert settings.report_paths == {"attempts": "/v1/custom/attempts"}
     assert settings.report_methods == {"attempts": "POST", "program_statistics": "GET"}
     defaults = Settings.from_env({})
@@ -89,20 +107,28 @@ def test_the_report_routes_are_read_and_unset_by_default() -> None:
 
 def test_every_bad_route_is_named_at_once_with_the_other_problems() -> None:
     with pytest.raises(ConfigError) as raised:
-        Settings.from_env({
-            "EKVIO_TIMEZONE": "Mars/Olympus",
-            "EKVIO_FILE_HOST": "nginx",
-            "EKVIO_ATTEMPTS_PATH": "v1/attempts",
-            "EKVIO_ATTEMPTS_METHOD": "PUT",
-            "EKVIO_MATERIAL_STATISTICS_PATH": "https://api.example.test/v3/materials/statistic",
-            "EKVIO_COURSE_STATISTICS_PATH": "//api.example.test/v2/trainings/statistic",
-            "EKVIO_PROGRAM_STATISTICS_PATH": "/v3/learning-programmes/statistic?include=materials",
-        })
+        Settings.from_env(
+            {
+                "EKVIO_TIMEZONE": "Mars/Olympus",
+                "EKVIO_FILE_HOST": "nginx",
+                "EKVIO_ATTEMPTS_PATH": "v1/attempts",
+                "EKVIO_ATTEMPTS_METHOD": "PUT",
+                "EKVIO_MATERIAL_STATISTICS_PATH": "https://api.example.test/v3/materials/statistic",
+                "EKVIO_COURSE_STATISTICS_PATH": "//api.example.test/v2/trainings/statistic",
+                "EKVIO_PROGRAM_STATISTICS_PATH": "/v3/learning-programmes/statistic?include=materials",
+            }
+        )
     problems = str(raised.value).splitlines()[1:]
     assert len(problems) == 7, problems
-    for name in ("EKVIO_TIMEZONE", "EKVIO_FILE_HOST", "EKVIO_ATTEMPTS_PATH must be a path that starts with /",
-                 "EKVIO_ATTEMPTS_METHOD must be GET or POST, got 'PUT'", "EKVIO_MATERIAL_STATISTICS_PATH",
-                 "EKVIO_COURSE_STATISTICS_PATH", "EKVIO_PROGRAM_STATISTICS_PATH"):
+    for name in (
+        "EKVIO_TIMEZONE",
+        "EKVIO_FILE_HOST",
+        "EKVIO_ATTEMPTS_PATH must be a path that starts with /",
+        "EKVIO_ATTEMPTS_METHOD must be GET or POST, got 'PUT'",
+        "EKVIO_MATERIAL_STATISTICS_PATH",
+        "EKVIO_COURSE_STATISTICS_PATH",
+        "EKVIO_PROGRAM_STATISTICS_PATH",
+    ):
         assert any(problem.startswith(f"- {name}") for problem in problems), name
 
 
@@ -113,5 +139,7 @@ def test_asset_owners_are_read_and_every_bad_one_is_named_with_the_other_problem
     with pytest.raises(ConfigError) as raised:
         Settings.from_env({"EKVIO_ASSET_OWNERS": "hr analytics,anna@example.com", "EKVIO_LOOKBACK_DAYS": "0"})
     message = str(raised.value)
-    assert "EKVIO_ASSET_OWNERS must be a comma-separated list" in message and "'hr analytics,anna@example.com'" in message
+    assert (
+        "EKVIO_ASSET_OWNERS must be a comma-separated list" in message and "'hr analytics,anna@example.com'" in message
+    )
     assert "EKVIO_LOOKBACK_DAYS" in message

@@ -27,8 +27,14 @@ from ekvio_assets_tests.conftest import TEST_TOKEN, day_key, end_of_day, table_b
 
 BASELINE_DAYS = range(0, 5)  # loaded cleanly before every case
 FAULTY_DAYS = range(5, 7)  # the run the fault hits
-TRANSIENT = [FaultKind.HTTP_429, FaultKind.HTTP_500, FaultKind.HTTP_502, FaultKind.HTTP_503, FaultKind.HTTP_504,
-             FaultKind.DROP_CONNECTION]
+TRANSIENT = [
+    FaultKind.HTTP_429,
+    FaultKind.HTTP_500,
+    FaultKind.HTTP_502,
+    FaultKind.HTTP_503,
+    FaultKind.HTTP_504,
+    FaultKind.DROP_CONNECTION,
+]
 
 
 @dataclass(frozen=True)
@@ -55,26 +61,32 @@ SURVIVED = _reports_in_turn(
     # A completed task's file without data or errors: polled and downloaded again (the vendor SDK's way).
     + [(Call.DOWNLOAD, FaultKind.FILE_HTML)]
 )
-REPORTED = _reports_in_turn([
-    (Call.CREATE, FaultKind.MODULE_UNAVAILABLE, None, "is not available for this company"),
-    (Call.CREATE, FaultKind.TASK_RUNNING, None, "another task of this report kept running"),
-    (Call.CREATE, FaultKind.HTTP_503, None, "HTTP 503 after 3 attempts"),
-    (Call.POLL, FaultKind.HTTP_502, None, "HTTP 502 after 3 attempts"),
-    (Call.DOWNLOAD, FaultKind.DROP_CONNECTION, None, "after 3 attempts"),
-    (Call.POLL, FaultKind.TASK_FAIL, None, "failed on the Ekvio side"),
-    (Call.POLL, FaultKind.NEVER_COMPLETE, None, "did not complete within"),
-    (Call.POLL, FaultKind.COMPLETED_WITHOUT_FILE, None, "completed without a result file URL"),
-    (Call.POLL, FaultKind.FILE_URL_NOT_HTTP, None, "points to a result file that is not http(s)"),
-    (Call.DOWNLOAD, FaultKind.FILE_404, None, "HTTP 404"),
-    (Call.DOWNLOAD, FaultKind.FILE_TRUNCATED, None, "is not valid JSON"),
-    (Call.DOWNLOAD, FaultKind.FILE_HTML, None, "its result file held neither data nor errors in"),
-    (Call.DOWNLOAD, FaultKind.FILE_ERRORS, None, "the result file holds an error answer instead of data"),
-])
+REPORTED = _reports_in_turn(
+    [
+        (Call.CREATE, FaultKind.MODULE_UNAVAILABLE, None, "is not available for this company"),
+        (Call.CREATE, FaultKind.TASK_RUNNING, None, "another task of this report kept running"),
+        (Call.CREATE, FaultKind.HTTP_503, None, "HTTP 503 after 3 attempts"),
+        (Call.POLL, FaultKind.HTTP_502, None, "HTTP 502 after 3 attempts"),
+        (Call.DOWNLOAD, FaultKind.DROP_CONNECTION, None, "after 3 attempts"),
+        (Call.POLL, FaultKind.TASK_FAIL, None, "failed on the Ekvio side"),
+        (Call.POLL, FaultKind.NEVER_COMPLETE, None, "did not complete within"),
+        (Call.POLL, FaultKind.COMPLETED_WITHOUT_FILE, None, "completed without a result file URL"),
+        (Call.POLL, FaultKind.FILE_URL_NOT_HTTP, None, "points to a result file that is not http(s)"),
+        (Call.DOWNLOAD, FaultKind.FILE_404, None, "HTTP 404"),
+        (Call.DOWNLOAD, FaultKind.FILE_TRUNCATED, None, "is not valid JSON"),
+        (Call.DOWNLOAD, FaultKind.FILE_HTML, None, "its result file held neither data nor errors in"),
+        (Call.DOWNLOAD, FaultKind.FILE_ERRORS, None, "the result file holds an error answer instead of data"),
+    ]
+)
 # Records the load sets aside (rejected) or resolves (duplicates), counted in the metadata.
-SPOILED_RECORDS = _reports_in_turn([
-    (Call.DOWNLOAD, FaultKind.FILE_BAD_TYPES), (Call.DOWNLOAD, FaultKind.FILE_MISSING_KEYS),
-    (Call.DOWNLOAD, FaultKind.FILE_DUPLICATE_KEYS), (Call.DOWNLOAD, FaultKind.FILE_DUPLICATE_KEYS),
-])
+SPOILED_RECORDS = _reports_in_turn(
+    [
+        (Call.DOWNLOAD, FaultKind.FILE_BAD_TYPES),
+        (Call.DOWNLOAD, FaultKind.FILE_MISSING_KEYS),
+        (Call.DOWNLOAD, FaultKind.FILE_DUPLICATE_KEYS),
+        (Call.DOWNLOAD, FaultKind.FILE_DUPLICATE_KEYS),
+    ]
+)
 
 
 def test_the_matrix_covers_every_fault_kind_on_every_call_it_can_happen_on() -> None:
@@ -143,10 +155,12 @@ def run_with_fault(baseline: Path, dataset: Dataset, tmp_path: Path) -> Iterator
 
 
 def _refresh(running: Any, data_dir: Path, days: range, reports: list[str]) -> dg.ExecuteInProcessResult:
-    settings = Settings.from_env({
-        "EKVIO_DATA_DIR": str(data_dir),
-        "EKVIO_START_DATE": running.dataset.config.start.isoformat(),
-    })
+    settings = Settings.from_env(
+        {
+            "EKVIO_DATA_DIR": str(data_dir),
+            "EKVIO_START_DATE": running.dataset.config.start.isoformat(),
+        }
+    )
     assets = build_report_assets(daily_partitions(settings), settings.max_window_days, settings.freshness_hours)
     fast = EkvioApiResource(
         api_url=running.url,
@@ -171,7 +185,8 @@ def _assert_equals_truth(outcome: Outcome, rejected: int = 0) -> None:
     truth = truth_by_key(outcome.running, outcome.spec, end_of_day(outcome.running, FAULTY_DAYS[-1]))
     assert table.keys() <= truth.keys(), outcome.spec.name
     differing = [
-        key for key, expected in truth.items()
+        key
+        for key, expected in truth.items()
         if key not in table or {name: table[key].get(name) for name in expected} != expected
     ]
     assert len(differing) <= rejected, (outcome.spec.name, differing[:3])
@@ -202,7 +217,11 @@ def test_a_permanent_fault_fails_the_run_clearly_and_leaves_the_table_as_it_was(
         assert f"task {outcome.task_ids()[-1]}" in message, message
     assert "Traceback" not in message and message.count("\n") <= 1, message
     assert table_by_key(outcome.working_path, outcome.spec) == table_by_key(baseline, outcome.spec)
-    if case.call is Call.DOWNLOAD and case.kind is not FaultKind.DROP_CONNECTION and case.kind is not FaultKind.FILE_404:
+    if (
+        case.call is Call.DOWNLOAD
+        and case.kind is not FaultKind.DROP_CONNECTION
+        and case.kind is not FaultKind.FILE_404
+    ):
         archived = list((outcome.data_dir / "raw" / case.report).iterdir())
         assert {parse_raw_file_name(path.name)[1] for path in archived} == {outcome.task_ids()[-1]}
         assert [path for path in archived if str(path) in message], message

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_JOB
-from ekvio_assets.automation.partitions import full_export_tags, daily_partitions, partition_range_tags
+from ekvio_assets.automation.partitions import daily_partitions, full_export_tags, partition_range_tags
 from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
 from ekvio_assets.models.specs import MODELS
@@ -117,12 +117,19 @@ def test_thirty_days_day_by_day_equal_one_full_load_and_reconcile_changes_nothin
     full = configure_api(simulator, tmp_path / "full")
     run_job(full, RECONCILE_JOB, full_export_tags(daily_partitions(full), full.lookback_days))
     for table in REPORT_TABLES:
-        assert table_by_key(daily.working_database_path, table) == table_by_key(full.working_database_path, table), table.name
+        assert table_by_key(daily.working_database_path, table) == table_by_key(full.working_database_path, table), (
+            table.name
+        )
     assert_tables_equal_truth(daily, simulator, None)
 
     daily = configure_api(simulator, tmp_path / "daily")
-    reconcile = run_job(daily, RECONCILE_JOB, full_export_tags(daily_partitions(daily), daily.lookback_days), instance=instance)
-    changed = {e.asset_key.path[-1]: e.materialization.metadata["rows_changed"].value for e in reconcile.get_asset_materialization_events()}
+    reconcile = run_job(
+        daily, RECONCILE_JOB, full_export_tags(daily_partitions(daily), daily.lookback_days), instance=instance
+    )
+    changed = {
+        e.asset_key.path[-1]: e.materialization.metadata["rows_changed"].value
+        for e in reconcile.get_asset_materialization_events()
+    }
     assert changed == {table.name: 0 for table in REPORT_TABLES}
 
 
@@ -133,7 +140,10 @@ def test_reconcile_counts_the_rows_the_daily_runs_missed(settings: Settings, sim
     instance = dg.DagsterInstance.ephemeral()
     tags = full_export_tags(daily_partitions(settings), settings.lookback_days)
     reconcile = run_job(settings, RECONCILE_JOB, tags, instance=instance)
-    changed = {e.asset_key.path[-1]: e.materialization.metadata["rows_changed"].value for e in reconcile.get_asset_materialization_events()}
+    changed = {
+        e.asset_key.path[-1]: e.materialization.metadata["rows_changed"].value
+        for e in reconcile.get_asset_materialization_events()
+    }
     assert all(count > 0 for count in changed.values()), changed
     warned = {
         entry.user_message.split(":")[0]
@@ -149,7 +159,10 @@ def test_two_runs_started_at_once_both_succeed(monkeypatch: pytest.MonkeyPatch, 
     simulator.set_now(end_of_day(simulator, 7))
     days = [day_key(simulator, index) for index in range(8)]
     ranges = [(days[0], days[5]), (days[3], days[7])]
-    runs = [cli_refresh(data_dir, simulator, tmp_path / f"run{n}", "--from", first, "--to", last) for n, (first, last) in enumerate(ranges)]
+    runs = [
+        cli_refresh(data_dir, simulator, tmp_path / f"run{n}", "--from", first, "--to", last)
+        for n, (first, last) in enumerate(ranges)
+    ]
     for n, process in enumerate(runs):
         assert process.wait(timeout=300) == 0, (tmp_path / f"run{n}.err").read_text()[-3000:]
         assert "could not set lock" not in (tmp_path / f"run{n}.err").read_text().lower()
@@ -160,7 +173,10 @@ def test_two_runs_started_at_once_both_succeed(monkeypatch: pytest.MonkeyPatch, 
         assert sorted(run.job_name for run in runs) == [ANALYTICS_JOB, ANALYTICS_JOB, REFRESH_JOB, REFRESH_JOB]
         assert {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
     for spec in REPORTS:
-        assert table_by_key(data_dir / "ekvio.duckdb", spec).keys() == truth_by_key(simulator, spec, end_of_day(simulator, 7)).keys()
+        assert (
+            table_by_key(data_dir / "ekvio.duckdb", spec).keys()
+            == truth_by_key(simulator, spec, end_of_day(simulator, 7)).keys()
+        )
 
 
 def test_on_the_clis_instance_the_sensor_requests_the_days_no_refresh_brought(
@@ -184,8 +200,15 @@ def test_on_the_clis_instance_the_sensor_requests_the_days_no_refresh_brought(
         }
 
     every_analytics_table = {
-        "learners", "materials", "courses", "programs", "learner_material_progress",
-        "learner_course_progress", "learner_program_progress", "learner_summary", "analyst_database",
+        "learners",
+        "materials",
+        "courses",
+        "programs",
+        "learner_material_progress",
+        "learner_course_progress",
+        "learner_program_progress",
+        "learner_summary",
+        "analyst_database",
         "learning_report",
     }
     for args, still_missing, rebuilt in (
@@ -215,7 +238,9 @@ def test_the_daily_schedule_requests_the_day_just_ended(settings: Settings) -> N
     sixth_day = datetime.combine(settings.start_date + timedelta(days=5), time(3), ZoneInfo(settings.timezone))
     context = dg.build_schedule_context(scheduled_execution_time=sixth_day, repository_def=defs.get_repository_def())
     data = schedule.evaluate_tick(context)
-    assert [request.partition_key for request in data.run_requests] == [(settings.start_date + timedelta(days=4)).isoformat()]
+    assert [request.partition_key for request in data.run_requests] == [
+        (settings.start_date + timedelta(days=4)).isoformat()
+    ]
     assert (schedule.execution_timezone, schedule.cron_schedule) == (settings.timezone, "0 3 * * *")
 
     reconcile = defs.resolve_schedule_def("weekly_reconcile_schedule")

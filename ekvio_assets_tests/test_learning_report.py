@@ -51,7 +51,9 @@ class Page(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
         self.tags.add(tag)
-        self.references += [value or "" for name, value in attrs if name in ("href", "xlink:href", "src", "srcset", "action")]
+        self.references += [
+            value or "" for name, value in attrs if name in ("href", "xlink:href", "src", "srcset", "action")
+        ]
         if "data-metric" in attributes:
             self._open = ("metric", attributes["data-metric"] or "", attributes.get("data-value"))
         elif "data-period" in attributes:
@@ -114,7 +116,9 @@ def _assert_self_contained(path: Path, page: Page) -> None:
     assert not page.tags & {"script", "link", "img", "iframe", "object", "embed"}
     # Inline SVG refers to its own clip paths and glyphs by id, nothing else.
     assert page.references and all(reference.startswith("#") for reference in page.references)
-    assert re.findall(r"url\(\s*([^)\s]*)", text) and all(u.startswith("#") for u in re.findall(r"url\(\s*([^)\s]*)", text))
+    assert re.findall(r"url\(\s*([^)\s]*)", text) and all(
+        u.startswith("#") for u in re.findall(r"url\(\s*([^)\s]*)", text)
+    )
     assert "@import" not in text and "@font-face" not in text
     assert not list(path.parent.glob(f".{path.name}.*")), "the temporary file of the atomic write is left over"
 
@@ -138,7 +142,8 @@ def test_the_report_after_the_publish_shows_the_numbers_of_the_published_file(
         expected = {
             "learners": _one(con, "SELECT count(DISTINCT login) FROM learners"),
             "programme_completion_rate": _one(
-                con, "SELECT avg(CASE WHEN program_status = 'completed' THEN 1 ELSE 0 END) FROM learner_program_progress"
+                con,
+                "SELECT avg(CASE WHEN program_status = 'completed' THEN 1 ELSE 0 END) FROM learner_program_progress",
             ),
             "course_completion_rate": _one(con, "SELECT avg(is_completed::INTEGER) FROM learner_course_progress"),
             "overdue_learners": _one(
@@ -164,18 +169,19 @@ def test_the_report_after_the_publish_shows_the_numbers_of_the_published_file(
             (row[0], row[1], row[2])
             for row in con.execute(
                 "SELECT coalesce(program_name, 'Programme ' || program_id), count(*), "
-                "sum(CASE program_status WHEN 'completed' THEN 1 ELSE 0 END) FROM learner_program_progress GROUP BY program_id, program_name"
+                "sum(CASE program_status WHEN 'completed' THEN 1 ELSE 0 END) "
+                "FROM learner_program_progress GROUP BY program_id, program_name"
             ).fetchall()
         }
         hardest_name, hardest_rate, hardest_attempts = con.execute(
             "SELECT coalesce(m.material_name, 'Test ' || a.material_id), "
-            "count(*) FILTER (WHERE a.status = 'completed') / count(*) FILTER (WHERE a.status IN ('completed', 'fail')), "
-            "count(*) FROM attempts a LEFT JOIN materials m ON m.material_type = 'test' AND m.material_id = a.material_id "
+            "count(*) FILTER (WHERE a.status = 'completed') "
+            "/ count(*) FILTER (WHERE a.status IN ('completed', 'fail')), "
+            "count(*) FROM attempts a "
+            "LEFT JOIN materials m ON m.material_type = 'test' AND m.material_id = a.material_id "
             "GROUP BY a.material_id, m.material_name ORDER BY 2, avg(a.percent) LIMIT 1"
         ).fetchone()
-        most_late = _one(
-            con, "SELECT max(days_late) FROM learner_program_progress WHERE program_status <> 'completed'"
-        )
+        most_late = _one(con, "SELECT max(days_late) FROM learner_program_progress WHERE program_status <> 'completed'")
         courses_completed = _one(con, "SELECT count(completed_at) FROM learner_course_progress")
         first_activity = _one(con, "SELECT min(first_activity_at) FROM learners")
 
@@ -308,7 +314,9 @@ def test_a_page_drawn_again_from_the_same_numbers_draws_no_chart_and_a_change_re
     charts_dir = data_dir / "work" / "learning_report_charts"
     _materialize(data_dir)
     with DuckDBWarehouse(data_dir=str(data_dir), timezone=TIMEZONE).write_connection() as con:
-        con.execute("INSERT INTO learners (login, fio, group_department) VALUES ('ann', 'Ann', 'Sales'), ('bob', 'Bob', 'IT')")
+        con.execute(
+            "INSERT INTO learners (login, fio, group_department) VALUES ('ann', 'Ann', 'Sales'), ('bob', 'Bob', 'IT')"
+        )
         con.execute(
             "INSERT INTO learner_program_progress (login, program_id, program_name, program_status, group_department) "
             "VALUES ('ann', 1, 'Onboarding', 'in_progress', 'Sales'), ('bob', 1, 'Onboarding', 'completed', 'IT')"

@@ -20,7 +20,8 @@ CONSISTENCY_QUERY = "SELECT (SELECT count(*) FROM attempts), (SELECT sum(attempt
 # an analyst's new session (in one process DuckDB would reuse the open database for both).
 READER = """
 import sys, time, pathlib, duckdb
-mode, database, out, stop, query = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3]), pathlib.Path(sys.argv[4]), sys.argv[5]
+mode, database, query = sys.argv[1], sys.argv[2], sys.argv[5]
+out, stop = pathlib.Path(sys.argv[3]), pathlib.Path(sys.argv[4])
 held = duckdb.connect(database, read_only=True) if mode == "held" else None
 with out.open("w") as results:
     while not stop.exists():
@@ -54,7 +55,16 @@ def test_a_reader_holding_the_file_during_a_refresh_sees_old_or_new_never_half(t
     stop = tmp_path / "stop"
     readers = {
         mode: subprocess.Popen(
-            [sys.executable, "-c", READER, mode, str(database), str(tmp_path / f"{mode}.txt"), str(stop), CONSISTENCY_QUERY]
+            [
+                sys.executable,
+                "-c",
+                READER,
+                mode,
+                str(database),
+                str(tmp_path / f"{mode}.txt"),
+                str(stop),
+                CONSISTENCY_QUERY,
+            ]
         )
         for mode in ("held", "fresh")
     }
@@ -79,7 +89,9 @@ def test_a_reader_holding_the_file_during_a_refresh_sees_old_or_new_never_half(t
 
 def _storage_tag(path: Path) -> str:
     with duckdb.connect(str(path), read_only=True) as con:
-        return con.execute("SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
+        return con.execute(
+            "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchone()[0]
 
 
 def test_a_working_database_in_the_newer_format_is_migrated_once_and_loses_nothing(tmp_path: Path) -> None:
@@ -97,11 +109,20 @@ def test_a_working_database_in_the_newer_format_is_migrated_once_and_loses_nothi
     for path in (warehouse.working_path, warehouse.database_path):
         assert _storage_tag(path) == "v1.0.0+"
         with duckdb.connect(str(path), read_only=True) as con:
-            assert con.execute("SELECT login, seen FROM learners ORDER BY login").fetchall() == con.execute(
-                "SELECT * FROM (VALUES ('anna', TIMESTAMPTZ '2026-11-30 07:00:00+00'), ('boris', NULL)) v(login, seen)"
+            assert (
+                con.execute("SELECT login, seen FROM learners ORDER BY login").fetchall()
+                == con.execute(
+                    "SELECT * FROM (VALUES ('anna', TIMESTAMPTZ '2026-11-30 07:00:00+00'), ('boris', NULL)) "
+                    "v(login, seen)"
+                ).fetchall()
+            )
+            assert (
+                con.execute("SELECT comment FROM duckdb_tables() WHERE table_name = 'learners'").fetchone()[0]
+                == "One row per learner"
+            )
+            comments = con.execute(
+                "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'learners'"
             ).fetchall()
-            assert con.execute("SELECT comment FROM duckdb_tables() WHERE table_name = 'learners'").fetchone()[0] == "One row per learner"
-            comments = con.execute("SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'learners'").fetchall()
             assert comments == [("login", "Learner's login"), ("seen", None)]
     assert sorted(p.name for p in warehouse.working_path.parent.iterdir()) == ["ekvio.duckdb", "ekvio.lock"]
 

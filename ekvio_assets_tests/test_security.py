@@ -31,8 +31,12 @@ HOSTILE_KEYS = (
 def test_hostile_field_names_stay_data_in_extra_fields_and_never_become_sql(tmp_path: Path) -> None:
     warehouse = DuckDBWarehouse(data_dir=str(tmp_path / "data"), timezone="Europe/Moscow")
     record = {
-        "user_id": 1, "material_id": 2, "login": "o'brien", "name": "Course'); DROP TABLE learners; --",
-        "group_region": "North", "form_question_3": "yes",
+        "user_id": 1,
+        "material_id": 2,
+        "login": "o'brien",
+        "name": "Course'); DROP TABLE learners; --",
+        "group_region": "North",
+        "form_question_3": "yes",
         **{key: "payload" for key in HOSTILE_KEYS},
     }
     raw = tmp_path / "hostile.json"
@@ -56,9 +60,24 @@ def test_hostile_field_names_stay_data_in_extra_fields_and_never_become_sql(tmp_
 def test_a_server_whose_certificate_does_not_verify_is_refused_at_once(tmp_path: Path) -> None:
     key, certificate = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-keyout", str(key), "-out", str(certificate)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(certificate),
+        ],
+        check=True,
+        capture_output=True,
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificate, key)
@@ -68,7 +87,10 @@ def test_a_server_whose_certificate_does_not_verify_is_refused_at_once(tmp_path:
         handshakes = threading.Thread(target=_fail_handshakes, args=(listener, context, accepted), daemon=True)
         handshakes.start()
         client = EkvioClient(
-            f"https://127.0.0.1:{port}", "secret-token", poll_interval_seconds=0.01, poll_timeout_seconds=1,
+            f"https://127.0.0.1:{port}",
+            "secret-token",
+            poll_interval_seconds=0.01,
+            poll_timeout_seconds=1,
             retry=RetryPolicy(max_attempts=3, backoff_base_seconds=0.01),
         )
         with pytest.raises(EkvioApiError, match="TLS certificate did not verify") as raised:
@@ -89,8 +111,14 @@ def _fail_handshakes(listener: socket.socket, context: ssl.SSLContext, accepted:
 
 def test_a_parent_field_named_like_a_documented_one_but_for_case_is_kept_as_an_extra(tmp_path: Path) -> None:
     warehouse = DuckDBWarehouse(data_dir=str(tmp_path / "data"), timezone="Europe/Moscow")
-    learner = {"login": "ivanov", "user_status": "active", "material_status": "completed", "points": 5,
-               "progress": 100, "update_at": "2024-03-01T10:00:00+03:00"}
+    learner = {
+        "login": "ivanov",
+        "user_status": "active",
+        "material_status": "completed",
+        "points": 5,
+        "progress": 100,
+        "update_at": "2024-03-01T10:00:00+03:00",
+    }
     materials = [
         {"id": 5, "name": "Test", "NAME": "shouting", "type": "test", "points": 10, "statistics": [learner]},
         {"id": 6, "name": "Other", "type": "test", "points": 10, "statistics": [{**learner, "Login": "x"}]},

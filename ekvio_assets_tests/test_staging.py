@@ -11,15 +11,29 @@ import duckdb
 import pytest
 
 from ekvio_assets.reports import staging
-from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS, PROGRAM_STATISTICS, ReportSpec
 from ekvio_assets.reports.flatten import FlattenedFile, flatten
+from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS, PROGRAM_STATISTICS, ReportSpec
 from ekvio_assets.reports.staged import with_staged_rows
 from ekvio_assets.reports.staging import ReportFileError, StagedFile, copy_report_records, stream_report_records
 
-LEARNER = {"login": "ivanov", "user_status": "active", "material_status": "completed", "points": None,
-           "progress": 100, "update_at": "2024-03-01T10:00:00+03:00"}
-PROGRAM_LEARNER = {"login": "ivanov", "user_status": "active", "program_status": "completed", "progress": "100",
-                   "points": 30, "active_at": "2024-03-02T10:00:00+03:00", "passed_at_time": True, "pdf": 1}
+LEARNER = {
+    "login": "ivanov",
+    "user_status": "active",
+    "material_status": "completed",
+    "points": None,
+    "progress": 100,
+    "update_at": "2024-03-01T10:00:00+03:00",
+}
+PROGRAM_LEARNER = {
+    "login": "ivanov",
+    "user_status": "active",
+    "program_status": "completed",
+    "progress": "100",
+    "points": 30,
+    "active_at": "2024-03-02T10:00:00+03:00",
+    "passed_at_time": True,
+    "pdf": 1,
+}
 MATERIALS = {"pdf": 1, "scorm": 0, "total": 2}
 
 # Records of every report with what drifts: undocumented fields (null ones too, nested in a
@@ -165,8 +179,11 @@ def test_json_lines_keep_each_records_place_and_fields_across_the_readers_thread
     # Some records are long lines (copied by the kernel), most short (written from Python's buffer).
     learners = [{**LEARNER, "login": f"learner{n}", "note": "x" * 100} for n in range(400)]
     records = [
-        {"id": number, **({"batch": number} if number % 7 == 0 else {}),
-         "statistics": learners if number % 500 == 0 else learners[:20]}
+        {
+            "id": number,
+            **({"batch": number} if number % 7 == 0 else {}),
+            "statistics": learners if number % 500 == 0 else learners[:20],
+        }
         for number in range(9000)
     ]
     raw = _file(tmp_path, _one_record_per_line(records))
@@ -233,7 +250,7 @@ def test_malformed_records_stream_as_one_row_each_holding_their_json_text(tmp_pa
 
 
 def test_a_childs_undocumented_fields_follow_its_parents_in_their_order_null_ones_too(tmp_path: Path) -> None:
-    child = {"meta": {"a": [1, None]}, **LEARNER, "tags": None, "note": "ж \\ \"q\""}
+    child = {"meta": {"a": [1, None]}, **LEARNER, "tags": None, "note": 'ж \\ "q"'}
     record = {"id": 1, "category": "HR", "statistics": [child, LEARNER]}
     raw = _file(tmp_path, json.dumps({"data": [record]}, ensure_ascii=False))
     staged = copy_report_records(raw, tmp_path / "s.json", MATERIAL_STATISTICS)

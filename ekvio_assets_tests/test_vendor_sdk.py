@@ -129,9 +129,11 @@ def test_a_file_that_stays_without_data_fails_at_the_poll_timeout_naming_report_
     simulator_factory: Any, tmp_path: Path
 ) -> None:
     time = FakeTime()
-    with simulator_factory(protocol=_canned(Call.DOWNLOAD, b"", count=None)) as running:
-        with pytest.raises(EkvioApiError) as raised:
-            _client(running, time, poll_timeout_seconds=60).export(COURSE_STATISTICS, FULL_EXPORT, tmp_path)
+    with (
+        simulator_factory(protocol=_canned(Call.DOWNLOAD, b"", count=None)) as running,
+        pytest.raises(EkvioApiError) as raised,
+    ):
+        _client(running, time, poll_timeout_seconds=60).export(COURSE_STATISTICS, FULL_EXPORT, tmp_path)
     (task,) = running.state.tasks
     message = str(raised.value)
     # Polls at 0, 10 and 20 s (completed), then a poll and a download at 20, 30, 40, 50 and 60 s: the
@@ -155,9 +157,11 @@ def test_errors_in_the_file_are_final_each_listed_and_the_file_stays(simulator_f
         {"code": 500, "field": "report", "message": "Report generation failed"},
         {"code": 1007, "field": "to_date", "message": "Неверный формат даты"},
     ]
-    with simulator_factory(protocol=_canned(Call.DOWNLOAD, json.dumps({"errors": errors}).encode())) as running:
-        with pytest.raises(EkvioApiError) as raised:
-            _client(running).export(ATTEMPTS, FULL_EXPORT, tmp_path)
+    with (
+        simulator_factory(protocol=_canned(Call.DOWNLOAD, json.dumps({"errors": errors}).encode())) as running,
+        pytest.raises(EkvioApiError) as raised,
+    ):
+        _client(running).export(ATTEMPTS, FULL_EXPORT, tmp_path)
     (archived,) = tmp_path.iterdir()
     assert str(raised.value) == (
         f"Test attempts task {running.state.tasks[0].task_id}: the result file holds an error answer instead of "
@@ -310,9 +314,11 @@ def test_1007_on_a_parameter_is_final_and_quotes_the_servers_message(simulator_f
 def test_1007_in_russian_is_quoted_as_it_came(simulator_factory: Any, tmp_path: Path) -> None:
     message = "Неверный формат значения. Допустимый формат Y-m-d\\TH:i:sP"
     body = json.dumps({"errors": [{"code": 1007, "field": "to_date", "message": message}]}, ensure_ascii=False)
-    with simulator_factory(protocol=_canned(Call.CREATE, body.encode(), status=422)) as running:
-        with pytest.raises(EkvioApiError) as raised:
-            _client(running).export(ATTEMPTS, FULL_EXPORT, tmp_path)
+    with (
+        simulator_factory(protocol=_canned(Call.CREATE, body.encode(), status=422)) as running,
+        pytest.raises(EkvioApiError) as raised,
+    ):
+        _client(running).export(ATTEMPTS, FULL_EXPORT, tmp_path)
     assert str(raised.value).endswith(f'HTTP 422; Ekvio error 1007 on to_date: "{message}"')
 
 
@@ -333,9 +339,11 @@ def test_errors_in_a_poll_answer_with_http_200_are_errors(
     simulator_factory: Any, tmp_path: Path, error: dict[str, Any], expected: str
 ) -> None:
     body = json.dumps({"errors": [error]}).encode()
-    with simulator_factory(protocol=_canned(Call.POLL, body, status=200)) as running:
-        with pytest.raises(EkvioApiError) as raised:
-            _client(running).export(ATTEMPTS, FULL_EXPORT, tmp_path)
+    with (
+        simulator_factory(protocol=_canned(Call.POLL, body, status=200)) as running,
+        pytest.raises(EkvioApiError) as raised,
+    ):
+        _client(running).export(ATTEMPTS, FULL_EXPORT, tmp_path)
     assert str(raised.value).startswith(expected.format(task=running.state.tasks[0].task_id))
 
 
@@ -395,18 +403,22 @@ def test_a_report_at_a_configured_path_and_method_is_loaded(
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        ({}, "HTTP 404; not found: check EKVIO_API_URL and the report's path /v2/materials/tests/attempts "
-             "(EKVIO_ATTEMPTS_PATH)"),
-        ({"report_paths": {ATTEMPTS.name: "/v1/custom/attempts"}},
-         "HTTP 405; the server does not take GET at /v1/custom/attempts: set EKVIO_ATTEMPTS_METHOD (GET or POST), "
-         "or EKVIO_ATTEMPTS_PATH"),
+        (
+            {},
+            "HTTP 404; not found: check EKVIO_API_URL and the report's path /v2/materials/tests/attempts "
+            "(EKVIO_ATTEMPTS_PATH)",
+        ),
+        (
+            {"report_paths": {ATTEMPTS.name: "/v1/custom/attempts"}},
+            "HTTP 405; the server does not take GET at /v1/custom/attempts: set EKVIO_ATTEMPTS_METHOD (GET or POST), "
+            "or EKVIO_ATTEMPTS_PATH",
+        ),
     ],
     ids=["path", "method"],
 )
 def test_a_report_elsewhere_fails_pointing_at_the_variable_to_set(
     simulator_factory: Any, tmp_path: Path, options: dict[str, Any], expected: str
 ) -> None:
-    with simulator_factory(protocol=CUSTOM_ATTEMPTS) as running:
-        with pytest.raises(EkvioApiError) as raised:
-            _client(running, **options).export(ATTEMPTS, FULL_EXPORT, tmp_path)
+    with simulator_factory(protocol=CUSTOM_ATTEMPTS) as running, pytest.raises(EkvioApiError) as raised:
+        _client(running, **options).export(ATTEMPTS, FULL_EXPORT, tmp_path)
     assert str(raised.value) == f"Could not create the task of the Test attempts report: {expected}"

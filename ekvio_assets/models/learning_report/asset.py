@@ -1,8 +1,8 @@
 """The `learning_report` asset: after each publish, EKVIO_DATA_DIR/learning_report.html beside ekvio.duckdb."""
 
-from datetime import datetime, timezone
-from pathlib import Path
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -40,14 +40,18 @@ def _summary(data: ReportData, path: Path) -> str:
 
     headline = data.headline
     lines = [
-        f"**{headline['learners']}** learners; programme assignments completed **{rate(headline['programme_completion_rate'])}**, "
+        f"**{headline['learners']}** learners; "
+        f"programme assignments completed **{rate(headline['programme_completion_rate'])}**, "
         f"course assignments **{rate(headline['course_completion_rate'])}**; "
         f"**{headline['overdue_learners']}** learners overdue on a programme; "
-        f"**{headline['test_attempts']}** test attempts, **{rate(headline['attempt_pass_rate'])}** of the graded ones passed.",
+        f"**{headline['test_attempts']}** test attempts, "
+        f"**{rate(headline['attempt_pass_rate'])}** of the graded ones passed.",
     ]
     if data.hardest_tests:
         hardest = data.hardest_tests[0]
-        lines.append(f"Hardest test: {hardest['test']} ({rate(hardest['pass_rate'])} of {hardest['attempts']} attempts passed).")
+        lines.append(
+            f"Hardest test: {hardest['test']} ({rate(hardest['pass_rate'])} of {hardest['attempts']} attempts passed)."
+        )
     lines.append(f"[Open the report]({path.resolve().as_uri()})")
     return "\n\n".join(lines)
 
@@ -76,14 +80,15 @@ def build_learning_report_asset() -> dg.AssetsDefinition:
             raise dg.Failure(description=str(error), allow_retries=False) from None
         if data.missing_report_tables:
             context.log.warning(
-                f"learning_report: the report tables {', '.join(data.missing_report_tables)} were never loaded and were read as empty"
+                f"learning_report: the report tables {', '.join(data.missing_report_tables)} "
+                "were never loaded and were read as empty"
             )
         # The page's template and formats: imported when a report is made, not by every process
         # that loads the definitions.
         from ekvio_assets.models.learning_report.render import HEADLINE, render_report
 
         charts = ChartCache(warehouse.working_path.parent / CHARTS_DIR)
-        page = render_report(data, timezone=warehouse.timezone, generated_at=datetime.now(timezone.utc), charts=charts)
+        page = render_report(data, timezone=warehouse.timezone, generated_at=datetime.now(UTC), charts=charts)
         path = warehouse.root / REPORT_FILE
         write_atomically(path, page)
         charts.drop_unused()

@@ -5,21 +5,24 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from datetime import date
+from typing import Any, cast
 
 import matplotlib as mpl
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.dates import AutoDateLocator, DateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
+from matplotlib.typing import RcKeyType
 
 from ekvio_assets.models.learning_report.chart_inputs import GREY, GRID, INK, MUTED, Series, count_text
+
 # About the page's column width at 96 px per inch, so that 10 pt of a chart read as 13 px.
 WIDTH_INCHES = 10.5
 LABEL_CHARS = 48
 # Beyond this many bars a chart shows the first ones; its table lists every row.
 MAX_BARS = 25
 
-_STYLE = {
+_STYLE: dict[RcKeyType, Any] = {
     # Text stays text: a smaller file, selectable, drawn in the page's font (Cyrillic included).
     "svg.fonttype": "none",
     # A "$" in a programme name is a dollar sign, not mathtext.
@@ -53,7 +56,9 @@ def _svg(figure: Figure, name: str) -> str:
     """The figure as an <svg> element; ids salted with the chart's name stay unique on the page."""
     buffer = io.StringIO()
     with mpl.rc_context({"svg.hashsalt": name}):
-        FigureCanvasSVG(figure).print_svg(buffer, metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+        FigureCanvasSVG(figure).print_svg(
+            buffer, metadata={"Date": None, "Creator": None, "Format": None, "Type": None}
+        )
     text = buffer.getvalue()
     # The XML declaration and DOCTYPE belong to a standalone file, not to an element inside HTML.
     return text[text.index("<svg") :]
@@ -73,9 +78,11 @@ def horizontal_bars(
         for index, one in enumerate(series):
             values = [float(value or 0) * (100 if percent else 1) for value in one.values[:MAX_BARS]]
             positions = [row if stacked else row - 0.4 + height * (index + 0.5) for row in range(rows)]
-            bars = axes.barh(positions, values, height=height, left=left if stacked else None, color=one.color, label=one.name)
+            bars = axes.barh(
+                positions, values, height=height, left=left if stacked else None, color=one.color, label=one.name
+            )
             if stacked:
-                left = [start + value for start, value in zip(left, values)]
+                left = [start + value for start, value in zip(left, values, strict=True)]
             else:
                 shown = [
                     "–" if value is None else f"{float(value) * 100:.1f}%" if percent else count_text(value)
@@ -118,8 +125,16 @@ def weekly_lines(name: str, weeks: Sequence[date], series: Sequence[Series]) -> 
         figure = Figure(figsize=(WIDTH_INCHES, 3.0))
         axes = figure.add_subplot()
         for one in series:
-            axes.plot(list(weeks), [value or 0 for value in one.values], color=one.color, label=one.name,
-                      marker="o", markersize=3.5, linewidth=1.8)
+            axes.plot(
+                # Dates go through matplotlib's unit converters, which its type stubs do not list.
+                cast(Any, list(weeks)),
+                [value or 0 for value in one.values],
+                color=one.color,
+                label=one.name,
+                marker="o",
+                markersize=3.5,
+                linewidth=1.8,
+            )
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
         axes.yaxis.set_major_formatter(_count_ticks())
         axes.set_ylim(bottom=0)

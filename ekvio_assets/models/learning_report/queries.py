@@ -58,7 +58,7 @@ def run_query(con: duckdb.DuckDBPyConnection, name: str, **parameters: object) -
     available = {**_PARAMETERS, **parameters}
     cursor = con.execute(sql, {used: available[used] for used in set(re.findall(r"\$([a-z_]+)", sql))})
     columns = [column[0] for column in cursor.description]
-    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
 def read_report_data(con: duckdb.DuckDBPyConnection) -> ReportData:
