@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ekvio_assets.api.client import ExportedFile
-from ekvio_assets.benchmark import main
+from ekvio_assets.benchmark import company, main
 from ekvio_assets.benchmark.cli import Measurement, _typical
 from ekvio_assets.benchmark.company import BenchmarkCompany
 from ekvio_assets.benchmark.files import write_data_array
@@ -155,3 +155,16 @@ def test_the_refresh_timing_counts_overlapping_steps_once_and_reports_both_ratio
     lines = report(2.0, timings)
     assert lines[-2] == "a day with nothing to change / T0: 4.00 (target <= 4)"
     assert lines[-1] == "largest analytics run overhead / T0: 0.50 (target <= 2)"
+
+
+def test_a_process_per_core_draws_the_same_files_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def write(name: str) -> bytes:
+        report, day = BenchmarkCompany(MATERIAL_STATISTICS.name, 3000).write_files(
+            tmp_path / f"{name}.json", (tmp_path / f"{name}.day.json", 100)
+        )
+        assert day is not None
+        return report.path.read_bytes() + day.path.read_bytes()
+
+    one_process = write("one")
+    monkeypatch.setattr(company, "_PARALLEL_ROWS", 1)
+    assert write("per core") == one_process

@@ -8,7 +8,11 @@ rows of the report file that changed then and of rows that first appeared then.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+import multiprocessing
+import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +29,6 @@ from ekvio_assets.reports.specs import (
 from ekvio_assets.simulator.company import DatasetConfig
 from ekvio_assets.simulator.generator import generate
 from ekvio_assets.simulator.result_file import ResultFileWriter
-from ekvio_assets.simulator.rows import Row, RowGroup
 
 # Learners of every benchmark company: each material, course or programme is assigned to a share of
 # them, some hundreds of rows under each parent.
@@ -41,6 +44,8 @@ _ROWS_PER_PARENT = {
     PROGRAM_STATISTICS.name: 0.5 * _LEARNERS,
 }
 _SPARE_PARENTS = 1.3
+# From this many rows on, a process per core draws the rows: spawning them costs a few seconds.
+_PARALLEL_ROWS = 100_000
 _NEW_ROWS_SHARE = 0.2  # of a day file's rows: rows that first appear that day, the others are updates
 
 
@@ -76,41 +81,44 @@ class BenchmarkCompany:
     def write_files(self, path: Path, day: tuple[Path, int] | None = None) -> tuple[ReportFile, DayFile | None]:
         """The report file; given (path, changed rows), the day file too, from the same pass over the rows."""
         renderer = self.dataset.renderer(self.report_name)
+        groups = self.dataset.groups(self.report_name)
         day_rows = _DaySample(random.Random(f"{self.seed}/{self.report_name}/day"), day[1] if day else 0)
-        with open(path, "w", encoding="utf-8") as out:
+        remaining = self.rows
+        with open(path, "w", encoding="utf-8") as out, self._drawn_groups(with_day=day is not None) as drawn:
             writer = ResultFileWriter(out, renderer.top_level)
-            for index, group, rows in self._groups():
+            for index, row_texts in enumerate(drawn):
                 texts = []
-                for row in rows:
-                    version = row.visible(self.day_after)
-                    if version is not None:
-                        texts.append(renderer.rows.text(version.values, row.drift))
-                    if day is not None and self.day_after <= row.versions[-1].modified_at < self.day_to:
-                        day_rows.offer(index, row, updated=version is not None)
-                writer.write(renderer.records(group.parent, texts))
+                for file_text, day_text in row_texts:
+                    in_file = False
+                    if file_text is not None and remaining:
+                        texts.append(file_text)
+                        remaining -= 1
+                        in_file = True
+                    # The day's changes to rows of the file, and its rows that are new.
+                    if day_text is not None and (in_file or file_text is None):
+                        day_rows.offer(index, day_text, updated=in_file)
+                writer.write(renderer.records(groups[index].parent, texts))
+                if not remaining:
+                    break
             writer.finish()
+        if remaining:
+            raise AssertionError(f"{self.report_name}: the company holds {self.rows - remaining} rows, not {self.rows}")
         report = ReportFile(path, self.rows, writer.records)
         if day is None:
             return report, None
         return report, self._write_day_file(day[0], day_rows)
 
-    def _groups(self) -> Iterator[tuple[int, RowGroup, Iterator[Row]]]:
-        """Each group with the rows of the report file (those visible at the day's start, up to
-        `rows`) and the rows that first appear on the day among them."""
-        remaining = self.rows
-        for index, group in enumerate(self.dataset.groups(self.report_name)):
-            if not remaining:
-                return
-            rows = []
-            for row in group.rows():
-                if row.versions[0].modified_at >= self.day_after:
-                    rows.append(row)
-                elif remaining:
-                    rows.append(row)
-                    remaining -= 1
-            yield index, group, iter(rows)
-        if remaining:
-            raise AssertionError(f"{self.report_name}: the company holds {self.rows - remaining} rows, not {self.rows}")
+    @contextlib.contextmanager
+    def _drawn_groups(self, *, with_day: bool) -> Iterator[Iterator[list[_RowTexts]]]:
+        """The texts of every group's rows, in order; drawn by a process per core for a big company."""
+        count = len(self.dataset.groups(self.report_name))
+        if self.rows < _PARALLEL_ROWS:
+            yield (_row_texts(self, index, with_day) for index in range(count))
+            return
+        context = multiprocessing.get_context("spawn")  # no fork of a process that may run threads
+        arguments = (self.report_name, self.rows, self.seed)
+        with context.Pool(os.cpu_count(), initializer=_start_worker, initargs=arguments) as pool:
+            yield pool.imap(functools.partial(_worker_row_texts, with_day=with_day), range(count), chunksize=4)
 
     def _write_day_file(self, path: Path, sample: _DaySample) -> DayFile:
         renderer = self.dataset.renderer(self.report_name)
@@ -119,11 +127,41 @@ class BenchmarkCompany:
         with open(path, "w", encoding="utf-8") as out:
             writer = ResultFileWriter(out, renderer.top_level)
             for index in sorted({index for index, _, _ in chosen}):
-                texts = [renderer.rows.text(row.versions[-1].values, row.drift) for i, row, _ in chosen if i == index]
+                texts = [text for i, text, _ in chosen if i == index]
                 writer.write(renderer.records(groups[index].parent, texts))
             writer.finish()
         updated = sum(updated for _, _, updated in chosen)
         return DayFile(path, len(chosen), writer.records, updated, len(chosen) - updated, self.day_after, self.day_to)
+
+
+# A row's text in the report file (None: it first appears on the day) and in the day file (None:
+# the day does not change it).
+_RowTexts = tuple[str | None, str | None]
+
+
+def _row_texts(company: BenchmarkCompany, group_index: int, with_day: bool) -> list[_RowTexts]:
+    rows = company.dataset.renderer(company.report_name).rows
+    texts = []
+    for row in company.dataset.groups(company.report_name)[group_index].rows():
+        version = row.visible(company.day_after)
+        file_text = None if version is None else rows.text(version.values, row.drift)
+        final = row.versions[-1]
+        changes_on_the_day = with_day and company.day_after <= final.modified_at < company.day_to
+        texts.append((file_text, rows.text(final.values, row.drift) if changes_on_the_day else None))
+    return texts
+
+
+_worker_company: BenchmarkCompany | None = None
+
+
+def _start_worker(report_name: str, rows: int, seed: int) -> None:
+    global _worker_company
+    _worker_company = BenchmarkCompany(report_name, rows, seed)
+
+
+def _worker_row_texts(group_index: int, *, with_day: bool) -> list[_RowTexts]:
+    assert _worker_company is not None
+    return _row_texts(_worker_company, group_index, with_day)
 
 
 def _config(report_name: str, parents: int, seed: int) -> DatasetConfig:
@@ -146,12 +184,12 @@ class _DaySample:
         self._limits = {True: size, False: round(size * _NEW_ROWS_SHARE)}
         self._offered = 0
         self._seen = {True: 0, False: 0}
-        # By whether the row updates one of the report file: (position offered, group index, row).
-        self._kept: dict[bool, list[tuple[int, int, Row]]] = {True: [], False: []}
+        # By whether the row updates one of the report file: (position offered, group index, text).
+        self._kept: dict[bool, list[tuple[int, int, str]]] = {True: [], False: []}
 
-    def offer(self, group_index: int, row: Row, *, updated: bool) -> None:
+    def offer(self, group_index: int, text: str, *, updated: bool) -> None:
         # Reservoir sampling: the n-th row of its kind replaces a kept one with chance limit / n.
-        entry = (self._offered, group_index, row)
+        entry = (self._offered, group_index, text)
         self._offered += 1
         kept, limit = self._kept[updated], self._limits[updated]
         self._seen[updated] += 1
@@ -162,11 +200,11 @@ class _DaySample:
         if slot < limit:
             kept[slot] = entry
 
-    def chosen(self) -> list[tuple[int, Row, bool]]:
-        """(group index, row, whether it updates a row of the report file), in payload order; the
+    def chosen(self) -> list[tuple[int, str, bool]]:
+        """(group index, row text, whether it updates a row of the report file), in payload order; the
         updates fill what the new rows leave of the size."""
         new = self._kept[False]
         updates = self._kept[True]
         updates = self._rng.sample(updates, min(len(updates), self._size - len(new)))
         entries = [(entry, True) for entry in updates] + [(entry, False) for entry in new]
-        return [(index, row, is_update) for (_, index, row), is_update in sorted(entries, key=lambda e: e[0][0])]
+        return [(index, text, is_update) for (_, index, text), is_update in sorted(entries, key=lambda e: e[0][0])]

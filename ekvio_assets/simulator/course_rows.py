@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import functools
 import math
-from array import array
-from collections.abc import Iterator
 from typing import Any
 
 from ekvio_assets.reports.specs import COURSE_STATISTICS
 from ekvio_assets.simulator.draws import RowRandom, Weighted
 from ekvio_assets.simulator.entities import COURSE_CONTENT_TYPES, Course, Learner
-from ekvio_assets.simulator.rows import Company, Row, RowGroup, Version
+from ekvio_assets.simulator.rows import Company, RowGroup, Version
 
 _ASSIGNED_SHARE = (0.2, 0.6)
 _PLANNED_SESSIONS = Weighted((0, 1, 2, 3, 4, 5), (30, 14, 14, 14, 14, 14))
@@ -23,19 +21,17 @@ def course_groups(company: Company) -> list[RowGroup]:
     groups = []
     for course in company.courses:
         assigned = company.assignment(COURSE_STATISTICS.name, (course.material_id,), _ASSIGNED_SHARE)
-        groups.append(RowGroup(None, assigned, functools.partial(_rows, company, course)))
+        rows = functools.partial(
+            company.learner_rows,
+            COURSE_STATISTICS.name,
+            (course.material_id,),
+            versions=functools.partial(_versions, company, course),
+        )
+        groups.append(RowGroup(None, assigned, rows))
     return groups
 
 
-def _rows(company: Company, course: Course, learners: array[int]) -> Iterator[Row]:
-    for position in learners:
-        learner = company.learners[position]
-        rng = company.row_random(COURSE_STATISTICS.name, (course.material_id,), learner)
-        drift = rng.getrandbits(64)
-        yield Row(drift, _versions(company, rng, course, learner))
-
-
-def _versions(company: Company, rng: RowRandom, course: Course, learner: Learner) -> list[Version]:
+def _versions(company: Company, course: Course, rng: RowRandom, learner: Learner) -> list[Version]:
     """One learner's course row over time.
 
     Assigned, it is not started and has no dates at all (null last_activity). Every session views

@@ -36,7 +36,9 @@ def material_groups(company: Company) -> tuple[list[RowGroup], list[RowGroup]]:
         share = None if number == len(company.materials) > 1 else _ASSIGNED_SHARE
         assigned = company.assignment(MATERIAL_STATISTICS.name, key, share)
         parent = company.parent(MATERIAL_STATISTICS.name, key, _parent_values(material))
-        statistics_groups.append(RowGroup(parent, assigned, functools.partial(_statistics_rows, company, material)))
+        versions = functools.partial(_statistics_versions, company, material)
+        rows = functools.partial(company.learner_rows, MATERIAL_STATISTICS.name, key, versions=versions)
+        statistics_groups.append(RowGroup(parent, assigned, rows))
         if material.type == "test":
             attempts = functools.partial(_attempt_rows, company, material)
             attempt_groups.append(RowGroup(None, assigned, attempts, one_row_per_learner=False))
@@ -53,28 +55,20 @@ def _parent_values(material: Material) -> dict[str, Any]:
     }
 
 
-def _statistics_rows(company: Company, material: Material, learners: array[int]) -> Iterator[Row]:
-    for position in learners:
-        rng, learner, assigned_at = _assignment(company, material, position)
-        drift = rng.getrandbits(64)
-        if material.type == "test":
-            versions = _test_versions(learner, assigned_at, _attempts(company, rng, material, learner, assigned_at))
-        else:
-            versions = _other_versions(company, rng, material, learner, assigned_at)
-        yield Row(drift, versions)
+def _statistics_versions(company: Company, material: Material, rng: RowRandom, learner: Learner) -> list[Version]:
+    assigned_at = company.period.moment(rng)
+    if material.type == "test":
+        return _test_versions(learner, assigned_at, _attempts(company, rng, material, learner, assigned_at))
+    return _other_versions(company, rng, material, learner, assigned_at)
 
 
 def _attempt_rows(company: Company, material: Material, learners: array[int]) -> Iterator[Row]:
+    """The attempts of the learners assigned to a test, drawn from their statistics rows' streams."""
     for position in learners:
-        rng, learner, assigned_at = _assignment(company, material, position)
-        rng.getrandbits(64)  # the statistics row's drift: the attempts follow it in the stream
-        yield from _attempts(company, rng, material, learner, assigned_at)
-
-
-def _assignment(company: Company, material: Material, position: int) -> tuple[RowRandom, Learner, datetime]:
-    learner = company.learners[position]
-    rng = company.row_random(MATERIAL_STATISTICS.name, (material.material_id, material.type), learner)
-    return rng, learner, company.period.moment(rng)
+        learner = company.learners[position]
+        rng = company.row_random(MATERIAL_STATISTICS.name, (material.material_id, material.type), learner)
+        rng.getrandbits(64)  # the statistics row's drift: its versions follow in the stream
+        yield from _attempts(company, rng, material, learner, company.period.moment(rng))
 
 
 def _attempts(

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import functools
-from array import array
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 from ekvio_assets.reports.specs import MATERIAL_TYPES, PROGRAM_STATISTICS
 from ekvio_assets.simulator.draws import RowRandom, Weighted
 from ekvio_assets.simulator.entities import Learner, Program
-from ekvio_assets.simulator.rows import Company, Row, RowGroup, Version
+from ekvio_assets.simulator.rows import Company, RowGroup, Version
 
 _ASSIGNED_SHARE = (0.3, 0.7)
 _STATUSES = ("appointed", "in_progress", "completed", "checking", "fail")
@@ -29,7 +27,9 @@ def program_groups(company: Company) -> list[RowGroup]:
         share = None if number == len(company.programs) > 1 else _ASSIGNED_SHARE
         assigned = company.assignment(PROGRAM_STATISTICS.name, key, share)
         parent = company.parent(PROGRAM_STATISTICS.name, key, _parent_values(program))
-        groups.append(RowGroup(parent, assigned, functools.partial(_rows, company, program)))
+        versions = functools.partial(_versions, company, program)
+        rows = functools.partial(company.learner_rows, PROGRAM_STATISTICS.name, key, versions=versions)
+        groups.append(RowGroup(parent, assigned, rows))
     return groups
 
 
@@ -46,15 +46,7 @@ def _parent_values(program: Program) -> dict[str, Any]:
     }
 
 
-def _rows(company: Company, program: Program, learners: array[int]) -> Iterator[Row]:
-    for position in learners:
-        learner = company.learners[position]
-        rng = company.row_random(PROGRAM_STATISTICS.name, (program.program_id,), learner)
-        drift = rng.getrandbits(64)
-        yield Row(drift, _versions(company, rng, program, learner))
-
-
-def _versions(company: Company, rng: RowRandom, program: Program, learner: Learner) -> list[Version]:
+def _versions(company: Company, program: Program, rng: RowRandom, learner: Learner) -> list[Version]:
     """One learner's programme row over time.
 
     Assigned, it is appointed and was never active (null active_at). Every session completes more

@@ -90,6 +90,20 @@ class Company:
     def row_random(self, report: str, parent_key: tuple[Any, ...], learner: Learner) -> RowRandom:
         return RowRandom(self.config.seed, report, *parent_key, learner.user_id)
 
+    def learner_rows(
+        self,
+        report: str,
+        parent_key: tuple[Any, ...],
+        learners: array[int],
+        versions: Callable[[RowRandom, Learner], list[Version]],
+    ) -> Iterator[Row]:
+        """The rows of the learners assigned to a parent: each draws its drift, then its versions."""
+        for position in learners:
+            learner = self.learners[position]
+            rng = self.row_random(report, parent_key, learner)
+            drift = rng.getrandbits(64)
+            yield Row(drift, versions(rng, learner))
+
     def parent(self, report: str, parent_key: tuple[Any, ...], values: dict[str, Any]) -> Parent:
         return Parent(values, RowRandom(self.config.seed, report, "parent", *parent_key).getrandbits(64))
 
