@@ -18,17 +18,15 @@ _FILLED_TYPES = Weighted((None, "Польз.", "Импорт"), (70, 20, 10))
 
 def course_groups(company: Company) -> list[RowGroup]:
     """The report is flat; its rows come a course at a time."""
-    groups = []
-    for course in company.courses:
-        assigned = company.assignment(COURSE_STATISTICS.name, (course.material_id,), _ASSIGNED_SHARE)
-        rows = functools.partial(
-            company.learner_rows,
+    return [
+        company.learner_group(
             COURSE_STATISTICS.name,
             (course.material_id,),
-            versions=functools.partial(_versions, company, course),
+            _ASSIGNED_SHARE,
+            functools.partial(_versions, company, course),
         )
-        groups.append(RowGroup(None, assigned, rows))
-    return groups
+        for course in company.courses
+    ]
 
 
 def _versions(company: Company, course: Course, rng: RowRandom, learner: Learner) -> list[Version]:

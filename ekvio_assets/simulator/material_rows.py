@@ -34,14 +34,12 @@ def material_groups(company: Company) -> tuple[list[RowGroup], list[RowGroup]]:
     for number, material in enumerate(company.materials, start=1):
         key = (material.material_id, material.type)
         share = None if number == len(company.materials) > 1 else _ASSIGNED_SHARE
-        assigned = company.assignment(MATERIAL_STATISTICS.name, key, share)
-        parent = company.parent(MATERIAL_STATISTICS.name, key, _parent_values(material))
         versions = functools.partial(_statistics_versions, company, material)
-        rows = functools.partial(company.learner_rows, MATERIAL_STATISTICS.name, key, versions=versions)
-        statistics_groups.append(RowGroup(parent, assigned, rows))
+        statistics = company.learner_group(MATERIAL_STATISTICS.name, key, share, versions, _parent_values(material))
+        statistics_groups.append(statistics)
         if material.type == "test":
             attempts = functools.partial(_attempt_rows, company, material)
-            attempt_groups.append(RowGroup(None, assigned, attempts, one_row_per_learner=False))
+            attempt_groups.append(RowGroup(None, statistics.assign, attempts, one_row_per_learner=False))
     return attempt_groups, statistics_groups
 
 

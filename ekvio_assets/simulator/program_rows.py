@@ -25,11 +25,8 @@ def program_groups(company: Company) -> list[RowGroup]:
     for number, program in enumerate(company.programs, start=1):
         key = (program.program_id,)
         share = None if number == len(company.programs) > 1 else _ASSIGNED_SHARE
-        assigned = company.assignment(PROGRAM_STATISTICS.name, key, share)
-        parent = company.parent(PROGRAM_STATISTICS.name, key, _parent_values(program))
         versions = functools.partial(_versions, company, program)
-        rows = functools.partial(company.learner_rows, PROGRAM_STATISTICS.name, key, versions=versions)
-        groups.append(RowGroup(parent, assigned, rows))
+        groups.append(company.learner_group(PROGRAM_STATISTICS.name, key, share, versions, _parent_values(program)))
     return groups
 
 

@@ -90,14 +90,27 @@ class Company:
     def row_random(self, report: str, parent_key: tuple[Any, ...], learner: Learner) -> RowRandom:
         return RowRandom(self.config.seed, report, *parent_key, learner.user_id)
 
-    def learner_rows(
+    def learner_group(
         self,
         report: str,
         parent_key: tuple[Any, ...],
-        learners: array[int],
+        share: tuple[float, float] | None,
         versions: Callable[[RowRandom, Learner], list[Version]],
+        parent_values: dict[str, Any] | None = None,
+    ) -> RowGroup:
+        """The rows of the learners assigned to a parent (sent under it, given `parent_values`), one
+        a learner: each draws its drift, then its versions."""
+        parent = None if parent_values is None else self.parent(report, parent_key, parent_values)
+        rows = functools.partial(self._learner_rows, report, parent_key, versions)
+        return RowGroup(parent, self.assignment(report, parent_key, share), rows)
+
+    def _learner_rows(
+        self,
+        report: str,
+        parent_key: tuple[Any, ...],
+        versions: Callable[[RowRandom, Learner], list[Version]],
+        learners: array[int],
     ) -> Iterator[Row]:
-        """The rows of the learners assigned to a parent: each draws its drift, then its versions."""
         for position in learners:
             learner = self.learners[position]
             rng = self.row_random(report, parent_key, learner)
