@@ -1,34 +1,23 @@
-"""The benchmark at a small size (its code path and output, not its timings) and its bulk report files."""
+"""The benchmark at a small size (its code path and output, not its timings) and its company-scale report files."""
 
 from __future__ import annotations
 
 import json
-import random
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from ekvio_assets.api.client import ExportedFile
-from ekvio_assets.benchmark import main
+from ekvio_assets.benchmark import company, main
 from ekvio_assets.benchmark.cli import Measurement, _typical
+from ekvio_assets.benchmark.company import BenchmarkCompany
 from ekvio_assets.benchmark.files import write_data_array
 from ekvio_assets.reports.checks import evaluate_report_checks
 from ekvio_assets.reports.load import load_report_file
-from ekvio_assets.reports.specs import ATTEMPTS, MATERIAL_STATISTICS, REPORTS, Field, FieldType, ReportSpec
-from ekvio_assets.simulator.generator import (
-    _RENDERINGS,
-    BulkCompany,
-    BulkConfig,
-    _bulk_drift,
-    _BulkFields,
-    _BulkTexts,
-    _extra_fields_texts,
-    _render,
-)
+from ekvio_assets.reports.specs import ATTEMPTS, MATERIAL_STATISTICS, REPORTS, ReportSpec
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 SMALL_ROWS = 20_000
@@ -95,9 +84,9 @@ def test_rounds_report_the_run_of_median_time_with_the_highest_peak_rss() -> Non
 
 def test_same_seed_writes_the_same_files_and_another_seed_other_ones(tmp_path: Path) -> None:
     def write(seed: int, name: str) -> bytes:
-        company = BulkCompany(BulkConfig(rows=3000, seed=seed))
-        report = company.write_report_file(MATERIAL_STATISTICS.name, tmp_path / f"{name}.json")
-        day = company.write_day_file(MATERIAL_STATISTICS.name, tmp_path / f"{name}.day.json", 100)
+        company = BenchmarkCompany(MATERIAL_STATISTICS.name, 3000, seed)
+        report, day = company.write_files(tmp_path / f"{name}.json", (tmp_path / f"{name}.day.json", 100))
+        assert day is not None
         return report.path.read_bytes() + day.path.read_bytes()
 
     assert write(3, "first") == write(3, "again")
@@ -105,16 +94,16 @@ def test_same_seed_writes_the_same_files_and_another_seed_other_ones(tmp_path: P
 
 
 @pytest.mark.parametrize("spec", REPORTS, ids=lambda spec: spec.name)
-def test_bulk_files_load_without_rejects_and_the_day_updates_and_adds_rows(spec: ReportSpec, tmp_path: Path) -> None:
-    company = BulkCompany(BulkConfig(rows=4000))
-    warehouse = DuckDBWarehouse(data_dir=str(tmp_path / "data"), timezone=company.config.timezone)
+def test_company_files_load_without_rejects_and_the_day_updates_and_adds_rows(spec: ReportSpec, tmp_path: Path) -> None:
+    company = BenchmarkCompany(spec.name, 4000)
+    warehouse = DuckDBWarehouse(data_dir=str(tmp_path / "data"), timezone=company.timezone)
 
-    report = company.write_report_file(spec.name, tmp_path / "report.json")
+    report, day = company.write_files(tmp_path / "report.json", (tmp_path / "day.json", 300))
     assert report.path.stat().st_size > 100 * report.rows
     full = _load(warehouse, spec, report.path).outcome
     assert (full.rows_in_file, full.inserted, full.rejected, full.duplicates) == (4000, 4000, 0, 0)
 
-    day = company.write_day_file(spec.name, tmp_path / "day.json", 300)
+    assert day is not None
     assert (day.rows, day.updated_rows + day.new_rows) == (300, 300) and day.new_rows > 0
     changed = _load(warehouse, spec, day.path, day.after, day.to).outcome
     assert (changed.inserted, changed.rejected, changed.table_rows) == (day.new_rows, 0, 4000 + day.new_rows)
@@ -140,55 +129,8 @@ def _load(
     )
 
 
-@pytest.mark.parametrize(
-    ("zone_name", "start"),
-    [("Europe/Moscow", date(2024, 1, 1)), ("Europe/Berlin", date(2024, 10, 20))],  # Berlin: the autumn fold
-)
-@pytest.mark.parametrize("spec", REPORTS, ids=lambda spec: spec.name)
-def test_bulk_rows_drift_exactly_as_the_simulator_renders_rows(spec: ReportSpec, zone_name: str, start: date) -> None:
-    zone = ZoneInfo(zone_name)
-    period_start = datetime.combine(start, datetime.min.time(), zone).astimezone(UTC)
-    period_end = period_start + timedelta(days=14)
-    rendering = _RENDERINGS[spec.name]
-    texts = _BulkTexts(period_start, period_end, zone)
-    fields = _BulkFields(texts, spec.fields, rendering)
-    extra_columns = [Field(column, (column,), FieldType.TEXT, "") for column in rendering.extra_columns]
-    extras = _BulkFields(texts, extra_columns, rendering, always_written=True)
-    rng = random.Random(5)
-    seconds = int((period_end - period_start).total_seconds())
-    samples: dict[FieldType, Any] = {
-        FieldType.TEXT: lambda: rng.choice(("active", "Иванов Иван", 'say "hi"\\')),
-        FieldType.INTEGER: lambda: rng.randrange(10**6),
-        FieldType.BOOLEAN: lambda: rng.random() < 0.5,
-        FieldType.TIMESTAMP: lambda: rng.randrange(seconds),
-    }
-    for _ in range(2000):
-        drift_hash = rng.getrandbits(64)
-        row = [None if rng.random() < 0.3 else samples[field.type]() for field in (*spec.fields, *extra_columns)]
-        drift = _bulk_drift(drift_hash)
-        bulk_text = ", ".join(
-            [
-                *fields.texts(row[: len(spec.fields)], drift),
-                *extras.texts(row[len(spec.fields) :], drift),
-                *_extra_fields_texts(drift_hash),
-            ]
-        )
-        values = {
-            field.column: period_start + timedelta(seconds=value)
-            if field.type is FieldType.TIMESTAMP and value is not None
-            else value
-            for field, value in zip((*spec.fields, *extra_columns), row, strict=True)
-        }
-        assert json.loads("{" + bulk_text + "}") == _render(spec.fields, values, drift_hash, zone, rendering)
-
-
-def test_a_zone_with_half_hour_offsets_is_refused() -> None:
-    with pytest.raises(ValueError, match="whole-hour offsets"):
-        BulkCompany(BulkConfig(rows=10, timezone="Asia/Kolkata"))
-
-
 def test_the_data_array_file_holds_the_report_records(tmp_path: Path) -> None:
-    report = BulkCompany(BulkConfig(rows=500)).write_report_file("program_statistics", tmp_path / "report.json")
+    report, _ = BenchmarkCompany("program_statistics", 500).write_files(tmp_path / "report.json")
     write_data_array(report.path, tmp_path / "data.json")
 
     document = json.loads(report.path.read_text(encoding="utf-8"))
@@ -203,9 +145,26 @@ def test_the_refresh_timing_counts_overlapping_steps_once_and_reports_both_ratio
     assert _union_seconds([(0.0, 2.0), (1.0, 3.0), (1.5, 2.5), (2.0, 3.5), (5.0, 6.0)]) == 4.5
     assert _union_seconds([]) == 0.0
     timings = [
-        RefreshTiming("full refresh", 20.0, (RunTiming("reconcile_job", 12.0, 10.0), RunTiming("analytics_job", 4.0, 3.0))),
-        RefreshTiming("a day, nothing to change", 8.0, (RunTiming("refresh_job", 4.0, 2.0), RunTiming("analytics_job", 2.0, 1.5))),
+        RefreshTiming(
+            "full refresh", 20.0, (RunTiming("reconcile_job", 12.0, 10.0), RunTiming("analytics_job", 4.0, 3.0))
+        ),
+        RefreshTiming(
+            "a day, nothing to change", 8.0, (RunTiming("refresh_job", 4.0, 2.0), RunTiming("analytics_job", 2.0, 1.5))
+        ),
     ]
     lines = report(2.0, timings)
     assert lines[-2] == "a day with nothing to change / T0: 4.00 (target <= 4)"
     assert lines[-1] == "largest analytics run overhead / T0: 0.50 (target <= 2)"
+
+
+def test_a_process_per_core_draws_the_same_files_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def write(name: str) -> bytes:
+        report, day = BenchmarkCompany(MATERIAL_STATISTICS.name, 3000).write_files(
+            tmp_path / f"{name}.json", (tmp_path / f"{name}.day.json", 100)
+        )
+        assert day is not None
+        return report.path.read_bytes() + day.path.read_bytes()
+
+    one_process = write("one")
+    monkeypatch.setattr(company, "_PARALLEL_ROWS", 1)
+    assert write("per core") == one_process

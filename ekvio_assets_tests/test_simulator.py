@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import re
 import signal
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -52,8 +54,10 @@ from ekvio_assets.simulator import (
     parse_fault_rules,
     running_simulator,
 )
-from ekvio_assets.simulator.generator import COURSE_EXTRA_COLUMNS, POINTED_MATERIAL_TYPES
-from ekvio_assets.simulator.server import MAX_FILTER_VALUES, RunningSimulator
+from ekvio_assets.simulator.entities import COURSE_EXTRA_COLUMNS, POINTED_MATERIAL_TYPES
+from ekvio_assets.simulator.rendering import ReportRenderer
+from ekvio_assets.simulator.request_selection import MAX_FILTER_VALUES
+from ekvio_assets.simulator.server import RunningSimulator
 
 SMALL = DatasetConfig(learners=20, materials=10, courses=3, programs=3)
 
@@ -1376,3 +1380,51 @@ def test_cli_refuses_a_report_route_it_cannot_read() -> None:
     finished = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert finished.returncode == 2
     assert "--report-route" in finished.stderr and "expected NAME=METHOD:/path" in finished.stderr
+
+
+@pytest.mark.parametrize(
+    ("zone_name", "start"),
+    [
+        ("Europe/Moscow", date(2024, 1, 1)),
+        ("Europe/Berlin", date(2024, 10, 20)),  # the autumn fold: a local time names two instants
+        ("Asia/Kolkata", date(2024, 1, 1)),  # an offset of hours and a half
+    ],
+)
+@pytest.mark.parametrize("spec", REPORTS, ids=lambda spec: spec.name)
+def test_rendered_records_read_back_as_their_values_in_any_zone(spec: ReportSpec, zone_name: str, start: date) -> None:
+    zone = ZoneInfo(zone_name)
+    period_start = datetime.combine(start, datetime.min.time(), zone).astimezone(UTC)
+    renderer = ReportRenderer(spec, zone)
+    rng = random.Random(5)
+    samples: dict[FieldType, Callable[[], Any]] = {
+        FieldType.TEXT: lambda: rng.choice(("active", "Иванов Иван", 'say "hi"\\')),
+        FieldType.INTEGER: lambda: rng.randrange(10**6),
+        FieldType.BOOLEAN: lambda: rng.random() < 0.5,
+        FieldType.TIMESTAMP: lambda: period_start + timedelta(seconds=rng.randrange(14 * 86400)),
+    }
+    extra_columns = COURSE_EXTRA_COLUMNS if spec is COURSE_STATISTICS else ()
+    for fields, record_renderer, extras in (
+        (spec.fields, renderer.rows, extra_columns),
+        (spec.parent_fields, renderer.parents, ()),
+    ):
+        for _ in range(500):
+            values = {field.column: None if rng.random() < 0.3 else samples[field.type]() for field in fields}
+            values |= {column: rng.choice((None, "Ночная смена")) for column in extras}
+            payload = json.loads(record_renderer.text(values, rng.getrandbits(64)))
+            read, _ = read_object(spec, fields, payload, zone)
+            assert read == values
+
+
+def test_a_big_company_serves_its_first_record_without_drawing_every_row() -> None:
+    # 30,000 learners make some 700,000 rows: as version histories in memory, gigabytes. A company
+    # keeps its entities and assignments; a selection draws rows a material at a time.
+    tracemalloc.start()
+    try:
+        dataset = generate(DatasetConfig(learners=30_000))
+        first = next(dataset.payload_records(MATERIAL_STATISTICS.name))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    rows_of_first_material = len(first[MATERIAL_STATISTICS.children_key])
+    assert 0 < rows_of_first_material < dataset.row_count(MATERIAL_STATISTICS.name) / 10
+    assert peak < 200 * 2**20

@@ -31,17 +31,17 @@ from typing import Any
 
 import duckdb
 
-from ekvio_assets.cli_arguments import ArgumentParser
+from ekvio_assets.benchmark.company import ReportFile
 from ekvio_assets.benchmark.files import BenchmarkFiles, prepare_files
 from ekvio_assets.benchmark.workloads import TOKEN_VARIABLE
+from ekvio_assets.cli_arguments import ArgumentParser
 from ekvio_assets.reports.specs import MATERIAL_STATISTICS
-from ekvio_assets.simulator.generator import BulkConfig, BulkFile, DatasetConfig, generate
-from ekvio_assets.simulator.server import running_simulator
+from ekvio_assets.simulator import DatasetConfig, generate, running_simulator
 
 DEFAULT_ROWS = 1_500_000
 DEFAULT_CHANGED_ROWS = 5000
 DEFAULT_ROUNDS = 3
-_TIMEZONE = BulkConfig(rows=1).timezone
+_TIMEZONE = DatasetConfig.timezone
 _MATERIAL = MATERIAL_STATISTICS.name
 # What is wrong with a workload's result (other rows than its file holds), or None.
 _Check = Callable[[dict[str, Any]], str | None]
@@ -213,7 +213,7 @@ def _typical(runs: Sequence[Measurement]) -> Measurement:
 def _ingest(
     title: str,
     report: str,
-    served: BulkFile,
+    served: ReportFile,
     data_dir: Path,
     *,
     window: tuple[str | None, str | None] = (None, None),
@@ -261,7 +261,7 @@ def _run(
     title: str,
     workload: str,
     parameters: dict[str, Any],
-    served: BulkFile,
+    served: ReportFile,
     check: _Check,
     environment: dict[str, str] | None = None,
 ) -> Measurement:

@@ -1,8 +1,8 @@
-"""The benchmark's input files, written by the simulator's bulk generator.
+"""The benchmark's input files, drawn by the simulator's generator (see `company`).
 
 Writing them takes about as long as a few measurements, so a directory keeps them for the next run
-with the same options, as long as neither the generator's source nor this module's has changed
-(`manifest.json`).
+with the same options, as long as neither the simulator's source nor the benchmark's files modules
+have changed (`manifest.json`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ekvio_assets import simulator
+from ekvio_assets.benchmark import company
+from ekvio_assets.benchmark.company import BenchmarkCompany, DayFile, ReportFile
 from ekvio_assets.reports.specs import MATERIAL_STATISTICS, REPORTS
-from ekvio_assets.simulator import generator
-from ekvio_assets.simulator.generator import BulkCompany, BulkConfig, BulkDayFile, BulkFile
 
+_MATERIAL = MATERIAL_STATISTICS.name
 _OTHER_REPORTS = tuple(spec.name for spec in REPORTS if spec is not MATERIAL_STATISTICS)
 # Rows of the small company whose files tell how many bytes a row of each report takes.
 _CALIBRATION_ROWS = 5000
@@ -29,11 +31,11 @@ _MANIFEST = "manifest.json"
 
 @dataclass(frozen=True)
 class BenchmarkFiles:
-    material: BulkFile
+    material: ReportFile
     material_data_array: Path  # the `data` array of `material` alone, for DuckDB's reader
-    material_double: BulkFile  # twice the rows
-    material_day: BulkDayFile  # one day of changes to `material_double`
-    others: dict[str, BulkFile]  # the other reports, each file about the size of `material`
+    material_double: ReportFile  # twice the rows
+    material_day: DayFile  # one day of changes to `material_double`
+    others: dict[str, ReportFile]  # the other reports, each file about the size of `material`
 
 
 def prepare_files(
@@ -45,7 +47,7 @@ def prepare_files(
         "seed": seed,
         "changed_rows": changed_rows,
         "other_reports": with_other_reports,
-        "sources": hashlib.sha256(Path(generator.__file__).read_bytes() + Path(__file__).read_bytes()).hexdigest(),
+        "sources": _sources_digest(),
     }
     manifest = directory / _MANIFEST
     if manifest.is_file():
@@ -58,55 +60,57 @@ def prepare_files(
     return files, True
 
 
+def _sources_digest() -> str:
+    """A digest of the simulator's modules and the benchmark's files modules: the code the files come from."""
+    sources = sorted(Path(simulator.__file__).parent.glob("*.py")) + [Path(company.__file__), Path(__file__)]
+    return hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()
+
+
 def _write_files(directory: Path, rows: int, seed: int, changed_rows: int, with_other_reports: bool) -> BenchmarkFiles:
-    company = BulkCompany(BulkConfig(rows, seed))
-    material = company.write_report_file(MATERIAL_STATISTICS.name, directory / "material_statistics.json")
+    material, _ = BenchmarkCompany(_MATERIAL, rows, seed).write_files(directory / "material_statistics.json")
     material_data_array = directory / "material_statistics.data.json"
     write_data_array(material.path, material_data_array)
-    double_company = BulkCompany(BulkConfig(2 * rows, seed))
-    material_double = double_company.write_report_file(
-        MATERIAL_STATISTICS.name, directory / "material_statistics.2x.json"
+    material_double, material_day = BenchmarkCompany(_MATERIAL, 2 * rows, seed).write_files(
+        directory / "material_statistics.2x.json", (directory / "material_statistics.2x.day.json", changed_rows)
     )
-    material_day = double_company.write_day_file(
-        MATERIAL_STATISTICS.name, directory / "material_statistics.2x.day.json", changed_rows
-    )
+    assert material_day is not None
     others = {}
     if with_other_reports:
         for name, other_rows in _rows_at_matching_size(rows, seed).items():
-            others[name] = BulkCompany(BulkConfig(other_rows, seed)).write_report_file(name, directory / f"{name}.json")
+            others[name], _ = BenchmarkCompany(name, other_rows, seed).write_files(directory / f"{name}.json")
     return BenchmarkFiles(material, material_data_array, material_double, material_day, others)
 
 
 def _files_to_json(files: BenchmarkFiles) -> dict[str, Any]:
-    def bulk_file(file: BulkFile) -> dict[str, Any]:
+    def report_file(file: ReportFile) -> dict[str, Any]:
         return {"name": file.path.name, "rows": file.rows, "records": file.records}
 
     day = files.material_day
     return {
-        "material": bulk_file(files.material),
+        "material": report_file(files.material),
         "material_data_array": files.material_data_array.name,
-        "material_double": bulk_file(files.material_double),
+        "material_double": report_file(files.material_double),
         "material_day": {
-            **bulk_file(day),
+            **report_file(day),
             "updated_rows": day.updated_rows,
             "new_rows": day.new_rows,
             "after": day.after.isoformat(),
             "to": day.to.isoformat(),
         },
-        "others": {name: bulk_file(file) for name, file in files.others.items()},
+        "others": {name: report_file(file) for name, file in files.others.items()},
     }
 
 
 def _files_from_json(directory: Path, files: dict[str, Any]) -> BenchmarkFiles:
-    def bulk_file(file: dict[str, Any]) -> BulkFile:
-        return BulkFile(directory / file["name"], file["rows"], file["records"])
+    def report_file(file: dict[str, Any]) -> ReportFile:
+        return ReportFile(directory / file["name"], file["rows"], file["records"])
 
     day = files["material_day"]
     return BenchmarkFiles(
-        material=bulk_file(files["material"]),
+        material=report_file(files["material"]),
         material_data_array=directory / files["material_data_array"],
-        material_double=bulk_file(files["material_double"]),
-        material_day=BulkDayFile(
+        material_double=report_file(files["material_double"]),
+        material_day=DayFile(
             directory / day["name"],
             day["rows"],
             day["records"],
@@ -115,19 +119,18 @@ def _files_from_json(directory: Path, files: dict[str, Any]) -> BenchmarkFiles:
             datetime.fromisoformat(day["after"]),
             datetime.fromisoformat(day["to"]),
         ),
-        others={name: bulk_file(file) for name, file in files["others"].items()},
+        others={name: report_file(file) for name, file in files["others"].items()},
     )
 
 
 def _rows_at_matching_size(material_rows: int, seed: int) -> dict[str, int]:
     """Rows of each other report that make a file about as big as the material report of `material_rows`."""
-    company = BulkCompany(BulkConfig(_CALIBRATION_ROWS, seed))
     with tempfile.TemporaryDirectory(prefix="ekvio-bench-calibration-") as directory:
         bytes_per_row = {}
-        for name in (MATERIAL_STATISTICS.name, *_OTHER_REPORTS):
-            written = company.write_report_file(name, Path(directory) / f"{name}.json")
+        for name in (_MATERIAL, *_OTHER_REPORTS):
+            written, _ = BenchmarkCompany(name, _CALIBRATION_ROWS, seed).write_files(Path(directory) / f"{name}.json")
             bytes_per_row[name] = written.path.stat().st_size / written.rows
-    material_bytes = material_rows * bytes_per_row[MATERIAL_STATISTICS.name]
+    material_bytes = material_rows * bytes_per_row[_MATERIAL]
     return {name: max(1, round(material_bytes / bytes_per_row[name])) for name in _OTHER_REPORTS}
 
 

@@ -3,6 +3,8 @@
 It is the product's peer when no API URL is configured, and the peer of every end-to-end test.
 """
 
+from ekvio_assets.simulator.company import DatasetConfig
+from ekvio_assets.simulator.dataset import Dataset, RecordFilter, RowVersion
 from ekvio_assets.simulator.faults import (
     KINDS_BY_CALL,
     TRANSIENT_KINDS,
@@ -12,20 +14,11 @@ from ekvio_assets.simulator.faults import (
     FaultRule,
     parse_fault_rules,
 )
-from ekvio_assets.simulator.generator import Dataset, DatasetConfig, RecordFilter, RowVersion, generate
+from ekvio_assets.simulator.generator import generate
 from ekvio_assets.simulator.protocol import CannedAnswer, ProtocolOptions
-from ekvio_assets.simulator.server import (
-    NOT_HTTP_FILE_URL,
-    TRAVERSAL_FILE_NAME,
-    CreatedTask,
-    FileRequest,
-    InjectedFault,
-    RunningSimulator,
-    SimulatorClock,
-    SimulatorState,
-    create_app,
-    running_simulator,
-)
+from ekvio_assets.simulator.routes import NOT_HTTP_FILE_URL, TRAVERSAL_FILE_NAME
+from ekvio_assets.simulator.server import RunningSimulator, create_app, running_simulator
+from ekvio_assets.simulator.server_state import CreatedTask, FileRequest, InjectedFault, SimulatorClock, SimulatorState
 
 __all__ = [
     "KINDS_BY_CALL",
