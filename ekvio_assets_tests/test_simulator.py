@@ -210,7 +210,9 @@ def test_round_trip_serves_the_payload_and_the_truth(
 ) -> None:
     with api(demo_simulator) as client:
         task_id = create_task(client, spec)
-        first, second, third = (client.get(f"/{version}/integration/{task_id}").json()["data"] for version in ("v3", "v2", "v3"))
+        first, second, third = (
+            client.get(f"/{version}/integration/{task_id}").json()["data"] for version in ("v3", "v2", "v3")
+        )
         # The statuses of the vendor's installations and of its SDK's tests, before "completed".
         assert (first, second) == ({"status": "queued", "file": None}, {"status": "progress", "file": None})
         assert third["status"] == "completed"
@@ -245,7 +247,7 @@ def test_window_selects_records_changed_in_it(
         # to it at all (it is in every export).
         assigned = {tuple(row[column] for column in spec.parent_key) for row in demo_dataset.truth(spec.name)}
         parents = parent_rows(spec, records, zone_of(demo_dataset))
-        unassigned = [parent for parent, record in zip(parents, records) if not record[spec.children_key]]
+        unassigned = [parent for parent, record in zip(parents, records, strict=True) if not record[spec.children_key]]
         assert unassigned and all(tuple(p[c] for c in spec.parent_key) not in assigned for p in unassigned)
 
 
@@ -739,7 +741,10 @@ def test_bad_fault_specs_are_refused(spec: str, message: str) -> None:
 
 def test_pending_statuses_are_answered_in_turn_and_none_leaves_the_status_out(small_dataset: Dataset) -> None:
     protocol = ProtocolOptions(pending_statuses=("progress", None, "in_work"))
-    with running_simulator(small_dataset, polls_to_complete=5, protocol=protocol) as simulator, api(simulator) as client:
+    with (
+        running_simulator(small_dataset, polls_to_complete=5, protocol=protocol) as simulator,
+        api(simulator) as client,
+    ):
         task_id = create_task(client, ATTEMPTS)
         answers = [client.get(f"/v3/integration/{task_id}").json()["data"] for _ in range(5)]
     assert answers[:4] == [
@@ -771,7 +776,9 @@ def test_error_answers_can_come_with_http_200(small_dataset: Dataset) -> None:
     assert [response.status_code for response in answers] == [200, 200, 200]
     errors = [error_of(response) for response in answers]
     assert [(error["code"], error["field"]) for error in errors] == [
-        (1007, "integration"), (1007, "company_id"), (1007, "after_date")
+        (1007, "integration"),
+        (1007, "company_id"),
+        (1007, "after_date"),
     ]
     assert errors[2]["message"] == UNREADABLE_DATE_TIME
 
@@ -1311,7 +1318,10 @@ def test_cli_serves_until_interrupted(stop_signal: int) -> None:
     command = [sys.executable, "-m", "ekvio_assets.simulator", "--learners", "10", "--token", "demo"]
     # Started as a shell without job control starts `simulator &`: with SIGINT ignored.
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:

@@ -104,7 +104,10 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "--rows", type=_positive, default=DEFAULT_ROWS, help="learner rows of the material report (default: %(default)s)"
+        "--rows",
+        type=_positive,
+        default=DEFAULT_ROWS,
+        help="learner rows of the material report (default: %(default)s)",
     )
     parser.add_argument(
         "--changed-rows",

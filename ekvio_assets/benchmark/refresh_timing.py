@@ -23,7 +23,8 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time as clock_time, timedelta
+from datetime import datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -70,8 +71,12 @@ def _runs_since(home: Path, moment: float) -> tuple[RunTiming, ...]:
         timings = []
         for record in reversed(instance.get_run_records(dg.RunsFilter(created_after=datetime.fromtimestamp(moment)))):
             steps = instance.get_run_step_stats(record.dagster_run.run_id)
-            work = _union_seconds([(step.start_time, step.end_time) for step in steps if step.start_time and step.end_time])
+            work = _union_seconds(
+                [(step.start_time, step.end_time) for step in steps if step.start_time and step.end_time]
+            )
             stats = instance.get_run_stats(record.dagster_run.run_id)
+            if stats.start_time is None or stats.end_time is None:
+                raise RuntimeError(f"run {record.dagster_run.run_id} of the benchmark has not finished")
             timings.append(RunTiming(record.dagster_run.job_name, stats.end_time - stats.start_time, work))
     return tuple(timings)
 
@@ -80,7 +85,12 @@ def _refresh(name: str, env: Mapping[str, str], home: Path, log: Path, *args: st
     started = time.time()
     begin = time.perf_counter()
     with log.open("w") as output:
-        done = subprocess.run([sys.executable, "-m", "ekvio_assets.cli", "refresh", *args], env=env, stdout=output, stderr=subprocess.STDOUT)
+        done = subprocess.run(
+            [sys.executable, "-m", "ekvio_assets.cli", "refresh", *args],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     wall = time.perf_counter() - begin
     if done.returncode:
         raise SystemExit(f"{name} failed (exit {done.returncode}); its output: {log}")
@@ -124,7 +134,9 @@ def measure(
         t0s, idle = [], []
         for n in range(rounds):
             t0s.append(_t0(env))
-            idle.append(_refresh("a day, nothing to change", env, home, workdir / f"idle{n}.log", "--from", day, "--to", day))
+            idle.append(
+                _refresh("a day, nothing to change", env, home, workdir / f"idle{n}.log", "--from", day, "--to", day)
+            )
         t0s.append(_t0(env))
         timings.append(sorted(idle, key=lambda timing: timing.wall)[len(idle) // 2])
     return statistics.median(t0s), timings
@@ -156,7 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--learners", type=int, default=5000, help="learners of the simulated company")
     parser.add_argument("--materials", type=int, default=200, help="learning materials of the simulated company")
     parser.add_argument("--poll-interval", type=float, default=0.2, help="EKVIO_POLL_INTERVAL_SECONDS of the refreshes")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of T0 and of the idle day, of which the median counts")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs of T0 and of the idle day, of which the median counts"
+    )
     parser.add_argument("--workdir", type=Path, help="where the data and logs go (default: a temporary folder)")
     args = parser.parse_args(argv)
     if min(args.learners, args.materials, args.rounds) < 1 or args.poll_interval <= 0:
