@@ -180,7 +180,7 @@ def test_the_tables_command_prints_the_dictionary_of_the_published_file(publishe
     for table, comment in catalog["tables"]:
         # Wrapped lines, read back as one text.
         assert comment.split() == blocks[table].split("\n  ", 1)[1].split()[: len(comment.split())], table
-    for _table, column, data_type, comment in catalog["columns"]:
+    for table, column, data_type, comment in catalog["columns"]:
         line = re.search(rf"^  {re.escape(column)} +{re.escape(data_type)} +(.*)$", blocks[table], re.M)
         assert line and comment.startswith(line.group(1)), (table, column)
 
