@@ -219,10 +219,8 @@ class Dataset:
             if group.parent is not None and not self._selects_program(group.parent, record_filter):
                 continue
             shown = []
-            visible = False
-            for row in group.rows():
+            for row in group.rows_written(after, to):
                 version = row.visible(as_of)
-                visible = visible or version is not None
                 if (
                     version is not None
                     and (after is None or version.modified_at >= after)
@@ -230,8 +228,15 @@ class Dataset:
                     and record_filter.selects_row(version.values)
                 ):
                     shown.append((row, version))
-            if shown or (group.parent is not None and not visible):
+            if shown or (group.parent is not None and not self._visible(group, as_of)):
                 yield group.parent, shown
+
+    @staticmethod
+    def _visible(group: RowGroup, as_of: datetime | None) -> bool:
+        """Whether any of the group's rows is visible at `as_of`."""
+        if as_of is None:
+            return group.row_count() > 0
+        return group.written_moments.any_written_before(as_of)
 
     def _selects_program(self, parent: Parent, record_filter: RecordFilter) -> bool:
         if record_filter.program_ids is None and record_filter.category_ids is None:

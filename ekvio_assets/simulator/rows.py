@@ -13,7 +13,7 @@ import functools
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from ekvio_assets.reports.specs import ReportSpec
@@ -54,6 +54,32 @@ class Parent(NamedTuple):
     drift: int
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _microseconds(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+class WrittenMoments(NamedTuple):
+    """When a group's rows were written: every version's moment (microseconds since the epoch),
+    sorted, beside the index in the group's learners of the learner whose row it is."""
+
+    moments: array[int]
+    learner_indexes: array[int]
+
+    def learners_writing(self, after: datetime | None, to: datetime | None) -> list[int]:
+        """The indexes of the learners with a version written in [after, to), in order."""
+        start = 0 if after is None else bisect.bisect_left(self.moments, _microseconds(after))
+        end = len(self.moments) if to is None else bisect.bisect_left(self.moments, _microseconds(to))
+        return sorted(set(self.learner_indexes[start:end]))
+
+    def any_written_before(self, as_of: datetime | None) -> bool:
+        """Whether any row of the group is visible at `as_of` (None: in the final state)."""
+        return bool(self.moments) and (as_of is None or self.moments[0] < _microseconds(as_of))
+
+
 @dataclass(frozen=True)
 class RowGroup:
     """Rows sent together: a nested report's rows under their parent, or a flat report's rows of one
@@ -71,6 +97,28 @@ class RowGroup:
 
     def rows(self) -> Iterator[Row]:
         return self.draw(self.assign())
+
+    def rows_written(self, after: datetime | None, to: datetime | None) -> Iterator[Row]:
+        """The rows of the learners who wrote a version in [after, to): a superset of the rows a
+        window selects, drawn without drawing the rest of the group."""
+        if after is None and to is None:
+            return self.rows()
+        learners = self.learners
+        indexes = self.written_moments.learners_writing(after, to)
+        return self.draw(array("I", (learners[index] for index in indexes)))
+
+    # Drawn once, on the group's first selection of a window: a window's selection then draws only
+    # the rows written in it, so a day-by-day refresh does not draw the whole report for every day.
+    @functools.cached_property
+    def written_moments(self) -> WrittenMoments:
+        written = sorted(
+            (_microseconds(version.modified_at), index)
+            for index, position in enumerate(self.learners)
+            for row in self.draw(array("I", (position,)))
+            for version in row.versions
+        )
+        moments = array("q", (moment for moment, _ in written))
+        return WrittenMoments(moments, array("I", (index for _, index in written)))
 
     def row_count(self) -> int:
         return len(self.learners) if self.one_row_per_learner else sum(1 for _ in self.rows())
