@@ -3,6 +3,7 @@ column described, and the data dictionary that `ekvio-assets tables` prints from
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -83,20 +84,36 @@ def _client_python(version: str) -> Path:
         )
         return probe.stdout.strip() == version
 
-    if not installed():
-        shutil.rmtree(home, ignore_errors=True)
-        steps = (
-            [sys.executable, "-m", "venv", str(home)],
-            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"duckdb=={version}"],
-        )
-        for step in steps:
-            done = subprocess.run(step, capture_output=True, text=True, timeout=600)
-            if done.returncode != 0:
-                message = f"could not install duckdb=={version} into {home}: {done.stderr.strip()[-2000:]}"
-                if os.environ.get("CI"):
-                    pytest.fail(message)
-                pytest.skip(message)
+    CLIENTS_DIR.mkdir(exist_ok=True)
+    # The suite's workers (pytest-xdist) may ask for the same release at once: one installs it.
+    with (CLIENTS_DIR / f"duckdb-{version}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not installed():
+            _install_client(version, home)
     return python
+
+
+def _install_client(version: str, home: Path) -> None:
+    shutil.rmtree(home, ignore_errors=True)
+    steps = (
+        [sys.executable, "-m", "venv", str(home)],
+        [
+            str(home / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            f"duckdb=={version}",
+        ],
+    )
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            message = f"could not install duckdb=={version} into {home}: {done.stderr.strip()[-2000:]}"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
 
 
 @pytest.fixture(scope="session", params=CLIENT_VERSIONS, ids=lambda version: f"duckdb-{version}")
