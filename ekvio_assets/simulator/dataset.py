@@ -233,7 +233,7 @@ class Dataset:
 
     @staticmethod
     def _visible(group: RowGroup, as_of: datetime | None) -> bool:
-        """Whether any of the group's rows is visible at `as_of`."""
+        """Whether any of the group's rows is visible at `as_of`; the final state needs no index."""
         if as_of is None:
             return group.row_count() > 0
         return group.written_moments.any_written_before(as_of)

@@ -75,9 +75,9 @@ class WrittenMoments(NamedTuple):
         end = len(self.moments) if to is None else bisect.bisect_left(self.moments, _microseconds(to))
         return sorted(set(self.learner_indexes[start:end]))
 
-    def any_written_before(self, as_of: datetime | None) -> bool:
-        """Whether any row of the group is visible at `as_of` (None: in the final state)."""
-        return bool(self.moments) and (as_of is None or self.moments[0] < _microseconds(as_of))
+    def any_written_before(self, as_of: datetime) -> bool:
+        """Whether any row of the group is visible at `as_of`."""
+        return bool(self.moments) and self.moments[0] < _microseconds(as_of)
 
 
 @dataclass(frozen=True)
