@@ -89,16 +89,16 @@ def _client_python(version: str) -> Path:
     with (CLIENTS_DIR / f"duckdb-{version}.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not installed():
-            _install_client(version, home)
+            _install_client(version, home, python)
     return python
 
 
-def _install_client(version: str, home: Path) -> None:
+def _install_client(version: str, home: Path, python: Path) -> None:
     shutil.rmtree(home, ignore_errors=True)
     steps = (
         [sys.executable, "-m", "venv", str(home)],
         [
-            str(home / "bin" / "python"),
+            str(python),
             "-m",
             "pip",
             "install",

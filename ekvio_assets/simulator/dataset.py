@@ -228,15 +228,8 @@ class Dataset:
                     and record_filter.selects_row(version.values)
                 ):
                     shown.append((row, version))
-            if shown or (group.parent is not None and not self._visible(group, as_of)):
+            if shown or (group.parent is not None and not group.any_visible(as_of)):
                 yield group.parent, shown
-
-    @staticmethod
-    def _visible(group: RowGroup, as_of: datetime | None) -> bool:
-        """Whether any of the group's rows is visible at `as_of`; the final state needs no index."""
-        if as_of is None:
-            return group.row_count() > 0
-        return group.written_moments.any_written_before(as_of)
 
     def _selects_program(self, parent: Parent, record_filter: RecordFilter) -> bool:
         if record_filter.program_ids is None and record_filter.category_ids is None:

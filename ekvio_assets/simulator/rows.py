@@ -123,6 +123,12 @@ class RowGroup:
     def row_count(self) -> int:
         return len(self.learners) if self.one_row_per_learner else sum(1 for _ in self.rows())
 
+    def any_visible(self, as_of: datetime | None) -> bool:
+        """Whether any row of the group is visible at `as_of`; the final state needs no index."""
+        if as_of is None:
+            return self.row_count() > 0
+        return self.written_moments.any_written_before(as_of)
+
 
 @dataclass(frozen=True)
 class Company:
