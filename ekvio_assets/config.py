@@ -7,14 +7,13 @@ checked for presence here: its value is read by Dagster through `EnvVar` and nev
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from urllib.parse import SplitResult, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ekvio_assets.api.setting_names import (
     API_TOKEN,
@@ -23,6 +22,7 @@ from ekvio_assets.api.setting_names import (
     report_method_variable,
     report_path_variable,
 )
+from ekvio_assets.companies import Company, api_url_problem, file_host_problem, read_companies, timezone_problem
 from ekvio_assets.reports.specs import REPORTS
 from ekvio_assets.storage.archive import ARCHIVE_FOLDER
 
@@ -37,6 +37,7 @@ FRESHNESS_HOURS = "EKVIO_FRESHNESS_HOURS"
 MAX_ATTEMPTS = "EKVIO_MAX_ATTEMPTS"
 RETRY_BACKOFF = "EKVIO_RETRY_BACKOFF_SECONDS"
 ASSET_OWNERS = "EKVIO_ASSET_OWNERS"
+COMPANIES = "EKVIO_COMPANIES"
 
 
 DEFAULT_DATA_DIR = "data"
@@ -82,10 +83,36 @@ class Settings:
     report_methods: Mapping[str, str] = field(default_factory=dict)
     # Shown as every asset's owners in the Dagster UI.
     asset_owners: tuple[str, ...] = DEFAULT_ASSET_OWNERS
+    # The variable that holds the API token (read by Dagster through EnvVar, never kept here).
+    token_variable: str = API_TOKEN
+    # A deployment of many companies (EKVIO_COMPANIES): all of them here, and each company's own
+    # settings (`per_company`) name the company they are of.
+    companies: tuple[Company, ...] = ()
+    company: str | None = None
 
     @property
     def uses_embedded_simulator(self) -> bool:
         return self.api_url is None
+
+    def per_company(self) -> list[Settings]:
+        """The settings of each company of a companies file, each with its data in its own folder;
+        without one, these settings alone."""
+        if not self.companies:
+            return [self]
+        return [
+            dataclasses.replace(
+                self,
+                api_url=company.api_url,
+                token_variable=company.token_env,
+                data_dir=self.data_dir / company.key,
+                timezone=company.timezone or self.timezone,
+                start_date=company.start_date or self.start_date,
+                file_host=company.file_host or self.file_host,
+                companies=(),
+                company=company.key,
+            )
+            for company in self.companies
+        ]
 
     @property
     def database_path(self) -> Path:
@@ -107,21 +134,27 @@ class Settings:
         problems: list[str] = []
 
         api_url = _optional(env, API_URL)
-        if api_url is not None:
+        companies_file = _optional(env, COMPANIES)
+        companies: tuple[Company, ...] = ()
+        if companies_file is not None:
+            companies = read_companies(COMPANIES, Path(companies_file).expanduser(), env, problems)
+            if api_url is not None:
+                problems.append(
+                    f"{API_URL} is a single company's setting: with {COMPANIES} set, each company of the file "
+                    "has its own api_url and token_env; unset one of the two"
+                )
+        elif api_url is not None:
             api_url = api_url.rstrip("/")
-            parts = urlsplit(api_url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                problems.append(f"{API_URL} must be an http(s) URL such as https://api.ekvio.ru, got {api_url!r}")
+            if (problem := api_url_problem(api_url)) is not None:
+                problems.append(f"{API_URL} {problem}")
             if _optional(env, API_TOKEN) is None:
                 problems.append(f"{API_URL} is set, so {API_TOKEN} must be set to the company's API token")
 
         timezone = _optional(env, TIMEZONE) or DEFAULT_TIMEZONE
-        try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            problems.append(f"{TIMEZONE} must be an IANA time zone such as Europe/Moscow, got {timezone!r}")
+        if (problem := timezone_problem(timezone)) is not None:
+            problems.append(f"{TIMEZONE} {problem}")
 
-        default_interval = DEFAULT_POLL_INTERVAL_SECONDS if api_url else EMBEDDED_POLL_INTERVAL_SECONDS
+        default_interval = DEFAULT_POLL_INTERVAL_SECONDS if api_url or companies else EMBEDDED_POLL_INTERVAL_SECONDS
         poll_interval = _positive_number(env, POLL_INTERVAL, default_interval, problems)
         poll_timeout = _positive_number(env, POLL_TIMEOUT, DEFAULT_POLL_TIMEOUT_SECONDS, problems)
         start_date = _date(env, START_DATE, DEFAULT_START_DATE, problems)
@@ -152,6 +185,7 @@ class Settings:
             report_paths=report_paths,
             report_methods=report_methods,
             asset_owners=asset_owners,
+            companies=companies,
         )
 
 
@@ -198,32 +232,10 @@ def _file_host(env: Mapping[str, str], problems: list[str]) -> str | None:
     raw = _optional(env, FILE_HOST)
     if raw is None:
         return None
-    parts = urlsplit(raw)
-    if "@" in parts.netloc:
-        # Not echoed: user info may hold a password.
-        problems.append(f"{FILE_HOST} must not hold user info (user:password@); give scheme://host[:port]")
-        return None
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or not _port_readable(parts)
-        or parts.path not in ("", "/")
-        or "?" in raw
-        or "#" in raw
-    ):
-        problems.append(
-            f"{FILE_HOST} must be scheme://host[:port], http or https with no path, query or fragment, "
-            f"such as https://files.example.com:8443, got {raw!r}"
-        )
+    if (problem := file_host_problem(raw)) is not None:
+        problems.append(f"{FILE_HOST} {problem}")
         return None
     return raw.rstrip("/")
-
-
-def _port_readable(parts: SplitResult) -> bool:
-    try:
-        return parts.port is None or parts.port > 0
-    except ValueError:  # not a number, or out of range
-        return False
 
 
 def _report_routes(env: Mapping[str, str], problems: list[str]) -> tuple[dict[str, str], dict[str, str]]:

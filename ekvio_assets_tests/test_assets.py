@@ -28,7 +28,7 @@ from ekvio_assets.models.publish import PUBLISH_ASSET
 from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, REPORT_TABLES, REPORTS, ReportSpec
 from ekvio_assets.simulator import FaultPlan, FaultRule
-from ekvio_assets_tests.conftest import full_export
+from ekvio_assets_tests.conftest import REPORT_ASSETS, full_export
 
 
 def _table(settings: Settings, spec: ReportSpec) -> dict[tuple[Any, ...], dict[str, Any]]:
@@ -86,14 +86,7 @@ def test_every_asset_has_owners_a_layer_a_qualified_table_and_pii_where_people_a
         "analyst_database",
         "learning_report",
     }
-    reports = {
-        "attempts",
-        "material_statistics",
-        "reported_materials",
-        "course_statistics",
-        "program_statistics",
-        "reported_programs",
-    }
+    reports = REPORT_ASSETS
     for key in graph.get_all_asset_keys():
         node, name = graph.get(key), key.to_user_string()
         assert node.owners == ["team:hr-analytics", "anna@example.com"], name

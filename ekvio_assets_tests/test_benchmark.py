@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 
 from ekvio_assets.api.client import ExportedFile
@@ -112,7 +113,11 @@ def test_company_files_load_without_rejects_and_the_day_updates_and_adds_rows(sp
         # them its fetch time, which the day's (simulated, earlier) changes do not beat.
         assert changed.updated == day.updated_rows
     with warehouse.read_connection() as con:
-        failed = [result.check_name for result in evaluate_report_checks(con, spec) if not result.passed]
+        failed = [
+            result.check_name
+            for result in evaluate_report_checks(con, spec, dg.AssetKey(spec.name))
+            if not result.passed
+        ]
         day_changes = con.execute(
             f"SELECT min({spec.change_time}), max({spec.change_time}) FROM {spec.name} WHERE _task_id = 'day'"
         ).fetchone()

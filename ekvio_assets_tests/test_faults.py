@@ -17,6 +17,7 @@ import pytest
 from ekvio_assets.api.resource import EkvioApiResource
 from ekvio_assets.automation.partitions import daily_partitions, partition_range_tags
 from ekvio_assets.config import Settings
+from ekvio_assets.naming import SINGLE_COMPANY
 from ekvio_assets.reports.assets import build_report_assets
 from ekvio_assets.reports.specs import REPORTS, REPORTS_BY_NAME, ReportSpec
 from ekvio_assets.simulator import Dataset, FaultKind, FaultPlan, FaultRule, ProtocolOptions, running_simulator
@@ -161,7 +162,9 @@ def _refresh(running: Any, data_dir: Path, days: range, reports: list[str]) -> d
             "EKVIO_START_DATE": running.dataset.config.start.isoformat(),
         }
     )
-    assets = build_report_assets(daily_partitions(settings), settings.max_window_days, settings.freshness_hours)
+    assets = build_report_assets(
+        daily_partitions(settings), settings.max_window_days, settings.freshness_hours, SINGLE_COMPANY
+    )
     fast = EkvioApiResource(
         api_url=running.url,
         api_token=TEST_TOKEN,

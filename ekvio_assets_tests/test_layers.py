@@ -10,8 +10,9 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "ekvio_assets"
 # From the ground up; a layer may import from every layer before it, never from one after it.
 LAYERS = (
-    ("storage", "cli_arguments"),
+    ("storage", "cli_arguments", "companies"),
     ("api",),
+    ("naming",),
     ("reports",),
     ("models", "config"),
     ("simulator",),

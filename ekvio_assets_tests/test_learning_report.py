@@ -18,6 +18,7 @@ from ekvio_assets.config import Settings
 from ekvio_assets.models.assets import build_model_assets
 from ekvio_assets.models.learning_report.asset import REPORT_ASSET, build_learning_report_asset
 from ekvio_assets.models.publish import PUBLISH_ASSET, build_publish_asset
+from ekvio_assets.naming import SINGLE_COMPANY
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
 from ekvio_assets_tests.conftest import full_export, run_job
 
@@ -238,8 +239,8 @@ def test_a_company_with_tests_only_gets_a_report_that_says_no_data_where_it_has_
 
 
 def _analytics_assets() -> list[dg.AssetsDefinition]:
-    models = build_model_assets()
-    return [*models, build_publish_asset(models), build_learning_report_asset()]
+    models = build_model_assets(SINGLE_COMPANY)
+    return [*models, build_publish_asset(models, SINGLE_COMPANY), build_learning_report_asset(SINGLE_COMPANY)]
 
 
 def _resources(data_dir: Path) -> dict[str, Any]:

@@ -497,7 +497,7 @@ def test_an_empty_report_creates_an_empty_table(warehouse: DuckDBWarehouse, tmp_
 
 def _check_results(warehouse: DuckDBWarehouse, spec: ReportSpec) -> dict[str, Any]:
     with warehouse.read_connection() as con:
-        return {result.check_name: result for result in evaluate_report_checks(con, spec)}
+        return {result.check_name: result for result in evaluate_report_checks(con, spec, dg.AssetKey(spec.name))}
 
 
 def test_report_checks_pass_on_clean_data_and_name_what_breaks_them(warehouse: DuckDBWarehouse, tmp_path: Path) -> None:
@@ -545,11 +545,17 @@ def test_an_export_with_less_than_half_the_rows_held_for_its_window_is_a_warning
     day = {"start": datetime(2024, 3, 1, tzinfo=UTC), "end": datetime(2024, 3, 2, tzinfo=UTC)}
     attempts = [attempt_record(f"a{n}", "2024-03-01T12:00:00+03:00") for n in range(5)]
     first = _load(warehouse, ATTEMPTS, _write(tmp_path, "first.json", {"data": attempts}), **day)
-    assert (first.outcome.rows_held_for_window, export_size_result(ATTEMPTS, [first.outcome]).passed) == (0, True)
+    assert (
+        first.outcome.rows_held_for_window,
+        export_size_result([first.outcome], dg.AssetKey(ATTEMPTS.name)).passed,
+    ) == (0, True)
     same = _load(warehouse, ATTEMPTS, _write(tmp_path, "same.json", {"data": attempts[:3]}), **day)
-    assert (same.outcome.rows_held_for_window, export_size_result(ATTEMPTS, [same.outcome]).passed) == (5, True)
+    assert (
+        same.outcome.rows_held_for_window,
+        export_size_result([same.outcome], dg.AssetKey(ATTEMPTS.name)).passed,
+    ) == (5, True)
     partial = _load(warehouse, ATTEMPTS, _write(tmp_path, "partial.json", {"data": attempts[:2]}), **day)
-    result = export_size_result(ATTEMPTS, [partial.outcome])
+    result = export_size_result([partial.outcome], dg.AssetKey(ATTEMPTS.name))
     assert (result.passed, result.severity, result.check_name) == (False, dg.AssetCheckSeverity.WARN, EXPORT_SIZE_CHECK)
     assert result.description.startswith("The export returned 2 rows for windows the table held 5 rows of")
     next_day = {"start": day["end"], "end": datetime(2024, 3, 3, tzinfo=UTC)}

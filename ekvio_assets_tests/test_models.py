@@ -27,6 +27,7 @@ from ekvio_assets.models.assets import (
     references_check_result,
 )
 from ekvio_assets.models.specs import MODELS, MODELS_BY_NAME, MODELS_DIR
+from ekvio_assets.naming import SINGLE_COMPANY
 from ekvio_assets.reports.specs import MATERIAL_TYPES
 from ekvio_assets.simulator import Dataset, running_simulator
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
@@ -47,7 +48,7 @@ class Loaded:
 
 def _materialize_models(data_dir: Path, timezone_name: str) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        build_model_assets(),
+        build_model_assets(SINGLE_COMPANY),
         resources={"warehouse": DuckDBWarehouse(data_dir=str(data_dir), timezone=timezone_name)},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,

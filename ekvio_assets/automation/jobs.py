@@ -11,6 +11,7 @@ import dagster as dg
 from ekvio_assets.models.assets import MODELS_GROUP
 from ekvio_assets.models.publish import PUBLISH_ASSET
 from ekvio_assets.models.specs import MODELS
+from ekvio_assets.naming import Namespace
 from ekvio_assets.reports.assets import FULL_EXPORT_TAG, REPORTS_GROUP
 from ekvio_assets.reports.specs import REPORTS
 
@@ -38,28 +39,29 @@ def report_run_config(preload_modules: Sequence[str] = ()) -> dict[str, Any]:
     return {"execution": {"config": {"multiprocess": multiprocess}}}
 
 
-def analytics_to_rebuild(changed_or_missing: Iterable[str]) -> dg.AssetSelection:
-    """The analytics assets a refresh must run: the models that read (directly or through other
-    models) a table that changed or is missing, those that read the clock, and the publish with
+def analytics_to_rebuild(changed_or_missing: Iterable[str], namespace: Namespace) -> dg.AssetSelection:
+    """The company's analytics assets a refresh must run: the models that read (directly or through
+    other models) a table that changed or is missing, those that read the clock, and the publish with
     what follows it (the load records in `report_loads` change on every refresh)."""
     stale = [*changed_or_missing, *(model.name for model in MODELS if model.reads_the_clock)]
-    return (dg.AssetSelection.assets(*stale).downstream() & dg.AssetSelection.groups(MODELS_GROUP)) | (
-        dg.AssetSelection.assets(PUBLISH_ASSET).downstream()
+    models = dg.AssetSelection.groups(namespace.name(MODELS_GROUP))
+    return (dg.AssetSelection.assets(*map(namespace.key, stale)).downstream() & models) | (
+        dg.AssetSelection.assets(namespace.key(PUBLISH_ASSET)).downstream()
     )
 
 
-def build_jobs() -> Jobs:
-    """The jobs; those of the report assets take their daily partitions from them."""
-    reports = dg.AssetSelection.groups(REPORTS_GROUP)
+def build_jobs(namespace: Namespace) -> Jobs:
+    """The company's jobs; those of the report assets take their daily partitions from them."""
+    reports = dg.AssetSelection.groups(namespace.name(REPORTS_GROUP))
     return Jobs(
         refresh=dg.define_asset_job(
-            REFRESH_JOB,
+            namespace.name(REFRESH_JOB),
             selection=reports,
             config=report_run_config(),
             description="Export the chosen days of every Ekvio report and merge them into the DuckDB tables.",
         ),
         reconcile=dg.define_asset_job(
-            RECONCILE_JOB,
+            namespace.name(RECONCILE_JOB),
             selection=reports,
             tags={FULL_EXPORT_TAG: "true"},
             config=report_run_config(),
@@ -69,8 +71,8 @@ def build_jobs() -> Jobs:
             ),
         ),
         analytics=dg.define_asset_job(
-            ANALYTICS_JOB,
-            selection=dg.AssetSelection.groups(MODELS_GROUP),
+            namespace.name(ANALYTICS_JOB),
+            selection=dg.AssetSelection.groups(namespace.name(MODELS_GROUP)),
             # The models and the publish take turns on one DuckDB writer: a process per step
             # would only add its start-up to each of them.
             executor_def=dg.in_process_executor,

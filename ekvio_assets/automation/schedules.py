@@ -6,16 +6,19 @@ import dagster as dg
 
 from ekvio_assets.automation.jobs import Jobs
 from ekvio_assets.automation.partitions import full_export_tags
+from ekvio_assets.naming import Namespace
 
 DAILY_REFRESH_HOUR = 3
 WEEKLY_RECONCILE_CRON = "0 5 * * 0"  # Sundays 05:00, after that day's daily refresh
 
 
 def build_schedules(
-    jobs: Jobs, partitions: dg.DailyPartitionsDefinition, lookback_days: int
+    jobs: Jobs, partitions: dg.DailyPartitionsDefinition, lookback_days: int, namespace: Namespace
 ) -> list[dg.ScheduleDefinition]:
+    """The company's schedules, in its time zone (the partitions')."""
+
     @dg.schedule(
-        name="daily_refresh_schedule",
+        name=namespace.name("daily_refresh_schedule"),
         job=jobs.refresh,
         cron_schedule=f"0 {DAILY_REFRESH_HOUR} * * *",
         execution_timezone=partitions.timezone,
@@ -29,7 +32,7 @@ def build_schedules(
         return dg.RunRequest(partition_key=ended[-1], run_key=ended[-1])
 
     @dg.schedule(
-        name="weekly_reconcile_schedule",
+        name=namespace.name("weekly_reconcile_schedule"),
         job=jobs.reconcile,
         cron_schedule=WEEKLY_RECONCILE_CRON,
         execution_timezone=partitions.timezone,

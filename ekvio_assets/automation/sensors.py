@@ -8,13 +8,18 @@ import dagster as dg
 
 from ekvio_assets.automation.jobs import Jobs
 from ekvio_assets.automation.partitions import recent_days
+from ekvio_assets.naming import Namespace
 
 
 def build_missing_days_sensor(
-    jobs: Jobs, partitions: dg.DailyPartitionsDefinition, report_keys: Sequence[dg.AssetKey], lookback_days: int
+    jobs: Jobs,
+    partitions: dg.DailyPartitionsDefinition,
+    report_keys: Sequence[dg.AssetKey],
+    lookback_days: int,
+    namespace: Namespace,
 ) -> dg.SensorDefinition:
     @dg.sensor(
-        name="missing_days_sensor",
+        name=namespace.name("missing_days_sensor"),
         job=jobs.refresh,
         minimum_interval_seconds=15 * 60,
         default_status=dg.DefaultSensorStatus.RUNNING,
@@ -54,10 +59,12 @@ def build_missing_days_sensor(
     return missing_days_sensor
 
 
-def build_analytics_automation_sensor(analytics: dg.AssetSelection) -> dg.AutomationConditionSensorDefinition:
+def build_analytics_automation_sensor(
+    analytics: dg.AssetSelection, namespace: Namespace
+) -> dg.AutomationConditionSensorDefinition:
     """Evaluates the analytics tables' automation conditions; on by default, unlike Dagster's own."""
     return dg.AutomationConditionSensorDefinition(
-        "analytics_automation_sensor",
+        namespace.name("analytics_automation_sensor"),
         target=analytics,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Rebuilds the analytics tables after the report tables they read were refreshed.",

@@ -79,6 +79,14 @@ def _parser() -> argparse.ArgumentParser:
         "one row of each is, their columns, types and descriptions.",
     )
     tables.add_argument("--markdown", action="store_true", help="print Markdown tables (default: plain text)")
+    for command in (refresh, replay, tables):
+        command.add_argument(
+            "--company",
+            metavar="KEY",
+            help="with a companies file (EKVIO_COMPANIES): the company's key (default: "
+            + ("every company" if command is refresh else "required when the file holds several")
+            + ")",
+        )
     commands.add_parser("simulator", help="run the Ekvio simulator standalone (see its --help)", add_help=False)
     commands.add_parser(
         "bench",
@@ -127,11 +135,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "ui":
             commands.ui(settings, args.host, args.port)
         if args.command == "tables":
-            return commands.tables(settings, args.markdown)
+            return commands.tables(settings, args.markdown, args.company)
         display = choose_display(args.verbose)
         if args.command == "replay":
-            return commands.replay(settings, args.path, args.report, args.first, args.last, display, args.verbose)
-        return commands.refresh(settings, args.first, args.last, display, args.verbose)
+            return commands.replay(
+                settings, args.path, args.report, args.first, args.last, display, args.verbose, args.company
+            )
+        return commands.refresh(settings, args.first, args.last, display, args.verbose, args.company)
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2

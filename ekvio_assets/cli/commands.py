@@ -21,8 +21,9 @@ from ekvio_assets.cli.instance import open_instance
 from ekvio_assets.cli.progress import RunProgress, TableChange
 from ekvio_assets.cli.runs import REPORT_RUN_CONFIG, definitions, execute, report_failure
 from ekvio_assets.cli.summary import summary_lines
-from ekvio_assets.config import DATA_DIR, ConfigError, Settings
+from ekvio_assets.config import COMPANIES, DATA_DIR, ConfigError, Settings
 from ekvio_assets.models.specs import MODELS
+from ekvio_assets.naming import Namespace
 from ekvio_assets.reports.replay import ReplayError, replay_raw_file
 from ekvio_assets.reports.staging import ReportFileError
 from ekvio_assets.storage.dictionary import as_markdown, as_text, read_dictionary
@@ -81,8 +82,10 @@ def _run_analytics(
     with warehouse.read_connection() as con:
         built = table_names(con)
     missing = [model.name for model in MODELS if model.name not in built]
-    selection = analytics_to_rebuild([*changed_tables, *missing]).resolve(definitions().resolve_asset_graph())
-    return _run(instance, ANALYTICS_JOB, {}, display, verbose, asset_selection=sorted(selection))
+    namespace = Namespace(settings.company)
+    stale = analytics_to_rebuild([*changed_tables, *missing], namespace)
+    selection = stale.resolve(definitions().resolve_asset_graph())
+    return _run(instance, namespace.name(ANALYTICS_JOB), {}, display, verbose, asset_selection=sorted(selection))
 
 
 def _checked_days(settings: Settings, first: date, last: date) -> tuple[str, str]:
@@ -101,7 +104,57 @@ def _checked_days(settings: Settings, first: date, last: date) -> tuple[str, str
     return wanted
 
 
-def refresh(settings: Settings, first: date | None, last: date | None, display: Display, verbose: bool) -> int:
+def chosen_companies(settings: Settings, company: str | None, *, one: bool = False) -> list[Settings]:
+    """The settings of the company `company` (every company if None, unless `one` is needed)."""
+    companies = settings.per_company()
+    keys = [each.company for each in companies if each.company is not None]
+    if company is None:
+        if one and keys:
+            raise ConfigError(f"{COMPANIES} holds several companies: choose one with --company ({', '.join(keys)})")
+        return companies
+    if not keys:
+        raise ConfigError(f"--company needs a companies file ({COMPANIES}); without one there is a single company")
+    if company not in keys:
+        raise ConfigError(f"--company {company!r} is not in {COMPANIES}, whose companies are {', '.join(keys)}")
+    return [each for each in companies if each.company == company]
+
+
+def refresh(
+    settings: Settings,
+    first: date | None,
+    last: date | None,
+    display: Display,
+    verbose: bool,
+    company: str | None = None,
+) -> int:
+    """Refresh every chosen company, one after the other; one company's failure stops none of the others."""
+    companies = chosen_companies(settings, company)
+    for each in companies:
+        if first is not None:
+            _checked_days(each, first, last or first)
+    home = use_instance_home(settings)
+    failed = []
+    with open_instance() as instance:
+        for each in companies:
+            if not _refresh_company(instance, each, first, last, display, verbose, home):
+                failed.append(each.company)
+    if failed and len(companies) > 1:
+        print(
+            f"The refresh of {', '.join(map(str, failed))} failed; the other companies were refreshed.", file=sys.stderr
+        )
+    return 1 if failed else 0
+
+
+def _refresh_company(
+    instance: dg.DagsterInstance,
+    settings: Settings,
+    first: date | None,
+    last: date | None,
+    display: Display,
+    verbose: bool,
+    home: Path,
+) -> bool:
+    namespace = Namespace(settings.company)
     if first is None:
         job, tags = RECONCILE_JOB, full_export_tags(daily_partitions(settings), settings.lookback_days)
         what = "every Ekvio report in full"
@@ -109,19 +162,18 @@ def refresh(settings: Settings, first: date | None, last: date | None, display: 
         job, tags = REFRESH_JOB, partition_range_tags(*_checked_days(settings, first, last or first))
         what = f"the days {first} .. {last or first} of every Ekvio report"
     peer = settings.api_url or "the embedded Ekvio simulator (EKVIO_API_URL is not set)"
-    home = use_instance_home(settings)
-    print(f"Refreshing {what} from {peer}; Dagster instance: {home}", flush=True)
-    with open_instance() as instance:
-        reports = _run(instance, job, tags, display, verbose, _ChartsImport(), run_config=REPORT_RUN_CONFIG)
-        if reports is None:
-            return 1
-        changed = [table for table, change in reports.tables().items() if change.changed]
-        analytics = _run_analytics(instance, settings, changed, display, verbose)
-        if analytics is None:
-            return 1
-    print(f"Runs {reports.run_id} (reports) and {analytics.run_id} (analytics) succeeded.")
+    whose = "" if settings.company is None else f"company {settings.company}: "
+    print(f"{whose}Refreshing {what} from {peer}; Dagster instance: {home}", flush=True)
+    reports = _run(instance, namespace.name(job), tags, display, verbose, _ChartsImport(), run_config=REPORT_RUN_CONFIG)
+    if reports is None:
+        return False
+    changed = [table for table, change in reports.tables().items() if change.changed]
+    analytics = _run_analytics(instance, settings, changed, display, verbose)
+    if analytics is None:
+        return False
+    print(f"{whose}Runs {reports.run_id} (reports) and {analytics.run_id} (analytics) succeeded.")
     print("\n".join(summary_lines(settings, [reports, analytics])))
-    return 0
+    return True
 
 
 def replay(
@@ -132,8 +184,12 @@ def replay(
     last: date | None,
     display: Display,
     verbose: bool,
+    company: str | None = None,
 ) -> int:
-    """Load an archived result file again, then rebuild and publish the analytics tables."""
+    """Load an archived result file again into its company's tables, then rebuild and publish the
+    analytics tables."""
+    home = use_instance_home(settings)
+    [settings] = chosen_companies(settings, company, one=True)
     window_start = window_end = None
     if first is not None:
         partitions = daily_partitions(settings)
@@ -152,7 +208,6 @@ def replay(
         f"{outcome.inserted:,} inserted, {outcome.updated:,} updated, {outcome.rejected:,} rejected",
         flush=True,
     )
-    home = use_instance_home(settings)
     with open_instance() as instance:
         changed = [spec.name] if outcome.inserted + outcome.updated else []
         analytics = _run_analytics(instance, settings, changed, display, verbose)
@@ -164,8 +219,9 @@ def replay(
     return 0
 
 
-def tables(settings: Settings, markdown: bool) -> int:
-    """Prints the data dictionary of the published analyst file."""
+def tables(settings: Settings, markdown: bool, company: str | None = None) -> int:
+    """Prints the data dictionary of the (chosen company's) published analyst file."""
+    [settings] = chosen_companies(settings, company, one=True)
     database = settings.database_path
     if not database.is_file():
         print(f"{database} does not exist yet: `ekvio-assets refresh` publishes it", file=sys.stderr)

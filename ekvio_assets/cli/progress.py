@@ -173,7 +173,8 @@ class RunProgress:
         metadata = materialization.metadata
         if "rows_inserted" not in metadata:  # a model table, or a partition's own row count
             return []
-        name = materialization.asset_key.to_user_string()
+        # The table's name: a company's key prefixes its asset keys, and a run is of one company.
+        name = materialization.asset_key.path[-1]
         self.step(step_key).tables[name] = TableChange(
             inserted=_row_count(metadata, "rows_inserted"),
             updated=_row_count(metadata, "rows_updated"),

@@ -11,7 +11,7 @@ from typing import Any
 
 import dagster as dg
 
-from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_JOB, report_run_config
+from ekvio_assets.automation.jobs import report_run_config
 from ekvio_assets.cli.step_server import DEFINITIONS_MODULE, STEP_SERVER_PRELOAD
 
 # Tags the runs one CLI command starts, so that its follower finds them among other processes' runs.
@@ -28,28 +28,9 @@ def definitions() -> dg.Definitions:
     return importlib.import_module(DEFINITIONS_MODULE).defs
 
 
-def _job(name: str) -> dg.JobDefinition:
+def job_definition(name: str) -> dg.JobDefinition:
+    """The job `name` of the definitions: how each step process rebuilds the run's job."""
     return definitions().resolve_job_def(name)
-
-
-# Importable job factories, so that Dagster can rebuild the job in each step process.
-def refresh_job_definition() -> dg.JobDefinition:
-    return _job(REFRESH_JOB)
-
-
-def reconcile_job_definition() -> dg.JobDefinition:
-    return _job(RECONCILE_JOB)
-
-
-def analytics_job_definition() -> dg.JobDefinition:
-    return _job(ANALYTICS_JOB)
-
-
-JOB_FACTORIES = {
-    REFRESH_JOB: refresh_job_definition,
-    RECONCILE_JOB: reconcile_job_definition,
-    ANALYTICS_JOB: analytics_job_definition,
-}
 
 
 class _EventFollower(threading.Thread):
@@ -107,7 +88,7 @@ def execute(
     follower.start()
     try:
         return dg.execute_job(
-            dg.reconstructable(JOB_FACTORIES[job_name]),
+            dg.build_reconstructable_job(__name__, job_definition.__name__, (job_name,)),
             instance=instance,
             tags=tags,
             run_config={**(run_config or {}), "loggers": {"console": {"config": {"log_level": _CONSOLE[verbose]}}}},

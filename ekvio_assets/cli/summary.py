@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from ekvio_assets.cli.progress import RunProgress, TableChange
 from ekvio_assets.config import Settings
 from ekvio_assets.models.specs import MODELS
+from ekvio_assets.naming import Namespace
 from ekvio_assets.reports.specs import REPORT_TABLES
 from ekvio_assets.storage.sql import row_count, table_names
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
@@ -20,7 +21,8 @@ def summary_lines(
 ) -> list[str]:
     """`changes`: what was loaded into the report tables, when not by one of `runs` (a replay)."""
     changes = {**(changes or {}), **{name: change for run in runs for name, change in run.tables().items()}}
-    step_seconds = {key: step.took for run in runs for key, step in run.steps.items()}
+    namespace = Namespace(settings.company)
+    step_seconds = {namespace.table_of_step(key): step.took for run in runs for key, step in run.steps.items()}
     lines = [f"{settings.database_path}:", _ROW.format("table", "rows", "changed", "rejected", "step time")]
     warehouse = DuckDBWarehouse(data_dir=str(settings.data_dir), timezone=settings.timezone)
     with warehouse.published_connection() as con:

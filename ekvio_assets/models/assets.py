@@ -22,11 +22,11 @@ import dagster as dg
 import duckdb
 
 from ekvio_assets.models.specs import MODEL_LINEAGE, MODELS, SETUP_SQL, ModelSpec, Reference
+from ekvio_assets.naming import Namespace
 from ekvio_assets.reports.specs import REPORT_TABLES
 from ekvio_assets.reports.tables import table_columns
 from ekvio_assets.storage.metadata import qualified_table_name, table_metadata
 from ekvio_assets.storage.sql import fetch_count, literal, quote, table_names
-from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 MODELS_GROUP = "ekvio_analytics"
 _REPORT_TABLES_BY_NAME = {table.name: table for table in REPORT_TABLES}
@@ -77,7 +77,6 @@ def key_violations(
 def key_check_result(spec: ModelSpec, violations: KeyViolations) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=KEY_CHECK,
-        asset_key=dg.AssetKey(spec.name),
         passed=violations.passed,
         severity=dg.AssetCheckSeverity.ERROR,
         description=None
@@ -116,7 +115,6 @@ def references_check_result(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> 
     broken = {described: result for described, result in found.items() if result[0]}
     return dg.AssetCheckResult(
         check_name=REFERENCES_CHECK,
-        asset_key=dg.AssetKey(spec.name),
         passed=not broken,
         severity=dg.AssetCheckSeverity.ERROR,
         description=None
@@ -134,13 +132,14 @@ def declared_schema(spec: ModelSpec) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in spec.columns])
 
 
-def column_lineage(spec: ModelSpec) -> dg.TableColumnLineage:
+def column_lineage(spec: ModelSpec, namespace: Namespace) -> dg.TableColumnLineage:
     """Each column's source columns, traced through the model's SQL (columns counted or constant have none)."""
     lineage = MODEL_LINEAGE[spec.name]
     return dg.TableColumnLineage(
         deps_by_column={
             column: [
-                dg.TableColumnDep(asset_key=dg.AssetKey(table), column_name=source) for table, source in sorted(sources)
+                dg.TableColumnDep(asset_key=namespace.key(table), column_name=source)
+                for table, source in sorted(sources)
             ]
             for column, sources in lineage.sources_by_column.items()
             if sources
@@ -205,10 +204,10 @@ def build_model_table(con: duckdb.DuckDBPyConnection, spec: ModelSpec) -> list[s
     return missing
 
 
-def _model_check_specs(spec: ModelSpec) -> list[dg.AssetCheckSpec]:
+def _model_check_specs(spec: ModelSpec, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     key_check = dg.AssetCheckSpec(
         name=KEY_CHECK,
-        asset=spec.name,
+        asset=key,
         blocking=True,
         description=f"The key ({', '.join(spec.key)}) of {spec.name} is never null and unique; "
         "a failure stops the models downstream.",
@@ -217,31 +216,35 @@ def _model_check_specs(spec: ModelSpec) -> list[dg.AssetCheckSpec]:
         return [key_check]
     references_check = dg.AssetCheckSpec(
         name=REFERENCES_CHECK,
-        asset=spec.name,
+        asset=key,
         description="Every reference resolves: " + "; ".join(r.describe() for r in spec.references),
     )
     return [key_check, references_check]
 
 
-def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
+def build_model_asset(spec: ModelSpec, namespace: Namespace) -> dg.AssetsDefinition:
+    key = namespace.key(spec.name)
+
     @dg.asset(
-        name=spec.name,
-        group_name=MODELS_GROUP,
+        key=key,
+        group_name=namespace.name(MODELS_GROUP),
         kinds={"duckdb", "sql"},
         description=f"{table_description(spec)} DuckDB table `{spec.name}`.",
-        deps=[dg.AssetKey(name) for name in spec.reads],
+        deps=[namespace.key(name) for name in spec.reads],
         automation_condition=MODEL_AUTOMATION,
-        check_specs=_model_check_specs(spec),
+        check_specs=_model_check_specs(spec, key),
         code_version=code_version(spec),
+        required_resource_keys={namespace.warehouse_resource},
         metadata={
             "dagster/column_schema": declared_schema(spec),
-            "dagster/column_lineage": column_lineage(spec),
+            "dagster/column_lineage": column_lineage(spec, namespace),
             "dagster/table_name": qualified_table_name(spec.name),
             "key": ", ".join(spec.key),
             "reads": ", ".join(spec.reads),
         },
     )
-    def model_asset(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    def model_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        warehouse = namespace.warehouse(context)
         with warehouse.write_connection() as con:
             con.begin()
             try:
@@ -270,5 +273,5 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     return model_asset
 
 
-def build_model_assets() -> list[dg.AssetsDefinition]:
-    return [build_model_asset(spec) for spec in MODELS]
+def build_model_assets(namespace: Namespace) -> list[dg.AssetsDefinition]:
+    return [build_model_asset(spec, namespace) for spec in MODELS]

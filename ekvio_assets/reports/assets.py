@@ -14,8 +14,8 @@ import dagster as dg
 import duckdb
 
 from ekvio_assets.api.client import EkvioApiError, ExportedFile
-from ekvio_assets.api.resource import EkvioApiResource
 from ekvio_assets.api.windows import FULL_EXPORT, export_windows
+from ekvio_assets.naming import Namespace
 from ekvio_assets.reports.checks import evaluate_report_checks, export_size_result, report_check_specs
 from ekvio_assets.reports.load import LoadResult, load_report_file
 from ekvio_assets.reports.merge import rows_changed_per_window
@@ -23,7 +23,6 @@ from ekvio_assets.reports.specs import REPORTS, ReportSpec
 from ekvio_assets.reports.staging import ReportFileError
 from ekvio_assets.reports.tables import table_columns, table_description
 from ekvio_assets.storage.metadata import qualified_table_name
-from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 # Single-run backfills are what a range refresh needs; Dagster still labels the parameter beta.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
@@ -34,9 +33,9 @@ REPORTS_GROUP = "ekvio_reports"
 FULL_EXPORT_TAG = "ekvio/full_export"
 
 
-def report_pool(spec: ReportSpec) -> str:
-    """Ekvio runs one task per report at a time, so runs take turns per report."""
-    return f"ekvio_{spec.name}"
+def report_pool(spec: ReportSpec, namespace: Namespace) -> str:
+    """Ekvio runs one task per report and company at a time, so a company's runs take turns per report."""
+    return namespace.name(f"ekvio_{spec.name}")
 
 
 def _declared_schema(spec: ReportSpec) -> dg.TableSchema:
@@ -69,7 +68,7 @@ def _run_metadata(
 
 
 def _add_partition_row_counts(
-    context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, spec: ReportSpec
+    context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, spec: ReportSpec, key: dg.AssetKey
 ) -> None:
     """Each partition's row count: the rows whose current version changed that day, so the UI's
     plot of dagster/partition_row_count over partitions shows the daily volume."""
@@ -77,13 +76,15 @@ def _add_partition_row_counts(
     keys = context.partition_keys
     windows = [partitions.time_window_for_partition_key(key) for key in keys]
     counts = rows_changed_per_window(con, spec.name, [(window.start, window.end) for window in windows])
-    for key, count in zip(keys, counts, strict=True):
+    for partition, count in zip(keys, counts, strict=True):
         context.add_asset_metadata(
-            {"dagster/partition_row_count": dg.MetadataValue.int(count)}, asset_key=spec.name, partition_key=key
+            {"dagster/partition_row_count": dg.MetadataValue.int(count)}, asset_key=key, partition_key=partition
         )
 
 
-def _asset_spec(spec: ReportSpec, description: str, freshness: dg.FreshnessPolicy) -> dg.AssetSpec:
+def _asset_spec(
+    spec: ReportSpec, description: str, freshness: dg.FreshnessPolicy, namespace: Namespace
+) -> dg.AssetSpec:
     metadata: dict[str, object] = {
         "dagster/column_schema": _declared_schema(spec),
         "dagster/table_name": qualified_table_name(spec.name),
@@ -92,8 +93,8 @@ def _asset_spec(spec: ReportSpec, description: str, freshness: dg.FreshnessPolic
     if spec.change_time is not None:
         metadata["change_time"] = spec.change_time
     return dg.AssetSpec(
-        spec.name,
-        group_name=REPORTS_GROUP,
+        namespace.key(spec.name),
+        group_name=namespace.name(REPORTS_GROUP),
         kinds={"duckdb", "python"},
         description=description,
         freshness_policy=freshness,
@@ -101,33 +102,37 @@ def _asset_spec(spec: ReportSpec, description: str, freshness: dg.FreshnessPolic
     )
 
 
-def _asset_specs(spec: ReportSpec, freshness: dg.FreshnessPolicy) -> list[dg.AssetSpec]:
+def _asset_specs(spec: ReportSpec, freshness: dg.FreshnessPolicy, namespace: Namespace) -> list[dg.AssetSpec]:
     """The report's table, and a nested report's table of parents, which the same export fills."""
     return [
-        _asset_spec(table, f"{table_description(table)} DuckDB table `{table.name}`.", freshness)
+        _asset_spec(table, f"{table_description(table)} DuckDB table `{table.name}`.", freshness, namespace)
         for table in (spec, spec.parents)
         if table is not None
     ]
 
 
 def build_report_asset(
-    spec: ReportSpec, partitions: dg.PartitionsDefinition, max_window_days: int, freshness: dg.FreshnessPolicy
+    spec: ReportSpec,
+    partitions: dg.PartitionsDefinition,
+    max_window_days: int,
+    freshness: dg.FreshnessPolicy,
+    namespace: Namespace,
 ) -> dg.AssetsDefinition:
     tables = [table for table in (spec, spec.parents) if table is not None]
+    keys = {table.name: namespace.key(table.name) for table in tables}
 
     @dg.multi_asset(
-        name=spec.name,
-        specs=_asset_specs(spec, freshness),
+        name=namespace.step(spec.name),
+        specs=_asset_specs(spec, freshness, namespace),
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=report_pool(spec),
-        check_specs=[check for table in tables for check in report_check_specs(table)],
+        pool=report_pool(spec, namespace),
+        check_specs=[check for table in tables for check in report_check_specs(table, keys[table.name])],
+        required_resource_keys={namespace.api_resource, namespace.warehouse_resource},
     )
-    def report_asset(
-        context: dg.AssetExecutionContext,
-        ekvio_api: EkvioApiResource,
-        warehouse: DuckDBWarehouse,
-    ) -> Iterator[dg.MaterializeResult]:
+    def report_asset(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
+        ekvio_api = namespace.api(context)
+        warehouse = namespace.warehouse(context)
         full_export = context.run.tags.get(FULL_EXPORT_TAG) == "true"
         if full_export:
             windows, label = [FULL_EXPORT], FULL_EXPORT.describe()
@@ -156,20 +161,20 @@ def build_report_asset(
                     "incremental refreshes had not brought (or had brought older versions of)"
                 )
         with warehouse.read_connection() as con:
-            checks = {table.name: evaluate_report_checks(con, table) for table in tables}
-            _add_partition_row_counts(context, con, spec)
-        checks[spec.name].append(export_size_result(spec, [loaded.outcome for loaded in loads]))
+            checks = {table.name: evaluate_report_checks(con, table, keys[table.name]) for table in tables}
+            _add_partition_row_counts(context, con, spec, keys[spec.name])
+        checks[spec.name].append(export_size_result([loaded.outcome for loaded in loads], keys[spec.name]))
         for table in tables:
             yield dg.MaterializeResult(
-                asset_key=table.name, metadata=metadata[table.name], check_results=checks[table.name]
+                asset_key=keys[table.name], metadata=metadata[table.name], check_results=checks[table.name]
             )
 
     return report_asset
 
 
 def build_report_assets(
-    partitions: dg.PartitionsDefinition, max_window_days: int, freshness_hours: float
+    partitions: dg.PartitionsDefinition, max_window_days: int, freshness_hours: float, namespace: Namespace
 ) -> list[dg.AssetsDefinition]:
-    """The report assets; each turns stale in the UI when not refreshed for `freshness_hours`."""
+    """The company's report assets; each turns stale in the UI when not refreshed for `freshness_hours`."""
     freshness = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=freshness_hours))
-    return [build_report_asset(spec, partitions, max_window_days, freshness) for spec in REPORTS]
+    return [build_report_asset(spec, partitions, max_window_days, freshness, namespace) for spec in REPORTS]

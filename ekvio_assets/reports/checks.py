@@ -25,43 +25,46 @@ EXPORT_SIZE_CHECK = "export_not_shrunk"
 _EXAMPLES = 5
 
 
-def report_check_specs(spec: ReportSpec) -> list[dg.AssetCheckSpec]:
+def report_check_specs(spec: ReportSpec, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    """The checks of the report's table, the asset `key`."""
     specs = []
     # Rows without change times (a nested report's parents) are not held for a window.
     if spec.change_time is not None:
         specs.append(
             dg.AssetCheckSpec(
                 EXPORT_SIZE_CHECK,
-                asset=spec.name,
+                asset=key,
                 description="The export returned at least half the rows the table already held for its window",
             )
         )
     if spec.ranges:
         bounds = "; ".join(f"{column} in [{low or '-inf'}, {high or 'inf'}]" for column, low, high in spec.ranges)
-        specs.append(dg.AssetCheckSpec(RANGES_CHECK, asset=spec.name, description=f"Documented bounds: {bounds}"))
+        specs.append(dg.AssetCheckSpec(RANGES_CHECK, asset=key, description=f"Documented bounds: {bounds}"))
     if spec.statuses:
         specs.append(
             dg.AssetCheckSpec(
                 STATUSES_CHECK,
-                asset=spec.name,
+                asset=key,
                 description="Status columns hold documented values; an unknown one is a warning that names it",
             )
         )
-    specs += [dg.AssetCheckSpec(total.check, asset=spec.name, description=total.describe()) for total in spec.totals]
+    specs += [dg.AssetCheckSpec(total.check, asset=key, description=total.describe()) for total in spec.totals]
     return specs
 
 
-def evaluate_report_checks(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> list[dg.AssetCheckResult]:
+def evaluate_report_checks(
+    con: duckdb.DuckDBPyConnection, spec: ReportSpec, key: dg.AssetKey
+) -> list[dg.AssetCheckResult]:
     results = []
     if spec.ranges:
-        results.append(_ranges(con, spec))
+        results.append(_ranges(con, spec, key))
     if spec.statuses:
-        results.append(_statuses(con, spec))
-    results += [_total(con, spec, total) for total in spec.totals]
+        results.append(_statuses(con, spec, key))
+    results += [_total(con, spec, key, total) for total in spec.totals]
     return results
 
 
-def export_size_result(spec: ReportSpec, outcomes: Sequence[MergeOutcome]) -> dg.AssetCheckResult:
+def export_size_result(outcomes: Sequence[MergeOutcome], key: dg.AssetKey) -> dg.AssetCheckResult:
     exported = sum(outcome.rows_in_file for outcome in outcomes)
     held = sum(outcome.rows_held_for_window for outcome in outcomes)
     problem = (
@@ -70,14 +73,14 @@ def export_size_result(spec: ReportSpec, outcomes: Sequence[MergeOutcome]) -> dg
     )
     return _result(
         EXPORT_SIZE_CHECK,
-        spec,
+        key,
         dg.AssetCheckSeverity.WARN,
         problem if 2 * exported < held else None,
         {"rows_exported": exported, "rows_held_for_window": held},
     )
 
 
-def _ranges(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> dg.AssetCheckResult:
+def _ranges(con: duckdb.DuckDBPyConnection, spec: ReportSpec, key: dg.AssetKey) -> dg.AssetCheckResult:
     outside: dict[str, int] = {}
     for column, low, high in spec.ranges:
         conditions = [f"{quote(column)} < {_bound(spec, low)}"] if low is not None else []
@@ -88,14 +91,14 @@ def _ranges(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> dg.AssetCheckRe
     counts = ", ".join(f"{column} {rows}" for column, rows in outside.items())
     return _result(
         RANGES_CHECK,
-        spec,
+        key,
         dg.AssetCheckSeverity.ERROR,
         f"Rows outside the documented bounds: {counts}" if outside else None,
         {"rows_outside_bounds": sum(outside.values())},
     )
 
 
-def _statuses(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> dg.AssetCheckResult:
+def _statuses(con: duckdb.DuckDBPyConnection, spec: ReportSpec, key: dg.AssetKey) -> dg.AssetCheckResult:
     unknown: dict[str, list[str]] = {}
     for column, documented in spec.statuses:
         values = con.execute(
@@ -108,14 +111,14 @@ def _statuses(con: duckdb.DuckDBPyConnection, spec: ReportSpec) -> dg.AssetCheck
     found = "; ".join(f"{column}: {', '.join(values)}" for column, values in unknown.items())
     return _result(
         STATUSES_CHECK,
-        spec,
+        key,
         dg.AssetCheckSeverity.WARN,
         f"Undocumented values: {found}" if unknown else None,
         {"unknown_values": found},
     )
 
 
-def _total(con: duckdb.DuckDBPyConnection, spec: ReportSpec, total: Total) -> dg.AssetCheckResult:
+def _total(con: duckdb.DuckDBPyConnection, spec: ReportSpec, key: dg.AssetKey, total: Total) -> dg.AssetCheckResult:
     parts_sum = " + ".join(quote(part) for part in total.parts)
     mismatched = fetch_count(
         con,
@@ -124,7 +127,7 @@ def _total(con: duckdb.DuckDBPyConnection, spec: ReportSpec, total: Total) -> dg
     )
     return _result(
         total.check,
-        spec,
+        key,
         dg.AssetCheckSeverity.WARN,
         f"{mismatched} rows where {total.describe()} does not hold" if mismatched else None,
         {"rows_not_adding_up": mismatched},
@@ -132,12 +135,12 @@ def _total(con: duckdb.DuckDBPyConnection, spec: ReportSpec, total: Total) -> dg
 
 
 def _result(
-    check: str, spec: ReportSpec, severity: dg.AssetCheckSeverity, problem: str | None, metadata: dict[str, Any]
+    check: str, key: dg.AssetKey, severity: dg.AssetCheckSeverity, problem: str | None, metadata: dict[str, Any]
 ) -> dg.AssetCheckResult:
-    """The check's result on the report's table: passed unless `problem` says what is wrong."""
+    """The check's result on the report's table, the asset `key`: passed unless `problem` says what is wrong."""
     return dg.AssetCheckResult(
         check_name=check,
-        asset_key=spec.name,
+        asset_key=key,
         passed=problem is None,
         severity=severity,
         description=problem,

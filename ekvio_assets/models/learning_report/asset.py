@@ -11,9 +11,9 @@ from ekvio_assets.models.assets import MODEL_AUTOMATION, MODELS_GROUP
 from ekvio_assets.models.learning_report.chart_cache import ChartCache
 from ekvio_assets.models.learning_report.queries import MissingModelTables, ReportData, read_report_data
 from ekvio_assets.models.publish import PUBLISH_ASSET
+from ekvio_assets.naming import Namespace
 from ekvio_assets.storage.files import write_atomically
 from ekvio_assets.storage.metadata import PII_TAG
-from ekvio_assets.storage.warehouse import DuckDBWarehouse
 
 REPORT_ASSET = "learning_report"
 REPORT_FILE = "learning_report.html"
@@ -56,23 +56,25 @@ def _summary(data: ReportData, path: Path) -> str:
     return "\n\n".join(lines)
 
 
-def build_learning_report_asset() -> dg.AssetsDefinition:
+def build_learning_report_asset(namespace: Namespace) -> dg.AssetsDefinition:
     @dg.asset(
-        name=REPORT_ASSET,
-        group_name=MODELS_GROUP,
+        key=namespace.key(REPORT_ASSET),
+        group_name=namespace.name(MODELS_GROUP),
         kinds={"html"},
         # It names the overdue learners.
         tags={PII_TAG: "true"},
-        deps=[dg.AssetKey(PUBLISH_ASSET)],
+        deps=[namespace.key(PUBLISH_ASSET)],
         # After every publish: the page always shows what analysts find in the file.
         automation_condition=MODEL_AUTOMATION,
+        required_resource_keys={namespace.warehouse_resource},
         description=(
             f"EKVIO_DATA_DIR/{REPORT_FILE}, beside the analyst file: completion by department and "
             "programme, overdue learners, the hardest tests and the activity by week, as one HTML page "
             "that works offline (charts inline, nothing linked)."
         ),
     )
-    def learning_report(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    def learning_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        warehouse = namespace.warehouse(context)
         try:
             with warehouse.published_connection() as con:
                 data = read_report_data(con)
