@@ -23,6 +23,7 @@ import pytest
 from ekvio_assets.api.retries import RetryPolicy
 from ekvio_assets.automation.jobs import RECONCILE_JOB, REFRESH_JOB
 from ekvio_assets.automation.partitions import daily_partitions, full_export_tags, partition_range_tags
+from ekvio_assets.benchmark.truth import table_by_key as rows_by_key
 from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
 from ekvio_assets.reports.specs import REPORTS, ReportSpec
@@ -171,15 +172,7 @@ def refresh_days(settings: Settings, running: Any, first: int, last: int | None 
 
 def table_by_key(database: Path, spec: ReportSpec) -> dict[tuple[Any, ...], dict[str, Any]]:
     with duckdb.connect(str(database), read_only=True) as con:
-        cursor = con.execute(f'SELECT * FROM "{spec.name}"')
-        names = [column[0] for column in cursor.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    table = {}
-    for row in rows:
-        data = {name: value for name, value in row.items() if not name.startswith("_")}
-        data["extra_fields"] = json.loads(data["extra_fields"]) if data["extra_fields"] else None
-        table[tuple(row[column] for column in spec.key)] = data
-    return table
+        return rows_by_key(con, spec.name, spec.key)
 
 
 def truth_by_key(running: Any, spec: ReportSpec, as_of: datetime | None) -> dict[tuple[Any, ...], dict[str, Any]]:

@@ -146,7 +146,8 @@ def run(companies: list[Company], folder: Path, days: int, dagster_home: Path | 
                 )
                 for company in companies
             }
-            failed = [company.key for company in companies if f"{company.key}" in _failed_companies(stderr)]
+            named = _failed_companies(stderr)
+            failed = [company.key for company in companies if company.key in named]
             equal = [key for key, found in differing.items() if not found]
             phases.append(Phase(name, seconds, code, peak_mb, equal, failed, differing))
     return phases
