@@ -11,6 +11,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,7 @@ def test_the_code_server_serves_the_module_on_port_4000() -> None:
     command = service["command"]
     assert command[:3] == ["dagster", "code-server", "start"]
     assert command[command.index("-m") + 1] == "ekvio_assets.definitions"
-    assert command[command.index("-l") + 1] == "ekvio_assets"
+    assert command[command.index("--location-name") + 1] == "ekvio_assets"
     assert command[command.index("-p") + 1] == "4000"
     assert command[command.index("-h") + 1] == "0.0.0.0"
     assert service["healthcheck"]["test"] == ["CMD", "dagster", "api", "grpc-health-check", "-p", "4000"]
@@ -313,7 +314,6 @@ def test_the_user_deployment_serves_the_module_from_a_fixed_image_tag() -> None:
     deployment = _user_deployment()
     arguments = deployment["codeServerArgs"]
     assert arguments[arguments.index("-m") + 1] == "ekvio_assets.definitions"
-    assert arguments[arguments.index("-l") + 1] == "ekvio_assets"
     assert deployment["port"] == 4000
     assert deployment["image"]["tag"] not in {"", "latest"}
     assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
@@ -388,3 +388,32 @@ def test_docker_compose_accepts_the_file_once_the_examples_are_copied(tmp_path: 
     (folder / ".env").write_text("DAGSTER_PG_PASSWORD=placeholder-for-config\n", encoding="utf-8")
     accepted = subprocess.run(config, capture_output=True, text=True, timeout=120, check=False)
     assert accepted.returncode == 0, accepted.stderr
+
+
+def _options_of(command: list[str]) -> set[str]:
+    """The options that the installed program's `--help` lists for this (sub)command."""
+    words = [word for word in command if not word.startswith("-")]
+    program, subcommands = words[0], [word for word in words[1:] if word.replace("-", "").isalpha()]
+    depth = {"dagster": 2, "dagster-daemon": 1, "dagster-webserver": 0}[program]
+    shown = subprocess.run(
+        [str(Path(sys.executable).parent / program), *subcommands[:depth], "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", shown))
+
+
+def test_every_dagster_command_in_the_deployment_uses_options_the_installed_release_knows() -> None:
+    dockerfile_command = next(
+        arguments for keyword, arguments in _instructions(DEPLOY / "Dockerfile") if keyword == "CMD"
+    )
+    commands = [
+        *(_service(name)["command"] for name in DAGSTER_SERVICES),
+        _service("code_server")["healthcheck"]["test"][1:],
+        yaml.safe_load(dockerfile_command),
+        ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", *_user_deployment()["codeServerArgs"]],
+    ]
+    for command in commands:
+        used = {word for word in command if word.startswith("-")}
+        assert used <= _options_of(command), (command, used - _options_of(command))
