@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from ekvio_assets.api.client import ExportedFile
-from ekvio_assets.benchmark import company, main
+from ekvio_assets.benchmark import company, holding, main
 from ekvio_assets.benchmark.cli import Measurement, _typical
 from ekvio_assets.benchmark.company import BenchmarkCompany
 from ekvio_assets.benchmark.files import write_data_array
@@ -25,6 +25,7 @@ SMALL_ROWS = 20_000
 NUMBER = r"[0-9]+\.[0-9]+"
 
 
+@pytest.mark.long
 def test_small_run_measures_every_workload_and_ends_with_the_ratios(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -53,6 +54,7 @@ def test_small_run_measures_every_workload_and_ends_with_the_ratios(
     assert (tmp_path / "databases" / "ingest" / "work" / "ekvio.duckdb").is_file()
 
 
+@pytest.mark.long
 def test_a_second_run_in_the_same_workdir_keeps_the_files_and_starts_from_empty_databases(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -173,3 +175,20 @@ def test_a_process_per_core_draws_the_same_files_as_one(tmp_path: Path, monkeypa
     one_process = write("one")
     monkeypatch.setattr(company, "_PARALLEL_ROWS", 1)
     assert write("per core") == one_process
+
+
+@pytest.mark.long
+def test_the_holding_benchmark_reports_the_company_without_the_course_module_and_no_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Four companies: the fourth (c03) has every course export refused, so its refresh fails.
+    assert holding.main(["--companies", "4", "--days", "1", "--workdir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    phases = {line.split("  ")[0].strip(): line.split() for line in lines if line.startswith(("one day", "1-day"))}
+    # A refresh run per company, an analytics run per company whose refresh succeeded; one failed.
+    for name, columns in phases.items():
+        words = columns[len(name.split()) :]
+        seconds, exit_code, runs, failed_runs, _peak, equal, _of, total, failed_companies = words
+        assert (exit_code, runs, failed_runs, equal, total, failed_companies) == ("1", "7", "1", "3", "4", "c03"), name
+    assert set(phases) == {"one day", "1-day backfill"}
+    assert "expected to fail: c03; as expected" in lines

@@ -6,11 +6,11 @@ The companies differ in size; one lacks the course module (every course export i
 wall time, the runs it made, the peak RSS of the largest process, the companies whose tables equal
 what their simulator sent and those that failed.
 
-    python -m ekvio_assets.benchmark.holding [--companies 20] [--days 7] [--dagster-home DIR]
+    python -m ekvio_assets.benchmark.holding [--companies 20] [--days 7] [--postgres | --dagster-home DIR]
 
-`--dagster-home` points at a prepared Dagster instance (for example the PostgreSQL one of
-deploy/postgres/dagster.yaml, with its DAGSTER_PG_* variables set); without it the CLI's own
-instance under the work folder is used.
+`--postgres` runs on a team's instance, deploy/postgres/dagster.yaml, with a PostgreSQL server of
+its own started on loopback (Debian's `postgresql` package); `--dagster-home` points at a prepared
+instance (its variables set); without either, the CLI's own SQLite instance under the work folder.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import dagster as dg
+
+from ekvio_assets.benchmark.postgres_server import running_postgres
 from ekvio_assets.benchmark.truth import differences
 from ekvio_assets.cli_arguments import ArgumentParser
 from ekvio_assets.simulator import Dataset, DatasetConfig, FaultPlan, FaultRule, generate, running_simulator
@@ -38,6 +42,8 @@ _DAYS_SIMULATED = 30
 _SIZES = (40, 80, 160, 320, 60, 120, 240, 30)
 _NO_COURSE_MODULE = 3  # the company (by position) whose course exports are refused
 _FAULTY = 5  # the company (by position) that suffers random transient faults
+# From a clone of the repository (the benchmark's home), not from the installed package.
+_TEAM_INSTANCE = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "dagster.yaml"
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,8 @@ class Phase:
     name: str
     seconds: float
     exit_code: int
+    runs: int
+    failed_runs: int
     peak_rss_mb: float
     equal: list[str]
     failed: list[str]
@@ -110,6 +118,13 @@ def _companies_file(path: Path, urls: dict[str, str]) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def _runs_since(dagster_home: Path, started: datetime) -> tuple[int, int]:
+    """The runs made since `started` on the instance, and how many of them failed."""
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        runs = instance.get_runs(filters=dg.RunsFilter(created_after=started))
+    return len(runs), sum(1 for run in runs if run.status is dg.DagsterRunStatus.FAILURE)
+
+
 def run(companies: list[Company], folder: Path, days: int, dagster_home: Path | None) -> list[Phase]:
     last_day = _DAYS_SIMULATED - 1
     first_day = last_day - days
@@ -133,10 +148,13 @@ def run(companies: list[Company], folder: Path, days: int, dagster_home: Path | 
         )
         if dagster_home is not None:
             env["DAGSTER_HOME"] = str(dagster_home)
+        instance_home = dagster_home or folder / "data" / "dagster_home"
         day = companies[0].dataset.day_window
         for name, first, last in (("one day", last_day, last_day), (f"{days}-day backfill", first_day, last_day - 1)):
             keys = [day(index)[0].date().isoformat() for index in (first, last)]
+            started = datetime.now(ZoneInfo("UTC"))
             seconds, code, peak_mb, stderr = _refresh(folder, env, *keys)
+            runs, failed_runs = _runs_since(instance_home, started)
             differing = {
                 company.key: differences(
                     folder / "data" / company.key / "work" / "ekvio.duckdb",
@@ -149,7 +167,7 @@ def run(companies: list[Company], folder: Path, days: int, dagster_home: Path | 
             named = _failed_companies(stderr)
             failed = [company.key for company in companies if company.key in named]
             equal = [key for key, found in differing.items() if not found]
-            phases.append(Phase(name, seconds, code, peak_mb, equal, failed, differing))
+            phases.append(Phase(name, seconds, code, runs, failed_runs, peak_mb, equal, failed, differing))
     return phases
 
 
@@ -165,20 +183,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--companies", type=int, default=20, help="companies of the holding (default: %(default)s)")
     parser.add_argument("--days", type=int, default=7, help="days of the backfill (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=31, help="generator seed (default: %(default)s)")
-    parser.add_argument("--dagster-home", type=Path, help="a prepared Dagster instance (default: the CLI's own)")
+    instances = parser.add_mutually_exclusive_group()
+    instances.add_argument(
+        "--postgres", action="store_true", help="a team's instance on a PostgreSQL server started for the run"
+    )
+    instances.add_argument("--dagster-home", type=Path, help="a prepared Dagster instance (default: the CLI's own)")
     parser.add_argument("--workdir", type=Path, help="keep the data here (default: a temporary folder)")
     args = parser.parse_args(argv)
     companies = holding(args.companies, args.seed)
     with contextlib.ExitStack() as stack:
         folder = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ekvio-holding-")))
         folder.mkdir(parents=True, exist_ok=True)
-        phases = run(companies, folder, args.days, args.dagster_home)
+        dagster_home = args.dagster_home
+        if args.postgres:
+            server = stack.enter_context(running_postgres(folder / "logs"))
+            # The CLI's processes and this one's look at the runs both read the connection from here.
+            os.environ.update(server.dagster_environment())
+            dagster_home = folder / "dagster_home"
+            dagster_home.mkdir(exist_ok=True)
+            shutil.copyfile(_TEAM_INSTANCE, dagster_home / "dagster.yaml")
+        phases = run(companies, folder, args.days, dagster_home)
     expected_failures = sorted(company.key for company in companies if company.expected_to_fail)
     print(f"{len(companies)} companies, {sum(c.dataset.config.learners for c in companies):,} learners")
-    print(f"{'phase':<18} {'seconds':>8} {'exit':>5} {'peak RSS MB':>12} {'equal to truth':>15}  failed")
+    print(f"instance: {'PostgreSQL' if args.postgres else dagster_home or 'the CLI own (SQLite)'}")
+    print(
+        f"{'phase':<18} {'seconds':>8} {'exit':>5} {'runs':>5} {'failed':>7} {'peak RSS MB':>12} "
+        f"{'equal to truth':>15}  failed companies"
+    )
     for phase in phases:
         print(
-            f"{phase.name:<18} {phase.seconds:8.1f} {phase.exit_code:5d} {phase.peak_rss_mb:12.0f} "
+            f"{phase.name:<18} {phase.seconds:8.1f} {phase.exit_code:5d} {phase.runs:5d} {phase.failed_runs:7d} "
+            f"{phase.peak_rss_mb:12.0f} "
             f"{len(phase.equal):>9} of {len(companies):<3}  {', '.join(phase.failed) or '-'}"
         )
         for key, found in phase.differing.items():
