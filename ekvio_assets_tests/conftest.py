@@ -29,6 +29,12 @@ from ekvio_assets.definitions import build_definitions
 from ekvio_assets.reports.specs import REPORTS, ReportSpec
 from ekvio_assets.simulator import Dataset, DatasetConfig, generate, running_simulator
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The workers take tests in this order: the long ones first, or one of them ends the run alone.
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 SHARED_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "ekvio-api" / "examples"
 TEST_TOKEN = "test-token-Zq8-never-in-logs"
 

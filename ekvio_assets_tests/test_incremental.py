@@ -104,6 +104,7 @@ def _rows_changed_per_day(settings: Settings, spec: ReportSpec, running: Any, da
         }
 
 
+@pytest.mark.long
 def test_thirty_days_day_by_day_equal_one_full_load_and_reconcile_changes_nothing(
     tmp_path: Path, simulator: Any, configure_api: Callable[..., Settings]
 ) -> None:
@@ -154,6 +155,7 @@ def test_reconcile_counts_the_rows_the_daily_runs_missed(settings: Settings, sim
     assert_tables_equal_truth(settings, simulator, None)
 
 
+@pytest.mark.long
 def test_two_runs_started_at_once_both_succeed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: Any) -> None:
     data_dir = tmp_path / "data"
     simulator.set_now(end_of_day(simulator, 7))
@@ -179,6 +181,7 @@ def test_two_runs_started_at_once_both_succeed(monkeypatch: pytest.MonkeyPatch, 
         )
 
 
+@pytest.mark.long
 def test_on_the_clis_instance_the_sensor_requests_the_days_no_refresh_brought(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulator: Any, configure_api: Callable[..., Settings]
 ) -> None:

@@ -202,6 +202,7 @@ def _assert_files_fetched_without_the_token(file_requests: list[FileRequest]) ->
     assert not [request for request in file_requests if request.had_authorization]
 
 
+@pytest.mark.long
 def test_a_soak_of_random_transient_faults_loses_no_row(soak: Soak) -> None:
     injected = len(soak.running.state.faults_injected)
     reported = sum(_exhausted_attempts(step) for step in soak.failed_steps)
