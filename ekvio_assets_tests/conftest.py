@@ -24,6 +24,7 @@ from ekvio_assets.api.retries import RetryPolicy
 from ekvio_assets.automation.jobs import RECONCILE_JOB, REFRESH_JOB
 from ekvio_assets.automation.partitions import daily_partitions, full_export_tags, partition_range_tags
 from ekvio_assets.benchmark.truth import table_by_key as rows_by_key
+from ekvio_assets.benchmark.truth import typed
 from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
 from ekvio_assets.reports.specs import REPORTS, ReportSpec
@@ -190,11 +191,14 @@ def assert_tables_equal_truth(settings: Settings, running: Any, as_of: datetime 
         table, truth = table_by_key(settings.working_database_path, spec), truth_by_key(running, spec, as_of)
         assert table.keys() == truth.keys(), spec.name
         for key, expected in truth.items():
-            assert {name: table[key].get(name) for name in expected} == expected, (spec.name, key)
+            assert typed(table[key]) == typed(expected), (spec.name, key)
         if spec.parents is not None:
             parents = table_by_key(settings.working_database_path, spec.parents)
             expected_parents = running.dataset.parents_truth(spec.name, as_of=as_of)
-            assert parents == {tuple(row[c] for c in spec.parents.key): row for row in expected_parents}
+            expected_by_key = {tuple(row[c] for c in spec.parents.key): row for row in expected_parents}
+            assert parents.keys() == expected_by_key.keys(), spec.parents.name
+            for key, expected in expected_by_key.items():
+                assert typed(parents[key]) == typed(expected), (spec.parents.name, key)
 
 
 def end_of_day(running: Any, index: int) -> datetime:

@@ -4,6 +4,7 @@ that a fast refresh is also a correct one."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,6 @@ import duckdb
 from ekvio_assets.reports.specs import REPORTS, ReportSpec
 from ekvio_assets.simulator import Dataset
 from ekvio_assets.storage.sql import quote, table_names
-
-# A column the table lacks differs from every value, None included.
-_ABSENT = object()
 
 
 def table_by_key(
@@ -31,6 +29,13 @@ def table_by_key(
         data["extra_fields"] = json.loads(data["extra_fields"]) if data["extra_fields"] else None
         rows[tuple(row[column] for column in key)] = data
     return rows
+
+
+def typed(row: Mapping[str, Any]) -> dict[str, tuple[type, Any]]:
+    """A row's values with their Python types, so that comparing two rows compares their columns
+    exactly (a dropped column whose value is always null differs) and `1 == True` or `1 == 1.0`
+    is a difference."""
+    return {name: (type(value), value) for name, value in row.items()}
 
 
 def differences(database: Path, dataset: Dataset, after: datetime | None, to: datetime | None) -> list[str]:
@@ -55,9 +60,7 @@ def differences(database: Path, dataset: Dataset, after: datetime | None, to: da
                         f"{len(expected.keys() - rows.keys())} missing"
                     )
                     continue
-                wrong = sum(
-                    1 for key, row in expected.items() if {name: rows[key].get(name, _ABSENT) for name in row} != row
-                )
+                wrong = sum(1 for key, row in expected.items() if typed(rows[key]) != typed(row))
                 if wrong:
                     found.append(f"{table.name}: {wrong} rows with other values")
     return found
