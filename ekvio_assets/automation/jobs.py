@@ -27,15 +27,22 @@ class Jobs:
     analytics: dg.UnresolvedAssetJobDefinition
 
 
-def report_run_config(preload_modules: Sequence[str] = ()) -> dict[str, Any]:
+# What the step processes of a run of the daemon or the UI fork from: Dagster's executor and the
+# definitions, imported once per run instead of once per step.
+RUN_STEP_PRELOAD = ("dagster._core.executor.multiprocess", "ekvio_assets.definitions")
+
+
+def report_run_config(preload_modules: Sequence[str] = RUN_STEP_PRELOAD) -> dict[str, Any]:
     """Run config of a report job: every report step at once, since polling Ekvio is waiting, not
-    computing. With `preload_modules`, the step processes fork from a server that imported those
-    modules once, instead of each importing Dagster anew (seconds per step on two cores); only a
-    caller whose environment no longer changes (the CLI) may ask for it, as the server keeps the
-    environment it started with."""
-    multiprocess: dict[str, Any] = {"max_concurrent": len(REPORTS)}
-    if preload_modules:
-        multiprocess["start_method"] = {"forkserver": {"preload_modules": list(preload_modules)}}
+    computing. The step processes fork from a server that imported `preload_modules` once, instead
+    of each importing Dagster anew (seconds per step on two cores). The server keeps the environment
+    it started with, which is right where the process that starts it runs one run and ends (the
+    daemon's and the UI's runs, each in a process or pod of its own) or no longer changes its
+    environment (the CLI, with its own preload)."""
+    multiprocess: dict[str, Any] = {
+        "max_concurrent": len(REPORTS),
+        "start_method": {"forkserver": {"preload_modules": list(preload_modules)}},
+    }
     return {"execution": {"config": {"multiprocess": multiprocess}}}
 
 
