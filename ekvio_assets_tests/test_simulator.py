@@ -346,10 +346,23 @@ def test_programme_report_filters_by_body(demo_simulator: RunningSimulator, demo
     assert {row["login"] for row in rows} <= set(logins)
 
 
-def test_programme_report_filters_by_category(demo_dataset: Dataset) -> None:
+def test_programme_report_filters_by_category(demo_simulator: RunningSimulator, demo_dataset: Dataset) -> None:
     category = demo_dataset.programs[0].category_id
-    rows = demo_dataset.truth(PROGRAM_STATISTICS.name, record_filter=RecordFilter(category_ids=frozenset({category})))
     in_category = {program.program_id for program in demo_dataset.programs if program.category_id == category}
+    # Programmes of other categories too, or a filter that ignores the category would pass.
+    assert in_category < {program.program_id for program in demo_dataset.programs}
+    with api(demo_simulator) as client:
+        response = client.post(PROGRAM_STATISTICS.path, json={"filters": {"category": [category]}})
+        assert response.status_code == 200, response.text
+        answer = wait_for(client, response.json()["data"]["integration"])
+        assert answer["status"] == "completed"
+        records = json.loads(httpx.get(answer["file"]).content)["data"]
+    # Every programme of the category is in the file, learners or not, and no other.
+    assert {record["id"] for record in records} == in_category
+    rows = table_rows(PROGRAM_STATISTICS, records, zone_of(demo_dataset))
+    assert rows == demo_dataset.truth(
+        PROGRAM_STATISTICS.name, record_filter=RecordFilter(category_ids=frozenset({category}))
+    )
     assert rows and {row["program_id"] for row in rows} <= in_category
 
 

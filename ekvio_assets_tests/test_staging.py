@@ -125,31 +125,50 @@ def test_copied_and_streamed_records_flatten_to_the_same_rows(tmp_path: Path, sp
     assert _rows(spec, copied) == _rows(spec, streamed)
 
 
-@pytest.mark.parametrize(
-    "content",
-    [
-        '{"data": [\n{"id": 1}, {"id": 2},\n{"id": 3}\n]}',  # two records on a line
-        '{"data": [\n{"id": 1},\n{"id": 2}\n{"id": 3}\n]}',  # a comma missing
-        '{"data": [\n{"id": 1},\n,{"id": 2}\n]}',  # a comma out of place
-        '{"data": [\n{"id": 1},\n{"id": 2},\n]}',  # a comma too many
-    ],
-)
-@pytest.mark.parametrize("spec", [ATTEMPTS, MATERIAL_STATISTICS], ids=lambda spec: spec.name)
+# Records laid out almost one a line, with their ids in the file's order, written out by hand.
+READABLE_NOT_ONE_A_LINE = {
+    "two records on a line": ('{"data": [\n{"id": 1}, {"id": 2},\n{"id": 3}\n]}', ["1", "2", "3"]),
+    "a record over two lines": ('{"data": [\n{"id": 1,\n "login": "x"},\n{"id": 2}\n]}', ["1", "2"]),
+}
+# Files that are no JSON, with the start of the error they fail with.
+BROKEN_NOT_ONE_A_LINE = {
+    "a comma missing": ('{"data": [\n{"id": 1},\n{"id": 2}\n{"id": 3}\n]}', "not valid JSON after 2 records"),
+    "a comma out of place": ('{"data": [\n{"id": 1},\n,{"id": 2}\n]}', "not valid JSON after 1 records"),
+    "a comma too many": ('{"data": [\n{"id": 1},\n{"id": 2},\n]}', "not valid JSON after 2 records"),
+}
+NOT_ONE_A_LINE_SPECS = [ATTEMPTS, MATERIAL_STATISTICS]
+
+
+@pytest.mark.parametrize("case", READABLE_NOT_ONE_A_LINE)
+@pytest.mark.parametrize("spec", NOT_ONE_A_LINE_SPECS, ids=lambda spec: spec.name)
 def test_lines_that_are_not_one_record_each_are_never_read_as_records(
-    tmp_path: Path, content: str, spec: ReportSpec
+    tmp_path: Path, case: str, spec: ReportSpec
 ) -> None:
-    raw = _file(tmp_path, content)
-    # The file's rows are those of its records parsed one by one, or its own error for a file that
-    # is no JSON; never the reader's error about a layout, never rows of lines taken for records.
-    try:
-        expected: Any = _rows(spec, stream_report_records(raw, tmp_path / "streamed.json", spec))
-    except ReportFileError as error:
-        expected = str(error)
-    try:
-        got: Any = _staged_rows(spec, raw, tmp_path)
-    except ReportFileError as error:
-        got = str(error)
-    assert got == expected
+    content, ids = READABLE_NOT_ONE_A_LINE[case]
+    # One row per record, in the file's order: a flat report's rows, a nested one's parents.
+    assert _staged_ids(spec, _file(tmp_path, content), tmp_path) == list(enumerate(ids))
+
+
+@pytest.mark.parametrize("case", BROKEN_NOT_ONE_A_LINE)
+@pytest.mark.parametrize("spec", NOT_ONE_A_LINE_SPECS, ids=lambda spec: spec.name)
+def test_lines_that_make_no_json_fail_as_the_file_and_never_as_the_layout(
+    tmp_path: Path, case: str, spec: ReportSpec
+) -> None:
+    content, message = BROKEN_NOT_ONE_A_LINE[case]
+    with pytest.raises(ReportFileError, match=f"^the file is {message} ") as raised:
+        _staged_ids(spec, _file(tmp_path, content), tmp_path)
+    assert "it may be truncated or an error page" in str(raised.value)
+
+
+def _staged_ids(spec: ReportSpec, raw: Path, tmp_path: Path) -> list[tuple[int, str]]:
+    """Each staged record's number and id, through the entry point the load uses."""
+
+    def ids(con: duckdb.DuckDBPyConnection, flattened: FlattenedFile) -> list[tuple[int, str]]:
+        records = flattened.rows if flattened.parents is None else flattened.parents
+        key = "attempt_id" if spec is ATTEMPTS else "material_id"
+        return con.execute(f"SELECT _record, {key} FROM ({records.query}) ORDER BY _record").fetchall()
+
+    return with_staged_rows(spec, raw, tmp_path / "staged.json", duckdb.connect, ids)
 
 
 def test_the_entry_point_leaves_no_relation_and_no_staging_file_behind(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ the field tables (naive date-times are Moscow time, the company's zone), not fro
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,9 +15,21 @@ import duckdb
 import pytest
 
 from ekvio_assets.config import Settings
-from ekvio_assets_tests.conftest import full_export
+from ekvio_assets_tests.conftest import SHARED_EXAMPLES, full_export
 
 MOSCOW = ZoneInfo("Europe/Moscow")
+# Every report table's lineage columns, beside the documented ones and extra_fields.
+LINEAGE = {"_changed_at", "_window_start", "_window_end", "_fetched_at", "_task_id", "_raw_file"}
+
+
+@pytest.fixture
+def vendor_examples() -> Path:
+    """The vendor's files; in CI their absence fails the tests instead of skipping them."""
+    if SHARED_EXAMPLES.is_dir():
+        return SHARED_EXAMPLES
+    if os.environ.get("CI"):
+        pytest.fail(f"{SHARED_EXAMPLES} is missing: the vendor's examples must be beside the repository in CI")
+    pytest.skip(f"{SHARED_EXAMPLES} is not beside the repository")
 
 
 def at(text: str) -> datetime:
@@ -292,6 +305,7 @@ def test_a_vendor_file_loads_with_every_record_and_value(
         assert len(loaded) == len(expected), table
         documented = {name for name in loaded[0] if not name.startswith("_")}
         assert documented == {*expected[0], "extra_fields"}, table
+        assert set(loaded[0]) - documented == LINEAGE, table
         as_loaded = _canonical({name: row[name] for name in documented} for row in loaded)
         assert as_loaded == _canonical({**row, "extra_fields": None} for row in expected), table
         metadata = next(
