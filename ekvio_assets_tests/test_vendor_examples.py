@@ -4,7 +4,6 @@ the field tables (naive date-times are Moscow time, the company's zone), not fro
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,21 +14,11 @@ import duckdb
 import pytest
 
 from ekvio_assets.config import Settings
-from ekvio_assets_tests.conftest import SHARED_EXAMPLES, full_export
+from ekvio_assets_tests.conftest import full_export
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 # Every report table's lineage columns, beside the documented ones and extra_fields.
 LINEAGE = {"_changed_at", "_window_start", "_window_end", "_fetched_at", "_task_id", "_raw_file"}
-
-
-@pytest.fixture
-def vendor_examples() -> Path:
-    """The vendor's files; in CI their absence fails the tests instead of skipping them."""
-    if SHARED_EXAMPLES.is_dir():
-        return SHARED_EXAMPLES
-    if os.environ.get("CI"):
-        pytest.fail(f"{SHARED_EXAMPLES} is missing: the vendor's examples must be beside the repository in CI")
-    pytest.skip(f"{SHARED_EXAMPLES} is not beside the repository")
 
 
 def at(text: str) -> datetime:
