@@ -11,16 +11,21 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ekvio_assets.api.client import EkvioApiError, EkvioClient
+from ekvio_assets.api.retries import RetryPolicy
 from ekvio_assets.api.windows import FULL_EXPORT, ExportWindow
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS, REPORTS
-from ekvio_assets.simulator import FaultPlan, FaultRule
+from ekvio_assets.simulator import Call, CannedAnswer, FaultPlan, FaultRule, ProtocolOptions
 from ekvio_assets_tests.conftest import FAST_RETRIES, TEST_TOKEN, result_records
+
+# Enough attempts that a retried refusal would show; the delays are short because none should happen.
+PATIENT_RETRIES = RetryPolicy(max_attempts=6, backoff_base_seconds=0.01, backoff_cap_seconds=0.05)
 
 
 def _client(running: Any, **options: Any) -> EkvioClient:
     options.setdefault("poll_interval_seconds", 0.01)
-    options.setdefault("poll_timeout_seconds", 10)
-    options.setdefault("busy_wait_timeout_seconds", 10)
+    # Generous: only the tests of giving up set them short.
+    options.setdefault("poll_timeout_seconds", 300)
+    options.setdefault("busy_wait_timeout_seconds", 300)
     options.setdefault("retry", FAST_RETRIES)
     return EkvioClient(running.url, options.pop("token", running.token), log=logging.getLogger("ekvio-test"), **options)
 
@@ -126,3 +131,36 @@ def test_the_v2_task_status_path_can_be_configured(simulator: Any, tmp_path: Pat
     client = _client(simulator, task_status_path="/v2/integration/{task_id}")
     exported = client.export(ATTEMPTS, FULL_EXPORT, tmp_path)
     assert result_records(exported.path) == list(simulator.dataset.payload_records(ATTEMPTS.name))
+
+
+REFUSALS = [
+    (Call.CREATE, 401, "the API token was refused"),
+    (Call.CREATE, 403, "the API token lacks permission for this report"),
+    (Call.CREATE, 404, "not found: check EKVIO_API_URL"),
+    (Call.POLL, 401, "the API token was refused"),
+    (Call.POLL, 403, "the API token lacks permission for this report"),
+    (Call.POLL, 404, "not found: check EKVIO_API_URL"),
+    (Call.DOWNLOAD, 403, "the API token lacks permission"),
+    (Call.DOWNLOAD, 404, "not found"),
+]
+
+
+@pytest.mark.parametrize(("call", "status", "cause"), REFUSALS, ids=[f"{c}-{s}" for c, s, _ in REFUSALS])
+def test_a_refusal_fails_after_one_attempt_naming_its_cause(
+    simulator_factory: Any, tmp_path: Path, call: Call, status: int, cause: str
+) -> None:
+    # Every attempt would be refused alike (count=None): one request is all the client may send.
+    refusal = CannedAnswer(call, b'{"message": "refused"}', status=status, count=None)
+    with (
+        simulator_factory(protocol=ProtocolOptions(answers=(refusal,))) as running,
+        pytest.raises(EkvioApiError, match=f"HTTP {status}") as raised,
+    ):
+        _client(running, retry=PATIENT_RETRIES).export(ATTEMPTS, FULL_EXPORT, tmp_path)
+    assert running.state.requests[call] == 1, running.state.requests
+    assert cause in str(raised.value) and f"HTTP {status} after" not in str(raised.value)
+
+
+def test_a_wrong_token_is_sent_once(simulator: Any, tmp_path: Path) -> None:
+    with pytest.raises(EkvioApiError, match="HTTP 401"):
+        _client(simulator, token="wrong-token", retry=PATIENT_RETRIES).export(ATTEMPTS, FULL_EXPORT, tmp_path)
+    assert simulator.state.requests == {Call.CREATE: 1}

@@ -28,7 +28,7 @@ from ekvio_assets.models.publish import PUBLISH_ASSET
 from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, REPORT_TABLES, REPORTS, ReportSpec
 from ekvio_assets.simulator import FaultPlan, FaultRule
-from ekvio_assets_tests.conftest import REPORT_ASSETS, full_export
+from ekvio_assets_tests.conftest import REPORT_ASSETS, end_of_day, full_export, refresh_days
 
 
 def _table(settings: Settings, spec: ReportSpec) -> dict[tuple[Any, ...], dict[str, Any]]:
@@ -237,3 +237,76 @@ def test_the_api_resource_without_a_url_fails_clearly_instead_of_starting_a_simu
     resource = EkvioApiResource(poll_interval_seconds=1, poll_timeout_seconds=1)
     with pytest.raises(dg.Failure, match="EKVIO_API_URL is not set"):
         resource.setup_for_execution(dg.build_init_resource_context())
+
+
+def test_an_export_with_less_than_half_the_rows_its_days_held_loads_and_warns_through_the_asset(
+    tmp_path: Path, simulator_factory: Callable[..., Any], configure_api: Callable[..., Settings]
+) -> None:
+    data_dir = tmp_path / "data"
+    with simulator_factory() as running:
+        running.set_now(end_of_day(running, 4))
+        refresh_days(configure_api(running, data_dir), running, 0, 4)
+        after, to = running.dataset.day_window(0)[0], end_of_day(running, 4)
+        sent = list(running.dataset.payload_records(COURSE_STATISTICS.name, after, to, as_of=to))
+    assert len(sent) >= 4  # enough that one row is less than half
+
+    # The same days again, from an Ekvio that answers with one of those rows only.
+    one_row = tmp_path / "one-row.json"
+    one_row.write_text(json.dumps({"data": sent[:1]}, ensure_ascii=False), encoding="utf-8")
+    with simulator_factory(payload_files={COURSE_STATISTICS.name: one_row}) as shrunk:
+        result = refresh_days(configure_api(shrunk, data_dir), shrunk, 0, 4)
+    (check,) = [
+        evaluation
+        for evaluation in result.get_asset_check_evaluations()
+        if evaluation.asset_key == dg.AssetKey(COURSE_STATISTICS.name) and evaluation.check_name == "export_not_shrunk"
+    ]
+    assert (check.passed, check.severity) == (False, dg.AssetCheckSeverity.WARN)
+    # Held: the rows changed in those days (a row without a change time counts at its window's end).
+    assert check.metadata["rows_exported"].value == 1 and check.metadata["rows_held_for_window"].value > 2
+    # Loaded all the same: a warning, not a refusal.
+    assert result.success and len(_table(Settings.from_env(), COURSE_STATISTICS)) == len(sent)
+
+
+def test_a_bad_setting_is_the_code_locations_error_with_every_problem_named() -> None:
+    # What `ekvio-assets ui` shows on the code location: Dagster's own loading of the project.
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("EKVIO_", "DAGSTER_"))}
+    env.update(EKVIO_API_URL="https://api.example.test", EKVIO_TIMEZONE="Nowhere/Land")
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dg")), "check", "defs"],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output[-3000:]
+    assert "ConfigError" in output and "EKVIO_API_TOKEN must be set" in output and "EKVIO_TIMEZONE" in output, output
+
+
+def test_the_analytics_sensor_rebuilds_every_analytics_table_after_a_refresh_and_then_rests(
+    tmp_path: Path, simulator: Any, configure_api: Callable[..., Settings]
+) -> None:
+    settings = configure_api(simulator, tmp_path / "data")
+    defs = build_definitions(settings)
+    sensor = defs.resolve_sensor_def("analytics_automation_sensor")
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    instance = dg.DagsterInstance.ephemeral()
+    analytics = {model.name for model in MODELS} | {PUBLISH_ASSET, REPORT_ASSET}
+
+    def requested(cursor: Any) -> tuple[set[str], Any]:
+        result = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=sensor.asset_selection, cursor=cursor
+        )
+        keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+        return {key for key in keys if result.get_num_requested(dg.AssetKey.from_user_string(key))}, result.cursor
+
+    asked, cursor = requested(None)
+    assert asked == set()  # no report loaded yet: nothing to build from
+    simulator.set_now(end_of_day(simulator, 1))
+    refresh_days(settings, simulator, 0, 1, instance=instance)
+    asked, cursor = requested(cursor)
+    assert asked == analytics  # the report tables only by the refresh, never by this sensor
+    assert defs.resolve_job_def(ANALYTICS_JOB).execute_in_process(instance=instance).success
+    asked, cursor = requested(cursor)
+    assert asked == set()

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
-import random
 import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import dagster as dg
@@ -26,7 +27,15 @@ from ekvio_assets.cli.progress import RunProgress
 from ekvio_assets.config import Settings
 from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import REPORT_TABLES, REPORTS
-from ekvio_assets_tests.conftest import analyst_queries, clean_environment, run_cli
+from ekvio_assets_tests.conftest import (
+    analyst_queries,
+    assert_tables_equal_truth,
+    clean_environment,
+    day_key,
+    end_of_day,
+    refresh_days,
+    run_cli,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -125,46 +134,104 @@ def test_a_bad_configuration_is_one_clear_message(tmp_path: Path) -> None:
     assert "Traceback" not in finished.stderr
 
 
-def test_a_refresh_killed_in_the_middle_of_a_load_leaves_a_consistent_database_and_the_next_run_completes(
-    tmp_path: Path,
+# Test code, not the product's: the sitecustomize of the killed refresh's processes (on their
+# PYTHONPATH, so the fork server's step processes have it too). The first load whose merge changed
+# rows says which report it is, inside its open transaction, and waits there to be killed: the kill
+# lands at that point on every run, however busy the machine. A load before it that changed nothing
+# fails inside its transaction instead, so that it leaves the tables as they were too.
+PAUSE_INSIDE_THE_FIRST_LOAD = """
+import os
+import time
+
+_SIGNAL = os.environ.get("TESTS_PAUSED_LOAD_SIGNAL")
+if _SIGNAL:
+    import ekvio_assets.reports.load as _load
+
+    _merge_staged = _load.merge_staged
+
+    def _merge_then_wait(con, spec, rows, lineage):
+        outcome = _merge_staged(con, spec, rows, lineage)
+        if not outcome.inserted + outcome.updated:
+            raise RuntimeError(f"{spec.name}: nothing changed to be killed in")
+        with open(_SIGNAL + ".part", "w") as signal:
+            signal.write(spec.name)
+        os.replace(_SIGNAL + ".part", _SIGNAL)
+        while True:
+            time.sleep(1)
+
+    _load.merge_staged = _merge_then_wait
+"""
+
+
+def _every_table(database: Path) -> dict[str, list[str]]:
+    """Every table's rows, in an order of their own: what "the database as it was" compares."""
+    with duckdb.connect(str(database), read_only=True) as con:
+        names = [row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
+        return {name: sorted(map(repr, con.execute(f'SELECT * FROM "{name}"').fetchall())) for name in names}
+
+
+@pytest.mark.long
+def test_a_refresh_killed_inside_a_loads_transaction_leaves_every_table_as_it_was_and_the_next_run_completes(
+    tmp_path: Path, simulator: Any, configure_api: Callable[..., Settings]
 ) -> None:
-    staging = tmp_path / "data" / "staging"
+    settings = configure_api(simulator, tmp_path / "data")
+    simulator.set_now(end_of_day(simulator, 2))
+    refresh_days(settings, simulator, 0, 2)  # every table exists and holds rows before the kill
+    before = _every_table(settings.working_database_path)
+    assert all(before[spec.name] for spec in REPORTS), {name: len(rows) for name, rows in before.items()}
+    downloads_before = len(simulator.state.file_requests)
+
+    simulator.set_now(end_of_day(simulator, 4))
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(PAUSE_INSIDE_THE_FIRST_LOAD, encoding="utf-8")
+    paused = tmp_path / "paused-load"
+    env = clean_environment(
+        EKVIO_API_URL=simulator.url,
+        EKVIO_API_TOKEN=simulator.token,
+        EKVIO_DATA_DIR=str(settings.data_dir),
+        EKVIO_POLL_INTERVAL_SECONDS="0.05",
+        EKVIO_START_DATE=simulator.dataset.config.start.isoformat(),
+        TESTS_PAUSED_LOAD_SIGNAL=str(paused),
+        PYTHONPATH=os.pathsep.join([str(hook), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    )
     # Its own session: SIGKILL reaches the CLI and the step processes Dagster started, as a machine's
     # power cut or an OOM kill of the container would.
     process = subprocess.Popen(
-        [sys.executable, "-m", "ekvio_assets.cli", "refresh"],
+        [sys.executable, "-m", "ekvio_assets.cli", "refresh", "--from", day_key(simulator, 3)]
+        + ["--to", day_key(simulator, 4)],
         cwd=tmp_path,
-        env=clean_environment(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=(tmp_path / "killed.out").open("w"),
+        stderr=(tmp_path / "killed.err").open("w"),
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 240
-        while not list(staging.glob("*.json")) and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert process.poll() is None, "the refresh ended before any load began"
-        time.sleep(random.Random(7).uniform(0.0, 0.2))  # somewhere in staging, merging or committing
+        deadline = time.monotonic() + 300
+        # Every report's file downloaded too: no task of the killed run is left running on the
+        # simulator to hold up the next run's (Ekvio's 1007).
+        while (
+            not (paused.is_file() and len(simulator.state.file_requests) >= downloads_before + len(REPORTS))
+            and process.poll() is None
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        errors = (tmp_path / "killed.err").read_text()[-3000:]
+        assert paused.is_file(), f"no load paused (exit code {process.poll()}): {errors}"
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         _wait_until_gone(process.pid)
 
-    working = tmp_path / "data" / "work" / "ekvio.duckdb"
-    with duckdb.connect(str(working)) as con:
-        tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        loads = {row[0] for row in con.execute("SELECT task_id FROM report_loads").fetchall()} if tables else set()
-        for spec in REPORTS:
-            if spec.name in tables:
-                # A load is one transaction: no row without the load record that brought it.
-                rows_tasks = {row[0] for row in con.execute(f'SELECT DISTINCT _task_id FROM "{spec.name}"').fetchall()}
-                assert rows_tasks <= loads, spec.name
+    killed_in = paused.read_text(encoding="utf-8")
+    # The merge had written the new days' rows into its transaction; none of them, nor a load record,
+    # nor any other report's load, is in the database.
+    assert _every_table(settings.working_database_path) == before, killed_in
 
-    finished = run_cli(tmp_path, "refresh")
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    with duckdb.connect(str(tmp_path / "data" / "ekvio.duckdb"), read_only=True) as con:
-        for spec in REPORTS:
-            assert con.execute(f'SELECT count(*) FROM "{spec.name}"').fetchone()[0] > 0, spec.name
+    refresh_days(settings, simulator, 3, 4)
+    assert_tables_equal_truth(settings, simulator, end_of_day(simulator, 4))
+    after = _every_table(settings.working_database_path)
+    assert after[killed_in] != before[killed_in], "the killed load had nothing to change"
 
 
 def _wait_until_gone(process_group: int) -> None:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import duckdb
 
+from ekvio_assets.automation.jobs import ANALYTICS_JOB
+from ekvio_assets.config import Settings
+from ekvio_assets.definitions import build_definitions
+from ekvio_assets.models.assets import KEY_CHECK
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
-from ekvio_assets_tests.conftest import cli_refresh, day_key, end_of_day
+from ekvio_assets_tests.conftest import cli_refresh, day_key, end_of_day, full_export
 
 # A report table and a model that aggregates it: in one complete refresh they agree.
 CONSISTENCY_QUERY = "SELECT (SELECT count(*) FROM attempts), (SELECT sum(attempts_count) FROM materials)"
@@ -134,3 +141,55 @@ def test_a_new_working_database_is_written_in_the_analyst_files_format_and_publi
     assert _storage_tag(warehouse.working_path) == "v1.0.0+"
     warehouse.publish()
     assert warehouse.database_path.read_bytes() == warehouse.working_path.read_bytes()
+
+
+def test_a_failing_blocking_check_keeps_the_analyst_file_as_it_was(
+    tmp_path: Path, simulator: Any, configure_api: Callable[..., Settings]
+) -> None:
+    settings = configure_api(simulator, tmp_path / "data")
+    assert full_export(settings).success
+    analytics = build_definitions(settings).resolve_job_def(ANALYTICS_JOB)
+    assert analytics.execute_in_process(instance=dg.DagsterInstance.ephemeral()).success
+    published = settings.database_path
+    before = (published.stat().st_ino, published.read_bytes())
+
+    warehouse = DuckDBWarehouse(data_dir=str(settings.data_dir), timezone=settings.timezone)
+    with warehouse.write_connection() as con:
+        # A report row twice: the model built on it inherits the duplicate key.
+        con.execute("INSERT INTO material_statistics SELECT * FROM material_statistics LIMIT 1")
+    result = analytics.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+
+    assert not result.success
+    failed = [
+        evaluation.asset_key.to_user_string()
+        for evaluation in result.get_asset_check_evaluations()
+        if evaluation.check_name == KEY_CHECK and not evaluation.passed
+    ]
+    assert failed == ["learner_material_progress"]
+    materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+    assert "analyst_database" not in materialized
+    assert (published.stat().st_ino, published.read_bytes()) == before
+
+
+def _lock_probe(warehouse: DuckDBWarehouse, mode: int) -> bool:
+    """Whether another process's lock of `mode` would be granted now (a separate open file: flock
+    treats it as another owner)."""
+    with warehouse.working_path.with_suffix(".lock").open("a") as probe:
+        try:
+            fcntl.flock(probe, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(probe, fcntl.LOCK_UN)
+        return True
+
+
+def test_readers_of_the_working_database_share_its_lock_and_a_writer_holds_it_alone(tmp_path: Path) -> None:
+    warehouse = DuckDBWarehouse(data_dir=str(tmp_path), timezone="Europe/Moscow")
+    with warehouse.write_connection() as con:
+        con.execute("CREATE TABLE t AS SELECT 1 AS n")
+        assert (_lock_probe(warehouse, fcntl.LOCK_SH), _lock_probe(warehouse, fcntl.LOCK_EX)) == (False, False)
+    with warehouse.read_connection() as con:
+        assert con.execute("SELECT n FROM t").fetchall() == [(1,)]
+        # Another reader (the CLI's summary, say) gets in; a writer waits for the readers to leave.
+        assert (_lock_probe(warehouse, fcntl.LOCK_SH), _lock_probe(warehouse, fcntl.LOCK_EX)) == (True, False)
+    assert _lock_probe(warehouse, fcntl.LOCK_EX)

@@ -380,6 +380,21 @@ def test_a_positive_retry_after_is_honoured_up_to_the_cap(
     assert time.sleeps[:2] == [expected, expected]
 
 
+def test_the_backoff_doubles_from_its_base_with_jitter_up_to_its_cap(simulator_factory: Any, tmp_path: Path) -> None:
+    time = FakeTime()
+    faults = FaultPlan([FaultRule("create", "http_503", count=8)])  # a 503 carries no Retry-After
+    retries = RetryPolicy(max_attempts=9, backoff_base_seconds=1.0, backoff_cap_seconds=60.0)
+    with simulator_factory(faults=faults) as running:
+        _client(running, time, retry=retries).export(ATTEMPTS, FULL_EXPORT, tmp_path)
+    delays = time.sleeps[:8]  # the retries of the create request, before any poll
+    # The README's promise: from EKVIO_RETRY_BACKOFF_SECONDS, doubling per attempt, up to 60 s.
+    ceilings = [1, 2, 4, 8, 16, 32, 60, 60]
+    assert all(ceiling / 2 <= delay <= ceiling for delay, ceiling in zip(delays, ceilings, strict=True)), delays
+    # Jitter: each wait a share of its ceiling drawn anew, so clients that failed together do not
+    # come back together.
+    assert len({delay / ceiling for delay, ceiling in zip(delays, ceilings, strict=True)}) == len(ceilings), delays
+
+
 # --- 6. report paths and methods ------------------------------------------------------------------
 
 CUSTOM_ATTEMPTS = ProtocolOptions(report_routes={ATTEMPTS.name: ("POST", "/v1/custom/attempts")})

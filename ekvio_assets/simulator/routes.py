@@ -13,7 +13,7 @@ import itertools
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,6 +84,7 @@ class Simulator:
         clock: SimulatorClock,
         file_url: str | None,
         protocol: ProtocolOptions,
+        idle_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         unknown = set(payload_files) - set(REPORTS_BY_NAME)
         if unknown:
@@ -97,6 +98,7 @@ class Simulator:
         self._faults = faults
         self._payload_files = {report: Path(path) for report, path in payload_files.items()}
         self._task_idle_timeout = task_idle_timeout
+        self._idle_clock = idle_clock
         self._file_url = file_url
         self._protocol = protocol
         self._canned = CannedAnswers(protocol.answers)
@@ -163,7 +165,7 @@ class Simulator:
         task = self._tasks.get(request.path_params["task_id"])
         if task is None:
             return errors(404, 404, "integration", f"Task {request.path_params['task_id']} not found")
-        task.last_seen = time.monotonic()
+        task.last_seen = self._idle_clock()
         if canned := self._take_canned(Call.POLL, task.report):
             return canned
         fault = self._take_fault(Call.POLL, task.report, task.task_id)
@@ -276,7 +278,7 @@ class Simulator:
         task = self._latest_tasks.get(report)
         if task is None or task.status in FINAL_STATUSES:
             return None
-        return task if time.monotonic() - task.last_seen <= self._task_idle_timeout else None
+        return task if self._idle_clock() - task.last_seen <= self._task_idle_timeout else None
 
     def _start_task(
         self, spec: ReportSpec, after: datetime | None, to: datetime | None, record_filter: RecordFilter
@@ -306,7 +308,7 @@ class Simulator:
             report=spec.name,
             result=result,
             result_file=ServedFile(path, spec.name, task_id, "application/json"),
-            last_seen=time.monotonic(),
+            last_seen=self._idle_clock(),
         )
         self._tasks[task.task_id] = task
         self._latest_tasks[spec.name] = task

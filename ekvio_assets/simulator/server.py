@@ -23,7 +23,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import datetime
@@ -51,6 +51,7 @@ def create_app(
     now: datetime | None = None,
     file_url: str | None = None,
     protocol: ProtocolOptions | None = None,
+    idle_clock: Callable[[], float] = time.monotonic,
 ) -> Starlette:
     """The simulator as a Starlette app; `app.state.simulator` is its `SimulatorState`, `app.state.clock`
     its `SimulatorClock`, starting at `now` (None: tasks see the final state of the data set).
@@ -60,7 +61,8 @@ def create_app(
     blocks a new task of its report. Given `file_url` (e.g. `http://127.0.0.2:8001`), poll answers
     point there, requests addressed to its host get the files and nothing else, and the API's host
     serves no files. `protocol` chooses among the answers real installations give (statuses,
-    `Retry-After`, error statuses, file URL hosts, report routes, canned answers).
+    `Retry-After`, error statuses, file URL hosts, report routes, canned answers). `idle_clock`
+    (seconds, monotonic) measures how long a task went unpolled: a test moves it instead of sleeping.
     """
     simulator = Simulator(
         dataset,
@@ -73,6 +75,7 @@ def create_app(
         SimulatorClock(now),
         file_url,
         protocol or ProtocolOptions(),
+        idle_clock,
     )
 
     @contextlib.asynccontextmanager
@@ -120,6 +123,7 @@ def running_simulator(
     now: datetime | None = None,
     file_host: str | None = None,
     protocol: ProtocolOptions | None = None,
+    idle_clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[RunningSimulator]:
     """Run the simulator on `host:port` (0: a free port) in a background thread until the block ends.
 
@@ -147,6 +151,7 @@ def running_simulator(
             now=now,
             file_url=file_url,
             protocol=protocol,
+            idle_clock=idle_clock,
         )
         config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
         server = uvicorn.Server(config)
