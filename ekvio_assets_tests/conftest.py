@@ -79,14 +79,19 @@ def simulator(simulator_factory: Callable[..., AbstractContextManager[Any]]) -> 
         yield running
 
 
+def shared_folder(folder: Path) -> Path:
+    """A folder of ../shared (the API's docs and the vendor's files); in CI its absence fails the
+    test instead of skipping it."""
+    if folder.is_dir():
+        return folder
+    if os.environ.get("CI"):
+        pytest.fail(f"{folder} is missing: ../shared must be beside the repository in CI")
+    pytest.skip(f"{folder} is not beside the repository")
+
+
 @pytest.fixture
 def vendor_examples() -> Path:
-    """The vendor's files; in CI their absence fails the tests instead of skipping them."""
-    if SHARED_EXAMPLES.is_dir():
-        return SHARED_EXAMPLES
-    if os.environ.get("CI"):
-        pytest.fail(f"{SHARED_EXAMPLES} is missing: the vendor's examples must be beside the repository in CI")
-    pytest.skip(f"{SHARED_EXAMPLES} is not beside the repository")
+    return shared_folder(SHARED_EXAMPLES)
 
 
 # --- the API client and crafted payloads -----------------------------------------------------------

@@ -13,10 +13,9 @@ import duckdb
 import pytest
 
 from ekvio_assets.automation.jobs import ANALYTICS_JOB
-from ekvio_assets.config import Settings
 from ekvio_assets.definitions import build_definitions
 from ekvio_assets.simulator import Dataset, running_simulator
-from ekvio_assets_tests.conftest import TEST_TOKEN, analyst_queries, full_export
+from ekvio_assets_tests.conftest import TEST_TOKEN, analyst_queries, full_export, settings_for
 
 NO_DEPARTMENT = "(no department)"  # the queries' own label
 
@@ -26,12 +25,7 @@ def published(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """The analyst file after a full refresh of the simulated company and its analytics."""
     data_dir = tmp_path_factory.mktemp("queries") / "data"
     with running_simulator(dataset, token=TEST_TOKEN) as running, pytest.MonkeyPatch.context() as patch:
-        patch.setenv("EKVIO_API_URL", running.url)
-        patch.setenv("EKVIO_API_TOKEN", running.token)
-        patch.setenv("EKVIO_DATA_DIR", str(data_dir))
-        patch.setenv("EKVIO_POLL_INTERVAL_SECONDS", "0.02")
-        patch.setenv("EKVIO_START_DATE", dataset.config.start.isoformat())
-        settings = Settings.from_env()
+        settings = settings_for(patch, running, data_dir)
         assert full_export(settings).success
         analytics = build_definitions(settings).resolve_job_def(ANALYTICS_JOB)
         assert analytics.execute_in_process(instance=dg.DagsterInstance.ephemeral()).success

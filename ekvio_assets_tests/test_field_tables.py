@@ -13,7 +13,6 @@ simulator, generating from the same spec, agrees with the loader.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from ekvio_assets.api.client import ExportedFile
 from ekvio_assets.reports.load import load_report_file
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS, PROGRAM_STATISTICS, ReportSpec
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
+from ekvio_assets_tests.conftest import shared_folder
 
 FIELD_TABLES = Path(__file__).resolve().parents[2] / "shared" / "ekvio-api" / "reports"
 
@@ -46,12 +46,7 @@ class Documented:
 
 
 def field_tables_dir() -> Path:
-    """The vendor's field tables; in CI their absence is a failure, not a reason to skip."""
-    if FIELD_TABLES.is_dir():
-        return FIELD_TABLES
-    if os.environ.get("CI"):
-        pytest.fail(f"{FIELD_TABLES} is missing: the field tables must be beside the repository in CI")
-    pytest.skip(f"{FIELD_TABLES} is not beside the repository")
+    return shared_folder(FIELD_TABLES)
 
 
 def parse_field_tables(markdown: str) -> list[Documented]:

@@ -31,7 +31,7 @@ from ekvio_assets.naming import SINGLE_COMPANY
 from ekvio_assets.reports.specs import MATERIAL_TYPES
 from ekvio_assets.simulator import Dataset, running_simulator
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
-from ekvio_assets_tests.conftest import TEST_TOKEN, full_export
+from ekvio_assets_tests.conftest import TEST_TOKEN, full_export, settings_for
 
 MODEL_KEYS = [dg.AssetKey(spec.name) for spec in MODELS]
 LEARNERS, MATERIALS = MODELS_BY_NAME["learners"], MODELS_BY_NAME["materials"]
@@ -60,12 +60,7 @@ def loaded(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """One full load of every report, then every model, into a DuckDB file shared by the module."""
     data_dir = tmp_path_factory.mktemp("models") / "data"
     with running_simulator(dataset, token=TEST_TOKEN) as running, pytest.MonkeyPatch.context() as patch:
-        patch.setenv("EKVIO_API_URL", running.url)
-        patch.setenv("EKVIO_API_TOKEN", running.token)
-        patch.setenv("EKVIO_DATA_DIR", str(data_dir))
-        patch.setenv("EKVIO_POLL_INTERVAL_SECONDS", "0.02")
-        patch.setenv("EKVIO_START_DATE", dataset.config.start.isoformat())
-        settings = Settings.from_env()
+        settings = settings_for(patch, running, data_dir)
         assert full_export(settings).success
         built_from = datetime.now(UTC)
         result = _materialize_models(settings.data_dir, settings.timezone)
