@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -39,6 +40,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 SHARED_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "ekvio-api" / "examples"
 TEST_TOKEN = "test-token-Zq8-never-in-logs"
 
+
+# The company-specific group columns of the vendor's course statistics example, as it writes them.
+VENDOR_COURSE_GROUPS = {
+    "group_region": "Волгоградская область",
+    "group_city": "Волгоград",
+    "group_role": "Руководитель",
+    "group_position": "Менеджер",
+    "group_team": "Команда ИТР",
+    "group_department": "Управление",
+    "group_function": "Программная разработка",
+}
 
 SIMULATED_DAYS = 30
 # Written out rather than read from the specs: the report tables' assets the docs promise.
@@ -230,6 +242,13 @@ def cli_refresh(data_dir: Path, running: Any, output: Path, *args: str) -> subpr
         stdout=output.with_suffix(".out").open("w"),
         stderr=output.with_suffix(".err").open("w"),
     )
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now, for a server a test starts in another process."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def clean_environment(**env: str) -> dict[str, str]:

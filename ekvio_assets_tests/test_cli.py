@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from ekvio_assets_tests.conftest import (
     clean_environment,
     day_key,
     end_of_day,
+    free_port,
     refresh_days,
     run_cli,
 )
@@ -273,9 +273,7 @@ def test_ui_opens_the_instance_where_the_cli_recorded_its_runs_and_materializati
 
 
 def test_ui_serves_the_cli_runs(demo: Demo) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     # Its own session, so that dagster dev's webserver, daemon and code server go with it.
     process = subprocess.Popen(
         [sys.executable, "-m", "ekvio_assets.cli", "ui", "--port", str(port)],

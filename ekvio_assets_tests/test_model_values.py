@@ -16,17 +16,7 @@ from ekvio_assets.models.assets import build_model_assets
 from ekvio_assets.naming import SINGLE_COMPANY
 from ekvio_assets.reports.replay import replay_raw_file
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
-from ekvio_assets_tests.conftest import attempt_record
-
-GROUPS = {
-    "group_region": "Волгоградская область",
-    "group_city": "Волгоград",
-    "group_role": "Руководитель",
-    "group_position": "Менеджер",
-    "group_team": "Команда ИТР",
-    "group_department": "Управление",
-    "group_function": "Программная разработка",
-}
+from ekvio_assets_tests.conftest import VENDOR_COURSE_GROUPS, attempt_record
 
 
 def _course_row(user_id: int, login: str, material_id: int, name: str, **values: Any) -> dict[str, Any]:
@@ -60,7 +50,7 @@ def _course_row(user_id: int, login: str, material_id: int, name: str, **values:
         "current_turn": 0,
         "turns_count": 0,
         "filled_type": None,
-        **GROUPS,
+        **VENDOR_COURSE_GROUPS,
         **values,
     }
 
@@ -266,7 +256,7 @@ def test_learner_course_progress_is_each_learners_course_with_its_shares(databas
         "user_id": 11,
         "fio": "Learner anna",
         "user_status": "active",
-        **GROUPS,
+        **VENDOR_COURSE_GROUPS,
         "course_name": "Охрана труда",
         "is_required": True,
         "is_completed": True,

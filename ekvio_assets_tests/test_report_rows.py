@@ -23,6 +23,7 @@ from ekvio_assets.api.client import ExportedFile
 from ekvio_assets.reports.load import load_report_file
 from ekvio_assets.reports.specs import ATTEMPTS, COURSE_STATISTICS, MATERIAL_STATISTICS, PROGRAM_STATISTICS, ReportSpec
 from ekvio_assets.storage.warehouse import DuckDBWarehouse
+from ekvio_assets_tests.conftest import VENDOR_COURSE_GROUPS
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 TASK_ID = "task-7"
@@ -398,15 +399,6 @@ def test_material_statistics_land_as_written_rows_and_parents(warehouse: DuckDBW
 
 # --- course statistics: flat, with the company's own columns -------------------------------------
 
-_COURSE_GROUPS = {
-    "group_region": "Волгоградская область",
-    "group_city": "Волгоград",
-    "group_role": "Руководитель",
-    "group_position": "Менеджер",
-    "group_team": "Команда ИТР",
-    "group_department": "Управление",
-    "group_function": "Программная разработка",
-}
 COURSE_RECORDS = [
     {
         "user_id": 30038,
@@ -437,7 +429,7 @@ COURSE_RECORDS = [
         "current_turn": 2,
         "turns_count": 3,
         "filled_type": "Польз.",
-        **_COURSE_GROUPS,
+        **VENDOR_COURSE_GROUPS,
         "form_question_10": "М",
     },
     {
@@ -469,7 +461,7 @@ COURSE_RECORDS = [
         "current_turn": None,
         "turns_count": None,
         "filled_type": None,
-        **_COURSE_GROUPS,
+        **VENDOR_COURSE_GROUPS,
         "group_city": None,
         "hobby": "chess",
     },

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from dagster._core.scheduler.instigation import InstigatorType, ScheduleInstigat
 from ekvio_assets.benchmark.postgres_server import PostgresUnavailable, running_postgres, server_programs
 from ekvio_assets.benchmark.truth import differences
 from ekvio_assets.simulator import Dataset, DatasetConfig, generate, running_simulator
-from ekvio_assets_tests.conftest import REPORT_ASSETS, clean_environment
+from ekvio_assets_tests.conftest import REPORT_ASSETS, clean_environment, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 INSTANCE_CONFIG = REPO / "deploy" / "postgres" / "dagster.yaml"
@@ -55,12 +54,6 @@ class Company:
     key: str
     dataset: Dataset
     token: str
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _midday_zone() -> str:
@@ -209,7 +202,7 @@ def test_two_companies_on_postgres_with_code_server_daemon_and_webserver(
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copyfile(INSTANCE_CONFIG, home / "dagster.yaml")
-    code_port, web_port = _free_port(), _free_port()
+    code_port, web_port = free_port(), free_port()
     (tmp_path / "workspace.yaml").write_text(
         f"load_from:\n  - grpc_server:\n      host: 127.0.0.1\n      port: {code_port}\n"
         "      location_name: ekvio_assets\n",
