@@ -1,4 +1,4 @@
-"""`ekvio-assets refresh | replay | ui | simulator | bench`: the project's command line."""
+"""`ekvio-assets refresh | replay | ui | tables | pools | simulator | bench`: the project's command line."""
 
 from __future__ import annotations
 
@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
         "one row of each is, their columns, types and descriptions.",
     )
     tables.add_argument("--markdown", action="store_true", help="print Markdown tables (default: plain text)")
+    commands.add_parser(
+        "pools",
+        help="register every company's pools on the Dagster instance (DAGSTER_HOME) before its daemon queues "
+        "runs; once per deployment and after the companies change",
+        description="Store each pool of the definitions at the instance's default limit, so that the run "
+        "queue holds a company's runs of one report apart from the first run on, and list the pools.",
+    )
     for command in (refresh, replay, tables):
         command.add_argument(
             "--company",
@@ -134,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.command == "ui":
             commands.ui(settings, args.host, args.port)
+        if args.command == "pools":
+            return commands.pools(settings)
         if args.command == "tables":
             return commands.tables(settings, args.markdown, args.company)
         display = choose_display(args.verbose)

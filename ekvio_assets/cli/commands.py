@@ -1,4 +1,4 @@
-"""`ekvio-assets refresh | replay | ui`: what each command does once its arguments are read."""
+"""`ekvio-assets refresh | replay | ui | tables | pools`: what each command does once its arguments are read."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import dagster as dg
 
 from ekvio_assets.automation.jobs import ANALYTICS_JOB, RECONCILE_JOB, REFRESH_JOB, analytics_to_rebuild
 from ekvio_assets.automation.partitions import daily_partitions, full_export_tags, partition_range_tags
+from ekvio_assets.automation.pools import PoolsError, RegisteredPool, definition_pools, register_pools
 from ekvio_assets.cli.display import Display
 from ekvio_assets.cli.environment import WORKSPACE, project_file, use_instance_home
 from ekvio_assets.cli.instance import open_instance
@@ -231,6 +232,26 @@ def tables(settings: Settings, markdown: bool, company: str | None = None) -> in
     return 0
 
 
+def _registered_pools() -> list[RegisteredPool]:
+    """Registers every pool of the definitions on the instance (see automation.pools)."""
+    with open_instance() as instance:
+        return register_pools(instance, definition_pools(definitions()))
+
+
+def pools(settings: Settings) -> int:
+    """Registers the pools before the daemon queues a run of them: run once per deployment and each
+    time the companies change."""
+    home = use_instance_home(settings)
+    try:
+        registered = _registered_pools()
+    except PoolsError as error:
+        print(f"The pools were not registered: {error}", file=sys.stderr)
+        return 1
+    print(f"Pools on the Dagster instance {home}, {sum(pool.new for pool in registered)} of them new:")
+    print("\n".join(f"  {pool.name}: {pool.limit} run at a time" for pool in registered))
+    return 0
+
+
 def ui_invocation(settings: Settings, host: str, port: int) -> tuple[list[str], dict[str, str], Path]:
     """The `dagster dev` command line, environment and working directory of `ekvio-assets ui`.
 
@@ -249,6 +270,13 @@ def ui_invocation(settings: Settings, host: str, port: int) -> tuple[list[str], 
 def ui(settings: Settings, host: str, port: int) -> NoReturn:
     """Replaces this process by `dagster dev` on the CLI's instance."""
     command, environment, home = ui_invocation(settings, host, port)
+    try:
+        registered = _registered_pools()
+        print(
+            f"{len(registered)} pools on the instance, {sum(pool.new for pool in registered)} of them new", flush=True
+        )
+    except PoolsError as error:
+        print(f"Warning: the pools were not registered, so queued runs may overlap: {error}", file=sys.stderr)
     print(f"Dagster UI on http://{host}:{port} (Ctrl-C stops it); Dagster instance: {home}", flush=True)
     os.chdir(home)
     os.execve(command[0], command, environment)
