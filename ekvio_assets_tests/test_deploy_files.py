@@ -26,7 +26,9 @@ DEPLOY = REPOSITORY / "deploy"
 COMPOSE_DIR = DEPLOY / "compose"
 HELM_DIR = DEPLOY / "helm"
 
-DAGSTER_SERVICES = ("code_server", "daemon", "webserver")
+DAGSTER_SERVICES = ("code_server", "pools", "daemon", "webserver")
+# What loads the definitions, so reads the companies file and the tokens.
+DEFINITION_LOADERS = ("code_server", "pools")
 POSTGRES_VARIABLES = {"DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB"}
 DATA_DIR = "/data"
 COMPANIES_PATH = "/etc/ekvio/companies.yaml"
@@ -86,8 +88,15 @@ def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
 # Docker Compose
 
 
-def test_compose_runs_exactly_postgres_and_the_three_dagster_services() -> None:
+def test_compose_runs_exactly_postgres_and_the_dagster_services() -> None:
     assert set(_compose()["services"]) == {"postgres", *DAGSTER_SERVICES}
+
+
+def test_the_pools_are_stored_once_before_the_daemon_starts() -> None:
+    pools = _service("pools")
+    assert pools["command"] == ["ekvio-assets", "pools"]
+    assert pools["restart"] == "no", "a one-off: restarted, it would run for ever"
+    assert _service("daemon")["depends_on"]["pools"]["condition"] == "service_completed_successfully"
 
 
 def test_the_dagster_services_share_one_image_and_the_postgres_settings() -> None:
@@ -144,12 +153,14 @@ def test_the_daemon_and_the_webserver_read_the_mounted_workspace() -> None:
         assert mounted[f"{service['working_dir']}/workspace.yaml"] == "./workspace.yaml", name
 
 
-def test_only_the_code_server_mounts_the_data_volume_and_reads_the_tokens() -> None:
-    code_server = _service("code_server")
-    assert _mount_targets(code_server)[DATA_DIR] in _compose()["volumes"]
-    assert _mount_targets(code_server)[COMPANIES_PATH] == "./companies.yaml"
-    assert code_server["environment"]["EKVIO_COMPANIES"] == COMPANIES_PATH
-    assert code_server["env_file"] == ["ekvio.env"]
+def test_only_the_code_server_mounts_the_data_volume_and_only_what_loads_the_definitions_reads_the_tokens() -> None:
+    assert _mount_targets(_service("code_server"))[DATA_DIR] in _compose()["volumes"]
+    assert DATA_DIR not in _mount_targets(_service("pools"))
+    for name in DEFINITION_LOADERS:
+        service = _service(name)
+        assert _mount_targets(service)[COMPANIES_PATH] == "./companies.yaml", name
+        assert service["environment"]["EKVIO_COMPANIES"] == COMPANIES_PATH, name
+        assert service["env_file"] == ["ekvio.env"], name
     for name in ("daemon", "webserver"):
         service = _service(name)
         assert DATA_DIR not in _mount_targets(service), name
@@ -394,7 +405,7 @@ def _options_of(command: list[str]) -> set[str]:
     """The options that the installed program's `--help` lists for this (sub)command."""
     words = [word for word in command if not word.startswith("-")]
     program, subcommands = words[0], [word for word in words[1:] if word.replace("-", "").isalpha()]
-    depth = {"dagster": 2, "dagster-daemon": 1, "dagster-webserver": 0}[program]
+    depth = {"dagster": 2, "dagster-daemon": 1, "dagster-webserver": 0, "ekvio-assets": 1}[program]
     shown = subprocess.run(
         [str(Path(sys.executable).parent / program), *subcommands[:depth], "--help"],
         capture_output=True,
@@ -404,7 +415,7 @@ def _options_of(command: list[str]) -> set[str]:
     return set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", shown))
 
 
-def test_every_dagster_command_in_the_deployment_uses_options_the_installed_release_knows() -> None:
+def test_every_command_in_the_deployment_uses_options_the_installed_release_knows() -> None:
     dockerfile_command = next(
         arguments for keyword, arguments in _instructions(DEPLOY / "Dockerfile") if keyword == "CMD"
     )
