@@ -206,19 +206,29 @@ def truth_by_key(running: Any, spec: ReportSpec, as_of: datetime | None) -> dict
     return {tuple(row[c] for c in spec.key): row for row in running.dataset.truth(spec.name, as_of=as_of)}
 
 
+def report_truth(
+    running: Any, spec: ReportSpec, as_of: datetime | None
+) -> list[tuple[ReportSpec, dict[tuple[Any, ...], dict[str, Any]]]]:
+    """The rows by key the simulator sent for the report's table, and for its table of parents if
+    it has one, as of `as_of`."""
+    tables = [(spec, truth_by_key(running, spec, as_of))]
+    if spec.parents is not None:
+        parents = running.dataset.parents_truth(spec.name, as_of=as_of)
+        tables.append((spec.parents, {tuple(row[c] for c in spec.parents.key): row for row in parents}))
+    return tables
+
+
+def assert_report_equals_truth(settings: Settings, running: Any, spec: ReportSpec, as_of: datetime | None) -> None:
+    for table_spec, truth in report_truth(running, spec, as_of):
+        table = table_by_key(settings.working_database_path, table_spec)
+        assert table.keys() == truth.keys(), table_spec.name
+        for key, expected in truth.items():
+            assert typed(table[key]) == typed(expected), (table_spec.name, key)
+
+
 def assert_tables_equal_truth(settings: Settings, running: Any, as_of: datetime | None) -> None:
     for spec in REPORTS:
-        table, truth = table_by_key(settings.working_database_path, spec), truth_by_key(running, spec, as_of)
-        assert table.keys() == truth.keys(), spec.name
-        for key, expected in truth.items():
-            assert typed(table[key]) == typed(expected), (spec.name, key)
-        if spec.parents is not None:
-            parents = table_by_key(settings.working_database_path, spec.parents)
-            expected_parents = running.dataset.parents_truth(spec.name, as_of=as_of)
-            expected_by_key = {tuple(row[c] for c in spec.parents.key): row for row in expected_parents}
-            assert parents.keys() == expected_by_key.keys(), spec.parents.name
-            for key, expected in expected_by_key.items():
-                assert typed(parents[key]) == typed(expected), (spec.parents.name, key)
+        assert_report_equals_truth(settings, running, spec, as_of)
 
 
 def end_of_day(running: Any, index: int) -> datetime:

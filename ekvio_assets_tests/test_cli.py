@@ -20,6 +20,7 @@ import httpx
 import pytest
 from rich.console import Console
 
+from ekvio_assets.benchmark.truth import typed
 from ekvio_assets.cli.commands import ui_invocation
 from ekvio_assets.cli.display import LiveDisplay
 from ekvio_assets.cli.progress import RunProgress
@@ -28,12 +29,14 @@ from ekvio_assets.models.specs import MODELS
 from ekvio_assets.reports.specs import REPORT_TABLES, REPORTS
 from ekvio_assets_tests.conftest import (
     analyst_queries,
+    assert_report_equals_truth,
     assert_tables_equal_truth,
     clean_environment,
     day_key,
     end_of_day,
     free_port,
     refresh_days,
+    report_truth,
     run_cli,
 )
 
@@ -179,14 +182,162 @@ def test_a_refresh_killed_inside_a_loads_transaction_leaves_every_table_as_it_wa
     refresh_days(settings, simulator, 0, 2)  # every table exists and holds rows before the kill
     before = _every_table(settings.working_database_path)
     assert all(before[spec.name] for spec in REPORTS), {name: len(rows) for name, rows in before.items()}
-    downloads_before = len(simulator.state.file_requests)
 
     simulator.set_now(end_of_day(simulator, 4))
+    killed_in = _refresh_days_3_and_4_killed_when_paused(tmp_path, simulator, settings, PAUSE_INSIDE_THE_FIRST_LOAD)
+    # The merge had written the new days' rows into its transaction; none of them, nor a load record,
+    # nor any other report's load, is in the database.
+    assert _every_table(settings.working_database_path) == before, killed_in
+
+    refresh_days(settings, simulator, 3, 4)
+    assert_tables_equal_truth(settings, simulator, end_of_day(simulator, 4))
+    after = _every_table(settings.working_database_path)
+    assert after[killed_in] != before[killed_in], "the killed load had nothing to change"
+
+
+# Test code, not the product's: the sitecustomize of a refresh killed right after a load committed.
+# The first load whose merge changed rows (of the report's table or of its parents') says which
+# report it is and waits to be killed: with TESTS_COMMITTED_LOAD_PAUSE=commit as soon as its COMMIT
+# has returned, still holding the write lock, so that nothing the load writes after its COMMIT is in
+# the database and no other load commits after it; with =released once load_report_file has
+# returned (the connection closed without a checkpoint, the write lock let go), a lock of the
+# test's own holding every later load at its start. A load before it that changed nothing commits
+# its load record and the run goes on.
+PAUSE_AFTER_THE_FIRST_COMMITTED_LOAD = """
+import contextlib
+import fcntl
+import os
+import time
+
+_SIGNAL = os.environ.get("TESTS_PAUSED_LOAD_SIGNAL")
+if _SIGNAL:
+    import ekvio_assets.reports.load as _load
+
+    def _signal_and_wait(report):
+        with open(_SIGNAL + ".part", "w") as signal:
+            signal.write(report)
+        os.replace(_SIGNAL + ".part", _SIGNAL)
+        while True:
+            time.sleep(1)
+
+    if os.environ["TESTS_COMMITTED_LOAD_PAUSE"] == "commit":
+        _merge_staged, _load_connection = _load.merge_staged, _load._load_connection
+        _merges = []
+
+        def _merge_noting_changes(con, spec, rows, lineage):
+            outcome = _merge_staged(con, spec, rows, lineage)
+            _merges.append((spec.name, outcome.inserted + outcome.updated))
+            return outcome
+
+        class _WaitingAfterCommit:
+            def __init__(self, con):
+                self._con = con
+
+            def __getattr__(self, name):
+                return getattr(self._con, name)
+
+            def execute(self, query, *args, **kwargs):
+                if query.startswith("BEGIN"):
+                    _merges.clear()
+                result = self._con.execute(query, *args, **kwargs)
+                if query == "COMMIT" and any(changed for _, changed in _merges):
+                    _signal_and_wait(_merges[0][0])
+                return result
+
+        @contextlib.contextmanager
+        def _connection_waiting_after_commit(warehouse):
+            with _load_connection(warehouse) as con:
+                yield _WaitingAfterCommit(con)
+
+        _load.merge_staged = _merge_noting_changes
+        _load._load_connection = _connection_waiting_after_commit
+    else:
+        _load_report_file = _load.load_report_file
+
+        def _load_then_wait(warehouse, spec, exported, *args):
+            with open(_SIGNAL + ".lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                loaded = _load_report_file(warehouse, spec, exported, *args)
+                results = [result.outcome for result in (loaded, loaded.parents) if result is not None]
+                if any(outcome.inserted + outcome.updated for outcome in results):
+                    _signal_and_wait(spec.name)
+                return loaded
+
+        _load.load_report_file = _load_then_wait
+"""
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("pause", ["commit", "released"])
+def test_a_load_committed_before_the_refresh_is_killed_stays_with_its_load_record_and_lineage(
+    tmp_path: Path, simulator: Any, configure_api: Callable[..., Settings], pause: str
+) -> None:
+    settings = configure_api(simulator, tmp_path / "data")
+    simulator.set_now(end_of_day(simulator, 2))
+    refresh_days(settings, simulator, 0, 2)
+    before = _every_table(settings.working_database_path)
+    archived_before = set((settings.data_dir / "raw").glob("*/*_task-*.json"))
+
+    simulator.set_now(end_of_day(simulator, 4))
+    report = _refresh_days_3_and_4_killed_when_paused(
+        tmp_path, simulator, settings, PAUSE_AFTER_THE_FIRST_COMMITTED_LOAD, TESTS_COMMITTED_LOAD_PAUSE=pause
+    )
+    (spec,) = [spec for spec in REPORTS if spec.name == report]
+    # The export the killed run archived for that report, and the window it asked for.
+    (raw_file,) = set((settings.data_dir / "raw" / report).glob("*_task-*.json")) - archived_before
+    task_id = raw_file.stem.rsplit("_task-", 1)[1]
+    window_start, window_end = simulator.dataset.day_window(3)[0], end_of_day(simulator, 4)
+
+    assert_report_equals_truth(settings, simulator, spec, window_end)
+    loaded_tables = [table.name for table in (spec, spec.parents) if table is not None]
+    untouched = set(before) - {*loaded_tables, "report_loads"}
+    after = _every_table(settings.working_database_path)
+    assert {name: after[name] for name in untouched} == {name: before[name] for name in untouched}, report
+    with duckdb.connect(str(settings.working_database_path), read_only=True) as con:
+        records = con.execute(
+            "SELECT report, raw_file, window_start, window_end, inserted, updated FROM report_loads "
+            "WHERE task_id = ? ORDER BY report",
+            [task_id],
+        ).fetchall()
+        expected_records = []
+        for (table, held), (_, sent) in zip(
+            report_truth(simulator, spec, end_of_day(simulator, 2)),
+            report_truth(simulator, spec, window_end),
+            strict=True,
+        ):
+            changed = {key for key in sent.keys() & held.keys() if typed(sent[key]) != typed(held[key])}
+            new = sent.keys() - held.keys()
+            expected_records.append((table.name, str(raw_file), window_start, window_end, len(new), len(changed)))
+            keys = ", ".join(f'"{column}"' for column in table.key)
+            lineage = {
+                row[:-4]: row[-4:]
+                for row in con.execute(
+                    f'SELECT {keys}, _task_id, _raw_file, _window_start, _window_end FROM "{table.name}"'
+                ).fetchall()
+            }
+            assert {key: lineage[key] for key in new | changed} == dict.fromkeys(
+                new | changed, (task_id, str(raw_file), window_start, window_end)
+            ), table.name
+            assert all(lineage[key][0] != task_id for key in sent.keys() - new - changed), table.name
+        assert records == sorted(expected_records), report
+    assert any(record[4] + record[5] for record in records), "the committed load had nothing to change"
+
+    refresh_days(settings, simulator, 3, 4)
+    assert_tables_equal_truth(settings, simulator, end_of_day(simulator, 4))
+
+
+def _refresh_days_3_and_4_killed_when_paused(
+    tmp_path: Path, simulator: Any, settings: Settings, hook_source: str, **env: str
+) -> str:
+    """Runs `refresh` of days 3 and 4 with `hook_source` as the sitecustomize of its processes,
+    SIGKILLs them all once the hook has written its signal file (TESTS_PAUSED_LOAD_SIGNAL) and every
+    report's file is downloaded, and returns what the hook wrote: the report it paused in."""
+    downloads_before = len(simulator.state.file_requests)
     hook = tmp_path / "hook"
     hook.mkdir()
-    (hook / "sitecustomize.py").write_text(PAUSE_INSIDE_THE_FIRST_LOAD, encoding="utf-8")
+    (hook / "sitecustomize.py").write_text(hook_source, encoding="utf-8")
     paused = tmp_path / "paused-load"
-    env = clean_environment(
+    environment = clean_environment(
         EKVIO_API_URL=simulator.url,
         EKVIO_API_TOKEN=simulator.token,
         EKVIO_DATA_DIR=str(settings.data_dir),
@@ -194,6 +345,7 @@ def test_a_refresh_killed_inside_a_loads_transaction_leaves_every_table_as_it_wa
         EKVIO_START_DATE=simulator.dataset.config.start.isoformat(),
         TESTS_PAUSED_LOAD_SIGNAL=str(paused),
         PYTHONPATH=os.pathsep.join([str(hook), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        **env,
     )
     # Its own session: SIGKILL reaches the CLI and the step processes Dagster started, as a machine's
     # power cut or an OOM kill of the container would.
@@ -201,7 +353,7 @@ def test_a_refresh_killed_inside_a_loads_transaction_leaves_every_table_as_it_wa
         [sys.executable, "-m", "ekvio_assets.cli", "refresh", "--from", day_key(simulator, 3)]
         + ["--to", day_key(simulator, 4)],
         cwd=tmp_path,
-        env=env,
+        env=environment,
         stdout=(tmp_path / "killed.out").open("w"),
         stderr=(tmp_path / "killed.err").open("w"),
         start_new_session=True,
@@ -222,16 +374,7 @@ def test_a_refresh_killed_inside_a_loads_transaction_leaves_every_table_as_it_wa
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         _wait_until_gone(process.pid)
-
-    killed_in = paused.read_text(encoding="utf-8")
-    # The merge had written the new days' rows into its transaction; none of them, nor a load record,
-    # nor any other report's load, is in the database.
-    assert _every_table(settings.working_database_path) == before, killed_in
-
-    refresh_days(settings, simulator, 3, 4)
-    assert_tables_equal_truth(settings, simulator, end_of_day(simulator, 4))
-    after = _every_table(settings.working_database_path)
-    assert after[killed_in] != before[killed_in], "the killed load had nothing to change"
+    return paused.read_text(encoding="utf-8")
 
 
 def _wait_until_gone(process_group: int) -> None:
