@@ -347,8 +347,8 @@ def _refresh_days_3_and_4_killed_when_paused(
         PYTHONPATH=os.pathsep.join([str(hook), *filter(None, [os.environ.get("PYTHONPATH")])]),
         **env,
     )
-    # Its own session: SIGKILL reaches the CLI and the step processes Dagster started, as a machine's
-    # power cut or an OOM kill of the container would.
+    # Its own session: SIGKILL reaches the CLI and the step processes Dagster started, as an OOM kill
+    # of the container would (a crash of processes: the operating system's file cache survives it).
     process = subprocess.Popen(
         [sys.executable, "-m", "ekvio_assets.cli", "refresh", "--from", day_key(simulator, 3)]
         + ["--to", day_key(simulator, 4)],
