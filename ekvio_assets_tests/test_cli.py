@@ -438,6 +438,12 @@ def test_ui_serves_the_cli_runs(demo: Demo) -> None:
                 time.sleep(0.5)
         assert runs is not None, f"the UI did not answer (exit code {process.poll()})"
         assert [runs.get(run_id) for run_id in demo.run_ids()] == ["SUCCESS", "SUCCESS"]
+        # Stored before dagster dev started, so that its queue holds runs of one report apart.
+        with dg.DagsterInstance.from_config(str(demo.folder / "data" / "dagster_home")) as instance:
+            pools = {pool.name: pool.limit for pool in instance.event_log_storage.get_pool_limits()}
+        assert pools == dict.fromkeys(
+            ["ekvio_attempts", "ekvio_course_statistics", "ekvio_material_statistics", "ekvio_program_statistics"], 1
+        )
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()

@@ -52,7 +52,7 @@ def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> N
 def test_every_command_has_a_help_text(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _exit(["--help"], capsys)
     assert code == 0
-    for command in ("refresh", "replay", "ui", "simulator", "bench"):
+    for command in ("refresh", "replay", "ui", "tables", "pools", "simulator", "bench"):
         assert re.search(rf"^    {command}\s+\w+", out, re.M), command
 
 
