@@ -53,10 +53,9 @@ def _run(database: Path, query: str) -> list[tuple[Any, ...]]:
 
 def _due_at(row: dict[str, Any]) -> datetime | None:
     """The learner's own deadline, else the programme's fixed one, else the start plus its period."""
-    if row["learner_deadline_at"] is not None or row["deadline_at"] is not None:
-        return row["learner_deadline_at"] or row["deadline_at"]
-    if row["deadline_period_at"] is None or row["start_at"] is None:
-        return None
+    fixed: datetime | None = row["learner_deadline_at"] or row["deadline_at"]
+    if fixed is not None or row["deadline_period_at"] is None or row["start_at"] is None:
+        return fixed
     days = re.fullmatch(r"P(\d+)D", row["deadline_period_at"])
     assert days, row["deadline_period_at"]  # the only kind of period the simulated company sets
     return row["start_at"] + timedelta(days=int(days[1]))
@@ -144,6 +143,7 @@ def test_which_tests_are_hardest(published: Published, dataset: Dataset) -> None
         (row["material_id"], row["material_type"]): row["material_name"]
         for row in dataset.parents_truth("material_statistics")
     }
+    # An attempt is made on the test of its id; another material may have the same id.
     tested: defaultdict[str, list[tuple[int | None, bool]]] = defaultdict(list)
     for (_, material_id), (attempts, best, passed) in _test_outcomes(dataset).items():
         if attempts:
