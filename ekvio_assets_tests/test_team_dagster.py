@@ -1,10 +1,13 @@
 """A team's Dagster (deploy/postgres/dagster.yaml) as operators run it: PostgreSQL storage, the code
 location in a gRPC code server, the daemon and the webserver in processes of their own, two
-companies. A day's schedule tick, a sensor tick and a 5-day backfill per company go through them;
-every run succeeds and each company's tables equal what its simulator sent for those days."""
+companies, their pools stored first (`ekvio-assets pools`). A day's schedule tick, a sensor tick and a
+5-day backfill per company, and two runs queued from the UI before the daemon starts, go through
+them; every run succeeds, a company's report runs ran one after the other, and each company's tables
+equal what its simulator sent for those days."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -39,6 +42,8 @@ BACKFILL_DAYS = 5
 START_DEADLINE_SECONDS = 300
 RUNS_DEADLINE_SECONDS = 1500
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+# The four reports of ../shared/ekvio-api/reports, one pool each per company.
+EKVIO_REPORTS = ("attempts", "material_statistics", "course_statistics", "program_statistics")
 
 
 def _postgres_available() -> bool:
@@ -127,6 +132,9 @@ START_SCHEDULE = """mutation($selector: ScheduleSelector!) { startSchedule(sched
 LAUNCH_BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
   __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
   ... on InvalidSubsetError { message } } }"""
+LAUNCH_RUN = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+  __typename ... on LaunchRunSuccess { run { runId status } } ... on PythonError { message }
+  ... on RunConfigValidationInvalid { errors { message } } } }"""
 BACKFILL_STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
   __typename ... on PartitionBackfill { status } } }"""
 
@@ -289,6 +297,30 @@ def test_two_companies_on_postgres_with_code_server_daemon_and_webserver(
             assert launched["__typename"] == "LaunchBackfillSuccess", launched
             backfills[company.key] = launched["backfillId"]
 
+        # Two runs of north's days queued from the UI before the daemon starts: its queue meets both
+        # in its first pass, where a pool it has not stored would let both start at once.
+        for days_before in (LOOKBACK_DAYS + 2, LOOKBACK_DAYS + 3):
+            params = {
+                "selector": {
+                    "repositoryLocationName": "ekvio_assets",
+                    "repositoryName": "__repository__",
+                    "jobName": f"{COMPANIES[0]}_refresh_job",
+                },
+                "runConfigData": {},
+                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": _day(today, days_before)}]},
+            }
+            queued = webserver.query(LAUNCH_RUN, params=params)["launchRun"]
+            assert queued["__typename"] == "LaunchRunSuccess", queued
+            assert queued["run"]["status"] == "QUEUED"
+
+        # As an operator does after deploying: the pools stored before the daemon queues their runs.
+        pools = subprocess.run(
+            [str(VENV_BIN / "ekvio-assets"), "pools"], env=code_env, cwd=tmp_path, capture_output=True, text=True
+        )
+        assert pools.returncode == 0, pools.stderr
+        listed = {line.split(":")[0].strip() for line in pools.stdout.splitlines()[1:]}
+        assert listed == {f"{company.key}_ekvio_{report}" for company in companies for report in EKVIO_REPORTS}
+        assert "8 of them new" in pools.stdout, pools.stdout
         stack.enter_context(
             _process("daemon", [str(VENV_BIN / "dagster-daemon"), "run", *workspace], instance_env, logs)
         )
@@ -342,9 +374,24 @@ def test_two_companies_on_postgres_with_code_server_daemon_and_webserver(
             backfill_runs = [run for run in runs if run.tags.get("dagster/backfill") == backfills[company.key]]
             assert len(backfill_runs) == 1, "a backfill of a range is one run"
             assert differences(tmp_path / "data" / company.key / "work" / "ekvio.duckdb", *window(company)) == []
+            _assert_one_after_the_other(
+                instance,
+                [*(run.run_id for run in own if run.job_name == f"{company.key}_refresh_job"), backfill_runs[0].run_id],
+            )
         for company in companies:
             log_text = "".join(log.read_text(errors="replace") for log in logs.glob("*.log"))
             assert company.token not in log_text
+
+
+def _assert_one_after_the_other(instance: dg.DagsterInstance, run_ids: list[str]) -> None:
+    """The runs (which share a company's pools) ran one at a time: each started after the one before ended."""
+    records = sorted(
+        instance.get_run_records(dg.RunsFilter(run_ids=run_ids)), key=lambda record: record.start_time or 0
+    )
+    assert len(records) == len(run_ids) >= 3, "a schedule's, a sensor's and a backfill's run"
+    spans = [(record.dagster_run.job_name, record.start_time, record.end_time) for record in records]
+    for before, after in itertools.pairwise(spans):
+        assert before[2] is not None and after[1] is not None and before[2] <= after[1], spans
 
 
 def _midnight(day: date, zone: str) -> datetime:
