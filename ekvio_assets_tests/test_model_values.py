@@ -78,11 +78,12 @@ COURSE_RECORDS = [
         current_turn=2,
         turns_count=2,
     ),
+    # Boris last worked on the course before it was renamed, and his row still says so.
     _course_row(
         12,
         "boris",
         100,
-        "Охрана труда",
+        "Охрана труда (черновик)",
         **SAFETY,
         start_time="2024-03-01T12:00:00+03:00",
         last_activity="2024-03-01T12:20:00+03:00",
@@ -217,6 +218,7 @@ def _instant(text: str) -> datetime:
 
 
 def test_courses_hold_each_course_once_with_its_learners_counted(database: Path) -> None:
+    # A course's fields are those of its row changed last (anna's), not boris's from before the rename.
     assert _rows(database, "SELECT * FROM courses ORDER BY material_id") == [
         {
             "material_id": 100,
