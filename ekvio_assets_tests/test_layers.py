@@ -54,3 +54,27 @@ def test_no_module_imports_from_a_layer_above_its_own() -> None:
             if part in RANK and RANK[part] >= RANK[own]:
                 upward.append(f"{path.relative_to(PACKAGE)} imports ekvio_assets.{part}")
     assert upward == []
+
+
+def _imported_names(path: Path) -> set[str]:
+    """Every dotted part of what a module imports: `from a.b import c` names a, b and c."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {part for alias in node.names for part in alias.name.split(".")}
+        elif isinstance(node, ast.ImportFrom):
+            names |= set((node.module or "").split(".")) | {alias.name for alias in node.names}
+    return names
+
+
+def test_no_test_module_imports_another() -> None:
+    """Tests share helpers through conftest.py and helpers.py: a test module importing another's
+    names couples the two, and running one alone would collect the other's tests too."""
+    tests = PACKAGE.parent / "ekvio_assets_tests"
+    test_modules = {path.stem for path in tests.glob("test_*.py")}
+    coupled = [
+        f"{path.name} imports {name}"
+        for path in sorted(tests.glob("*.py"))
+        for name in sorted(_imported_names(path) & (test_modules - {path.stem}))
+    ]
+    assert coupled == []
