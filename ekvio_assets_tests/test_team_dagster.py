@@ -297,14 +297,15 @@ def test_two_companies_on_postgres_with_code_server_daemon_and_webserver(
             assert launched["__typename"] == "LaunchBackfillSuccess", launched
             backfills[company.key] = launched["backfillId"]
 
-        # Two runs of north's days queued from the UI before the daemon starts: its queue meets both
-        # in its first pass, where a pool it has not stored would let both start at once.
+        # Two runs of north's test attempts queued from the UI before the daemon starts: its queue
+        # meets both in its first pass, where a pool it has not stored would let both start at once.
         for days_before in (LOOKBACK_DAYS + 2, LOOKBACK_DAYS + 3):
             params = {
                 "selector": {
                     "repositoryLocationName": "ekvio_assets",
                     "repositoryName": "__repository__",
                     "jobName": f"{COMPANIES[0]}_refresh_job",
+                    "assetSelection": [{"path": [COMPANIES[0], "attempts"]}],
                 },
                 "runConfigData": {},
                 "executionMetadata": {"tags": [{"key": "dagster/partition", "value": _day(today, days_before)}]},
