@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import random
 import re
 import signal
@@ -307,6 +308,22 @@ def test_a_task_nobody_polls_stops_blocking(small_dataset: Dataset) -> None:
         assert create(client, ATTEMPTS).status_code == 400
         idle.advance(0.001)
         create_task(client, ATTEMPTS)
+
+
+def test_starting_the_simulator_leaves_the_logging_of_its_process_alone(small_dataset: Dataset, tmp_path: Path) -> None:
+    # The embedded simulator runs inside a Dagster run: its handlers (and a test worker's) must stay open.
+    handler = logging.FileHandler(tmp_path / "run.log")
+    run_log = logging.getLogger("ekvio-test-run")
+    run_log.addHandler(handler)
+    try:
+        with running_simulator(small_dataset) as simulator, api(simulator) as client:
+            create_task(client, ATTEMPTS)
+            assert handler.stream is not None  # not closed
+            run_log.warning("still written")
+    finally:
+        run_log.removeHandler(handler)
+        handler.close()
+    assert (tmp_path / "run.log").read_text(encoding="utf-8") == "still written\n"
 
 
 UNREADABLE_DATE_TIME = r"Invalid value format. Valid Y-m-d\TH:i:sP"

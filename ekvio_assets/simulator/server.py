@@ -153,7 +153,11 @@ def running_simulator(
             protocol=protocol,
             idle_clock=idle_clock,
         )
-        config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
+        # log_config=None: uvicorn's own logging config closes every logging handler of the process the
+        # simulator runs in (a Dagster run, a test worker), each time a simulator starts.
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, timeout_graceful_shutdown=2, log_config=None
+        )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, name="ekvio-simulator", daemon=True)
         thread.start()
