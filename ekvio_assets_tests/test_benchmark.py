@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -164,7 +165,24 @@ def test_the_refresh_timing_counts_overlapping_steps_once_and_reports_both_ratio
     assert lines[-1] == "largest analytics run overhead / T0: 0.50 (target <= 2)"
 
 
-def test_a_process_per_core_draws_the_same_files_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_drawing_process_stops_on_sigterm_though_it_inherited_sigterm_ignored() -> None:
+    # A pool that ends before its last task stops its workers with SIGTERM; whether they are still
+    # waiting for a task then is a race, so this checks what the worker's initializer leaves.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    company._start_worker(MATERIAL_STATISTICS.name, 10, 1)
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+@pytest.mark.parametrize(
+    "parents_sigterm", [signal.SIG_DFL, signal.SIG_IGN], ids=["sigterm-default", "sigterm-ignored"]
+)
+def test_a_process_per_core_draws_the_same_files_as_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parents_sigterm: signal.Handlers
+) -> None:
+    # Ignored: as Dagster leaves it after running assets in a process started with SIGINT ignored
+    # (by nohup, a background shell, a CI runner); the workers are spawned and inherit it.
+    signal.signal(signal.SIGTERM, parents_sigterm)
+
     def write(name: str) -> bytes:
         report, day = BenchmarkCompany(MATERIAL_STATISTICS.name, 3000).write_files(
             tmp_path / f"{name}.json", (tmp_path / f"{name}.day.json", 100)

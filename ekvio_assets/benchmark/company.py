@@ -14,6 +14,7 @@ import math
 import multiprocessing
 import os
 import random
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -155,6 +156,11 @@ _worker_company: BenchmarkCompany | None = None
 
 
 def _start_worker(report_name: str, rows: int, seed: int) -> None:
+    # The pool stops its workers with SIGTERM once the file is full. A spawned process inherits an
+    # ignored SIGTERM, and Dagster leaves SIGTERM ignored in a process that ran assets in-process with
+    # SIGINT ignored (a job started in the background, by nohup or a CI runner): the workers then
+    # outlived terminate() and the benchmark waited for them for ever.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     global _worker_company
     _worker_company = BenchmarkCompany(report_name, rows, seed)
 
