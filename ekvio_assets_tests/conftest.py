@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -64,6 +65,17 @@ REPORT_ASSETS = frozenset(
         "reported_programs",
     }
 )
+
+
+@pytest.fixture(autouse=True)
+def _signal_dispositions_kept() -> Iterator[None]:
+    """Every test starts with the SIGINT and SIGTERM dispositions the worker started with: a Dagster
+    run in-process leaves SIGTERM set to SIGINT's (ignored, if the suite runs in the background), and
+    the simulator's main() sets handlers of its own; children of later tests would inherit them."""
+    kept = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for number, handler in kept.items():
+        signal.signal(number, handler)
 
 
 @pytest.fixture(scope="session")

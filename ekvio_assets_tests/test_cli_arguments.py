@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-import signal
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,15 +11,6 @@ import pytest
 from ekvio_assets.cli import main
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
-
-
-@pytest.fixture(autouse=True)
-def _signal_handlers_kept() -> Iterator[None]:
-    """The simulator's main() sets SIGINT and SIGTERM handlers once its arguments are read."""
-    kept = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for number, handler in kept.items():
-        signal.signal(number, handler)
 
 
 def _exit(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
